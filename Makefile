@@ -1,0 +1,42 @@
+# affect-tf: `make demo` and `make test` are the two commands a new user needs; both set up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The stamp is newer than pyproject.toml once the install of its current contents succeeded,
+# which makes `make setup` idempotent and cheap when nothing changed.
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup system venv test demo lint format clean
+
+setup: system $(STAMP)
+
+system:
+	@bash scripts/bootstrap_system.sh
+
+$(STAMP): pyproject.toml
+	@bash scripts/check_python.sh $(PYTHON)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+	@echo "[setup] $(VENV) ready ($$(du -sh $(VENV) | cut -f1))"
+
+test: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/affect-tf demo --out $(DEMO_OUT)
+
+lint: setup
+	$(BIN)/ruff check affect_tf tests
+	$(BIN)/ruff format --check affect_tf tests
+
+format: setup
+	$(BIN)/ruff check --fix affect_tf tests
+	$(BIN)/ruff format affect_tf tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info
