@@ -1,0 +1,281 @@
+"""Samples -> tf.Examples: decode and check each image, find the face where the corpus gives
+none, and write a GZIP TFRecord with a JSON report of what was written and what was skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from affect_tf.data.corpus import Sample, SkipReport
+from affect_tf.data.examples import FaceRecord, LabelError, serialize_example
+from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
+
+# Encodings TensorFlow's decode_image reads into a single (H, W, C) uint8 frame; anything
+# else (WebP, TIFF, GIF, 16-bit or CMYK) is re-encoded as PNG so the Transform graph can read it.
+_TF_READY_FORMATS = {"JPEG", "PNG", "BMP"}
+_TF_READY_MODES = {"RGB", "L"}
+# A landmark this far outside the image (fraction of its size) is a label error, not a face
+# partly out of frame.
+_OUTSIDE_TOLERANCE = 0.5
+# A detection must overlap the given box this much to lend it its landmarks.
+_MIN_IOU = 0.3
+
+
+class SkipSample(Exception):
+    """Raised while converting one sample: the reason (a short name) and a detail."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclasses.dataclass
+class DecodedImage:
+    """An image file's bytes, ready for the tf.Example, and its RGB pixels."""
+
+    data: bytes
+    rgb: np.ndarray
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def load_image(path: Path) -> DecodedImage:
+    """Reads and fully decodes an image, re-encoding it as PNG if TF could not decode it.
+
+    Raises:
+        SkipSample: ``missing_file``, ``unreadable_file`` or ``corrupt_image`` (incl. truncated).
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SkipSample("missing_file", "no such file") from None
+    except OSError as e:
+        raise SkipSample("unreadable_file", f"{type(e).__name__}: {e.strerror or e}") from None
+    if not data:
+        raise SkipSample("corrupt_image", "empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # a truncated file raises here, not at open()
+            fmt, mode = im.format, im.mode
+            rgb = np.asarray(im.convert("RGB"))
+    except Exception as e:  # PIL raises many types for bad files
+        raise SkipSample("corrupt_image", f"cannot decode ({type(e).__name__}: {e})") from None
+    if fmt not in _TF_READY_FORMATS or mode not in _TF_READY_MODES:
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format="PNG")
+        data = buffer.getvalue()
+    return DecodedImage(data=data, rgb=rgb)
+
+
+def _check_inside(points: np.ndarray, size: tuple[int, int], what: str) -> None:
+    w, h = size
+    low = -_OUTSIDE_TOLERANCE * np.array([w, h])
+    high = (1 + _OUTSIDE_TOLERANCE) * np.array([w, h])
+    if np.any(points < low) or np.any(points > high):
+        raise SkipSample(
+            f"{what}_outside_image",
+            f"field={what}: {np.round(points, 1).tolist()} for an image of {w}x{h}",
+        )
+
+
+class Converter:
+    """Turns ``Sample`` objects into ``FaceRecord`` objects, detecting faces only when needed.
+
+    Args:
+        detector_factory: Builds the face detector on first use (MTCNN by default), so
+            corpora with boxes and landmarks never pay for it.
+        policy: Which face to keep when several are found (``largest`` or ``confident``).
+    """
+
+    def __init__(
+        self,
+        detector_factory: Callable[[], object] | None = None,
+        policy: str = "largest",
+    ) -> None:
+        self._factory = detector_factory
+        self._detector = None
+        self.policy = policy
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            if self._factory is None:
+                from affect_tf.face.detect import FaceDetector
+
+                self._detector = FaceDetector(policy=self.policy)
+            else:
+                self._detector = self._factory()
+        return self._detector
+
+    def to_record(self, sample: Sample, report: SkipReport | None = None) -> FaceRecord:
+        """Converts one sample.
+
+        Raises:
+            SkipSample: With the reason the sample cannot be used.
+        """
+        # Imported here: the TF graph code is only needed once a sample really is converted.
+        from affect_tf.face.align import box_from_landmarks, landmarks_from_box
+        from affect_tf.face.detect import box_iou, select_face
+
+        image = load_image(sample.path)
+        w, h = image.size
+        if sample.aligned:
+            bbox = (0.0, 0.0, float(w), float(h))
+            landmarks = landmarks_from_box(np.array(bbox, np.float32)).numpy()
+        elif sample.landmarks is not None:
+            landmarks = np.asarray(sample.landmarks, np.float32).reshape(5, 2)
+            _check_inside(landmarks, image.size, "landmarks")
+            bbox = sample.bbox or tuple(float(v) for v in box_from_landmarks(landmarks).numpy())
+        elif sample.bbox is not None:
+            bbox = tuple(float(v) for v in sample.bbox)
+            corners = np.array([[bbox[0], bbox[1]], [bbox[0] + bbox[2], bbox[1] + bbox[3]]])
+            _check_inside(corners, image.size, "bbox")
+            # Landmarks from the detection that matches the given box, else from the box itself.
+            candidates = [d for d in self.detector.detect(image.rgb) if box_iou(d.box, bbox) >= _MIN_IOU]
+            if candidates:
+                landmarks = max(candidates, key=lambda d: box_iou(d.box, bbox)).landmarks
+            else:
+                landmarks = landmarks_from_box(np.array(bbox, np.float32)).numpy()
+                if report is not None:
+                    report.note("landmarks_from_box", str(sample.path), "no detection matched the box")
+        else:
+            face = select_face(self.detector.detect(image.rgb), self.policy)  # type: ignore[arg-type]
+            if face is None:
+                raise SkipSample("no_face", f"MTCNN found no face in the {w}x{h} image")
+            bbox, landmarks = face.box, face.landmarks
+        record = FaceRecord(image=image.data, bbox=bbox, landmarks=landmarks, **sample.labels())
+        try:
+            record.validate()
+        except LabelError as e:
+            raise SkipSample("label_invalid", str(e)) from None
+        return record
+
+
+@dataclasses.dataclass
+class LabelStats:
+    """Label coverage of the written examples, for the summary and the report."""
+
+    written: int = 0
+    va: int = 0
+    expr: int = 0
+    au: int = 0
+    videos: set = dataclasses.field(default_factory=set)
+    expression_counts: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(NUM_EXPRESSIONS, np.int64)
+    )
+    au_positive: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(NUM_AUS, np.int64))
+    au_labelled: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(NUM_AUS, np.int64))
+    va_sum: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(2))
+    va_sq: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(2))
+
+    def add(self, record: FaceRecord) -> None:
+        self.written += 1
+        self.videos.add(record.video_id)
+        if record.va_mask:
+            self.va += 1
+            v = np.array([record.valence, record.arousal])
+            self.va_sum += v
+            self.va_sq += v * v
+        if record.expr_mask:
+            self.expr += 1
+            self.expression_counts[record.expression] += 1
+        mask = np.asarray(record.au_mask)
+        if mask.any():
+            self.au += 1
+        self.au_labelled += mask
+        self.au_positive += np.asarray(record.au) * mask
+
+    def to_dict(self) -> dict:
+        va_mean = self.va_sum / max(self.va, 1)
+        va_std = np.sqrt(np.maximum(self.va_sq / max(self.va, 1) - va_mean**2, 0.0))
+        rate = self.au_positive / np.maximum(self.au_labelled, 1)
+        return {
+            "written": self.written,
+            "videos": len(self.videos),
+            "labelled": {"va": self.va, "expression": self.expr, "au": self.au},
+            "expression_counts": dict(zip(EXPRESSIONS, self.expression_counts.tolist(), strict=True)),
+            "au_positive_rate": {a: round(float(r), 4) for a, r in zip(AUS, rate, strict=True)},
+            "valence": {"mean": round(float(va_mean[0]), 4), "std": round(float(va_std[0]), 4)},
+            "arousal": {"mean": round(float(va_mean[1]), 4), "std": round(float(va_std[1]), 4)},
+        }
+
+
+@dataclasses.dataclass
+class ConvertResult:
+    """What a conversion wrote and skipped; ``report_path`` holds the same as JSON."""
+
+    out_path: Path
+    report_path: Path
+    stats: LabelStats
+    report: SkipReport
+
+    def format(self) -> str:
+        d = self.stats.to_dict()
+        lines = [
+            f"wrote {d['written']} examples from {d['videos']} videos to {self.out_path}",
+            f"  labelled: VA {d['labelled']['va']}, expression {d['labelled']['expression']}, "
+            f"AU {d['labelled']['au']}",
+            f"  skipped: {self.report.total_skipped}",
+        ]
+        details = self.report.format()
+        if details:
+            lines.append(details)
+        lines.append(f"report: {self.report_path}")
+        return "\n".join(lines)
+
+
+def convert(
+    samples: Iterable[Sample],
+    out_path: str | Path,
+    report: SkipReport | None = None,
+    converter: Converter | None = None,
+    progress: bool = True,
+    total: int | None = None,
+) -> ConvertResult:
+    """Writes the usable samples as GZIP-compressed tf.Examples and reports the rest.
+
+    Args:
+        samples: From a corpus reader (which may already have recorded skips in ``report``).
+        out_path: The ``.tfrecord.gz`` file to write; its folder is created.
+        report: The reader's skip report; conversion skips are added to it.
+        converter: Face finding policy and detector; a default one when None.
+        progress: Show a progress bar on stderr.
+        total: Number of samples, for the progress bar, when known.
+
+    Returns:
+        A ``ConvertResult``; ``<out_path>.report.json`` holds its counts.
+    """
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    report = report if report is not None else SkipReport()
+    converter = converter or Converter()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    compression = "GZIP" if out_path.name.endswith(".gz") else ""
+    stats = LabelStats()
+    bar = tqdm(samples, total=total, disable=not progress, unit="img", desc="convert", leave=False)
+    with tf.io.TFRecordWriter(str(out_path), options=compression or None) as writer:
+        for sample in bar:
+            try:
+                record = converter.to_record(sample, report)
+            except SkipSample as e:
+                report.skip(e.reason, str(sample.path), e.detail)
+                continue
+            writer.write(serialize_example(record))
+            stats.add(record)
+            bar.set_postfix(written=stats.written, skipped=report.total_skipped, refresh=False)
+    report_path = out_path.with_name(out_path.name + ".report.json")
+    report_path.write_text(json.dumps({**stats.to_dict(), **report.to_dict()}, indent=2))
+    return ConvertResult(out_path=out_path, report_path=report_path, stats=stats, report=report)

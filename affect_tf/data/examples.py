@@ -1,0 +1,257 @@
+"""The tf.Example contract: one place for the feature keys, their types and shapes.
+
+Every corpus reader produces ``FaceRecord`` objects; ``encode_example`` turns them into
+``tf.train.Example`` protos and ``parse_examples`` / ``parse_example`` read them back inside
+``tf.data`` or a serving signature. Landmarks are the 5 points (left eye, right eye, nose,
+mouth left, mouth right) as x, y pixel coordinates, where "left" is the image's left (the
+MTCNN / ArcFace convention), not the subject's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import numpy as np
+import tensorflow as tf
+
+from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS, VA_RANGE
+
+# --- feature keys (the one source of truth) --------------------------------------------------
+IMAGE: Final[str] = "image"
+BBOX: Final[str] = "bbox"
+LANDMARKS: Final[str] = "landmarks"
+VALENCE: Final[str] = "valence"
+AROUSAL: Final[str] = "arousal"
+VA_MASK: Final[str] = "va_mask"
+EXPRESSION: Final[str] = "expression"
+EXPR_MASK: Final[str] = "expr_mask"
+AU: Final[str] = "au"
+AU_MASK: Final[str] = "au_mask"
+VIDEO_ID: Final[str] = "video_id"
+FRAME: Final[str] = "frame"
+SOURCE: Final[str] = "source"
+
+NUM_LANDMARKS: Final[int] = 5
+LANDMARK_NAMES: Final[tuple[str, ...]] = (
+    "left_eye",
+    "right_eye",
+    "nose",
+    "mouth_left",
+    "mouth_right",
+)
+
+# Fixed-length features: every example carries all of them, masks say which labels are real.
+FEATURE_SPEC: Final[dict[str, tf.io.FixedLenFeature]] = {
+    IMAGE: tf.io.FixedLenFeature([], tf.string),
+    BBOX: tf.io.FixedLenFeature([4], tf.float32),
+    LANDMARKS: tf.io.FixedLenFeature([2 * NUM_LANDMARKS], tf.float32),
+    VALENCE: tf.io.FixedLenFeature([], tf.float32),
+    AROUSAL: tf.io.FixedLenFeature([], tf.float32),
+    VA_MASK: tf.io.FixedLenFeature([], tf.int64),
+    EXPRESSION: tf.io.FixedLenFeature([], tf.int64),
+    EXPR_MASK: tf.io.FixedLenFeature([], tf.int64),
+    AU: tf.io.FixedLenFeature([NUM_AUS], tf.int64),
+    AU_MASK: tf.io.FixedLenFeature([NUM_AUS], tf.int64),
+    VIDEO_ID: tf.io.FixedLenFeature([], tf.string),
+    FRAME: tf.io.FixedLenFeature([], tf.int64),
+    SOURCE: tf.io.FixedLenFeature([], tf.string),
+}
+LABEL_KEYS: Final[tuple[str, ...]] = (
+    VALENCE,
+    AROUSAL,
+    VA_MASK,
+    EXPRESSION,
+    EXPR_MASK,
+    AU,
+    AU_MASK,
+)
+
+
+class LabelError(ValueError):
+    """A label value outside its documented range; the message names the field."""
+
+
+@dataclasses.dataclass
+class FaceRecord:
+    """One face with every label it has; the Python twin of the tf.Example contract.
+
+    Attributes:
+        image: Encoded image bytes (JPEG/PNG/BMP/GIF), the whole frame, not a crop.
+        bbox: Face box ``(x, y, w, h)`` in pixels of ``image``.
+        landmarks: ``(5, 2)`` pixel coordinates: left eye, right eye, nose, mouth left,
+            mouth right.
+        valence, arousal: In [-1, 1]; meaningful only where ``va_mask`` is 1.
+        va_mask: 1 when valence and arousal are annotated.
+        expression: ABAW class index 0-7; meaningful only where ``expr_mask`` is 1.
+        expr_mask: 1 when the expression is annotated.
+        au: 12 occurrences (0/1) in ``labels.AUS`` order.
+        au_mask: 12 flags, 1 where that AU is annotated.
+        video_id: Video or subject id; the pipeline splits by it, never by frame.
+        frame: Frame index within the video (0 for still images).
+        source: Corpus name, e.g. ``"affectnet"``; evaluation slices by it.
+    """
+
+    image: bytes
+    bbox: Sequence[float]
+    landmarks: np.ndarray
+    valence: float = 0.0
+    arousal: float = 0.0
+    va_mask: int = 0
+    expression: int = 0
+    expr_mask: int = 0
+    au: Sequence[int] = dataclasses.field(default_factory=lambda: [0] * NUM_AUS)
+    au_mask: Sequence[int] = dataclasses.field(default_factory=lambda: [0] * NUM_AUS)
+    video_id: str = ""
+    frame: int = 0
+    source: str = ""
+
+    def validate(self) -> None:
+        """Checks every field against the contract.
+
+        Raises:
+            LabelError: Naming the first field that is out of range or has the wrong shape.
+        """
+        if not isinstance(self.image, bytes | bytearray) or not self.image:
+            raise LabelError("Expected non-empty encoded image bytes. Received: field=image")
+        bbox = np.asarray(self.bbox, dtype=np.float64)
+        if bbox.shape != (4,) or not np.all(np.isfinite(bbox)) or bbox[2] <= 0 or bbox[3] <= 0:
+            raise LabelError(
+                f"Expected bbox as 4 finite floats (x, y, w, h) with w, h > 0. "
+                f"Received: bbox={self.bbox!r}"
+            )
+        landmarks = np.asarray(self.landmarks, dtype=np.float64)
+        if landmarks.size != 2 * NUM_LANDMARKS or not np.all(np.isfinite(landmarks)):
+            raise LabelError(
+                f"Expected 5 landmarks as 10 finite floats. Received: landmarks={self.landmarks!r}"
+            )
+        _check_flag("va_mask", self.va_mask)
+        _check_flag("expr_mask", self.expr_mask)
+        if self.va_mask:
+            for name in ("valence", "arousal"):
+                value = getattr(self, name)
+                if not (math.isfinite(value) and VA_RANGE[0] <= value <= VA_RANGE[1]):
+                    raise LabelError(
+                        f"Expected {name} in [{VA_RANGE[0]}, {VA_RANGE[1]}]. "
+                        f"Received: {name}={value!r}"
+                    )
+        if self.expr_mask and not 0 <= int(self.expression) < NUM_EXPRESSIONS:
+            raise LabelError(
+                f"Expected expression in [0, {NUM_EXPRESSIONS - 1}]. "
+                f"Received: expression={self.expression!r}"
+            )
+        for name in ("au", "au_mask"):
+            values = list(getattr(self, name))
+            if len(values) != NUM_AUS or any(v not in (0, 1) for v in values):
+                raise LabelError(
+                    f"Expected {name} as {NUM_AUS} values in {{0, 1}}. Received: {name}={values!r}"
+                )
+
+    @property
+    def has_any_label(self) -> bool:
+        """True when at least one task is annotated."""
+        return bool(self.va_mask or self.expr_mask or any(self.au_mask))
+
+
+def _check_flag(name: str, value: int) -> None:
+    if value not in (0, 1):
+        raise LabelError(f"Expected {name} in {{0, 1}}. Received: {name}={value!r}")
+
+
+def _floats(values: Iterable[float]) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
+
+
+def _ints(values: Iterable[int]) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+
+def _bytes(value: bytes | str) -> tf.train.Feature:
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def encode_example(record: FaceRecord) -> tf.train.Example:
+    """Encodes a validated ``FaceRecord`` as a ``tf.train.Example``.
+
+    Masked-out labels are written as zeros so that every feature is fixed-length.
+
+    Raises:
+        LabelError: If the record breaks the contract (see ``FaceRecord.validate``).
+    """
+    record.validate()
+    va = (record.valence, record.arousal) if record.va_mask else (0.0, 0.0)
+    au = [a if m else 0 for a, m in zip(record.au, record.au_mask, strict=True)]
+    features = {
+        IMAGE: _bytes(bytes(record.image)),
+        BBOX: _floats(record.bbox),
+        LANDMARKS: _floats(np.asarray(record.landmarks, dtype=np.float32).reshape(-1)),
+        VALENCE: _floats([va[0]]),
+        AROUSAL: _floats([va[1]]),
+        VA_MASK: _ints([record.va_mask]),
+        EXPRESSION: _ints([record.expression if record.expr_mask else 0]),
+        EXPR_MASK: _ints([record.expr_mask]),
+        AU: _ints(au),
+        AU_MASK: _ints(record.au_mask),
+        VIDEO_ID: _bytes(record.video_id),
+        FRAME: _ints([record.frame]),
+        SOURCE: _bytes(record.source),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def serialize_example(record: FaceRecord) -> bytes:
+    """Returns the serialized ``tf.train.Example`` of a record."""
+    return encode_example(record).SerializeToString()
+
+
+def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Parses one serialized example into the contract's tensors (usable in ``tf.data``)."""
+    return tf.io.parse_single_example(serialized, FEATURE_SPEC)
+
+
+def parse_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Parses a batch (1-D string tensor) of serialized examples; the serving-signature form."""
+    return tf.io.parse_example(serialized, FEATURE_SPEC)
+
+
+def decode_example(serialized: bytes) -> FaceRecord:
+    """Decodes serialized example bytes back into a ``FaceRecord`` (eager, for tools and tests)."""
+    example = tf.train.Example.FromString(serialized)
+    f = example.features.feature
+
+    def floats(key: str) -> list[float]:
+        return list(f[key].float_list.value)
+
+    def ints(key: str) -> list[int]:
+        return [int(v) for v in f[key].int64_list.value]
+
+    missing = [key for key in FEATURE_SPEC if key not in f]
+    if missing:
+        raise LabelError(f"Expected every contract feature. Received: missing keys={missing}")
+    return FaceRecord(
+        image=f[IMAGE].bytes_list.value[0],
+        bbox=floats(BBOX),
+        landmarks=np.asarray(floats(LANDMARKS), dtype=np.float32).reshape(NUM_LANDMARKS, 2),
+        valence=floats(VALENCE)[0],
+        arousal=floats(AROUSAL)[0],
+        va_mask=ints(VA_MASK)[0],
+        expression=ints(EXPRESSION)[0],
+        expr_mask=ints(EXPR_MASK)[0],
+        au=ints(AU),
+        au_mask=ints(AU_MASK),
+        video_id=f[VIDEO_ID].bytes_list.value[0].decode("utf-8"),
+        frame=ints(FRAME)[0],
+        source=f[SOURCE].bytes_list.value[0].decode("utf-8"),
+    )
+
+
+def read_tfrecord(path: str, compression: str | None = "auto") -> Iterable[FaceRecord]:
+    """Yields the ``FaceRecord`` objects of a TFRecord file (GZIP when the name ends in .gz)."""
+    if compression == "auto":
+        compression = "GZIP" if str(path).endswith(".gz") else None
+    for raw in tf.data.TFRecordDataset(str(path), compression_type=compression or ""):
+        yield decode_example(raw.numpy())

@@ -1,0 +1,128 @@
+"""Face detection with MTCNN (the ``mtcnn`` package; its weights ship in the wheel).
+
+Returns boxes, scores and the 5 landmarks in the contract's order. Which face to keep when an
+image has several is a policy: the largest box (default; the subject of a portrait or a video)
+or the most confident one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import numpy as np
+
+Policy = Literal["largest", "confident"]
+POLICIES: tuple[str, ...] = ("largest", "confident")
+_KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+@dataclasses.dataclass(frozen=True)
+class Detection:
+    """One detected face.
+
+    Attributes:
+        box: ``(x, y, w, h)`` in pixels.
+        score: Detector confidence in [0, 1].
+        landmarks: ``(5, 2)`` left eye, right eye, nose, mouth left, mouth right (image left/right).
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def area(self) -> float:
+        return float(self.box[2] * self.box[3])
+
+
+def select_face(detections: list[Detection], policy: Policy = "largest") -> Detection | None:
+    """Picks one face by policy; None when there is none."""
+    if policy not in POLICIES:
+        raise ValueError(f"Expected policy in {POLICIES}. Received: policy={policy!r}")
+    if not detections:
+        return None
+    key = (lambda d: d.area) if policy == "largest" else (lambda d: d.score)
+    return max(detections, key=key)
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes."""
+    ax1, ay1, ax2, ay2 = a[0], a[1], a[0] + a[2], a[1] + a[3]
+    bx1, by1, bx2, by2 = b[0], b[1], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax2, bx2) - max(ax1, bx1))
+    ih = max(0.0, min(ay2, by2) - max(ay1, by1))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+class FaceDetector:
+    """MTCNN face detector returning ``Detection`` objects.
+
+    Args:
+        min_face_size: Smallest face side in pixels to look for.
+        min_score: Detections below this confidence are dropped.
+        policy: Default policy of ``detect_one``.
+        device: TensorFlow device string for MTCNN.
+    """
+
+    def __init__(
+        self,
+        min_face_size: int = 20,
+        min_score: float = 0.9,
+        policy: Policy = "largest",
+        device: str = "CPU:0",
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"Expected policy in {POLICIES}. Received: policy={policy!r}")
+        # Imported lazily: building MTCNN loads three networks (~1 s), not needed by readers.
+        from mtcnn import MTCNN
+
+        self._mtcnn = MTCNN(device=device)
+        self.min_face_size = min_face_size
+        self.min_score = min_score
+        self.policy = policy
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Detects every face in an RGB ``(H, W, 3)`` uint8 image."""
+        image = _check_rgb(image)
+        results = self._mtcnn.detect_faces(image, min_face_size=self.min_face_size)
+        return _to_detections(results, self.min_score)
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """Detects faces in several RGB images at once (MTCNN pads them into one batch)."""
+        if not images:
+            return []
+        checked = [_check_rgb(im) for im in images]
+        results = self._mtcnn.detect_faces(checked, min_face_size=self.min_face_size)
+        return [_to_detections(r, self.min_score) for r in results]
+
+    def detect_one(self, image: np.ndarray, policy: Policy | None = None) -> Detection | None:
+        """The face chosen by ``policy`` (default: the detector's), or None."""
+        return select_face(self.detect(image), policy or self.policy)
+
+
+def _check_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    if image.ndim != 3 or image.shape[-1] not in (3, 4):
+        raise ValueError(f"Expected an RGB image (H, W, 3). Received: shape={image.shape}")
+    if image.shape[-1] == 4:
+        image = image[..., :3]
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+def _to_detections(results: list[dict], min_score: float) -> list[Detection]:
+    detections = []
+    for r in results:
+        score = float(r["confidence"])
+        if score < min_score:
+            continue
+        box = tuple(float(v) for v in r["box"])
+        points = np.array([r["keypoints"][k] for k in _KEYPOINTS], dtype=np.float32)
+        detections.append(Detection(box=box, score=score, landmarks=points))  # type: ignore[arg-type]
+    return detections
