@@ -1,1 +1,10 @@
-"""affect-tf."""
+"""affect-tf: multi-task facial affect (valence/arousal, action units, expressions).
+
+Keras 3 + TFX; see README.md and docs/.
+"""
+
+from affect_tf import _env  # noqa: F401  (must run before TensorFlow is imported)
+from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
+
+__version__ = "0.1.0"
+__all__ = ["AUS", "EXPRESSIONS", "NUM_AUS", "NUM_EXPRESSIONS", "__version__"]

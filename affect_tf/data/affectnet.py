@@ -16,8 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf.data.corpus import CorpusError, Sample, SkipReport, parse_points, require_dir
-from affect_tf.data.corpus import va_in_range
+from affect_tf.data.corpus import (
+    CorpusError,
+    Sample,
+    SkipReport,
+    parse_points,
+    require_dir,
+    va_in_range,
+)
 from affect_tf.labels import AFFECTNET_DROPPED, AFFECTNET_TO_ABAW, AFFECTNET_VA_NOT_ANNOTATED
 
 SPLIT_FILES = {"train": "training.csv", "validation": "validation.csv"}
@@ -104,7 +110,9 @@ def read_affectnet(
             if not cells or all(not c.strip() for c in cells):
                 continue
             if len(cells) < len(header):
-                report.skip("malformed_line", where, f"expected {len(header)} cells, got {len(cells)}")
+                report.skip(
+                    "malformed_line", where, f"expected {len(header)} cells, got {len(cells)}"
+                )
                 continue
             sample = _row_to_sample(cells, col, where, root, report)
             if sample is not None:
@@ -138,7 +146,11 @@ def _row_to_sample(
     else:
         for name, value in (("valence", valence), ("arousal", arousal)):
             if not va_in_range(value):
-                report.skip(f"{name}_out_of_range", where, f"field={name}: expected [-1, 1] or -2, got {value}")
+                report.skip(
+                    f"{name}_out_of_range",
+                    where,
+                    f"field={name}: expected [-1, 1] or -2, got {value}",
+                )
                 return None
     try:
         box = tuple(float(cells[col[c]]) for c in ("face_x", "face_y", "face_width", "face_height"))

@@ -2,11 +2,11 @@
 
 Layout under the root::
 
-    VA_Estimation_Challenge/{Train_Set,Validation_Set}/<video>.txt     "valence,arousal", -5 = invalid
-    EXPR_Recognition_Challenge/{Train_Set,Validation_Set}/<video>.txt  class names, -1 = invalid
-    AU_Detection_Challenge/{Train_Set,Validation_Set}/<video>.txt      AU1..AU26, -1 = invalid
-    MTL_Challenge/{train_set,validation_set}.{txt,csv}                 image,valence,arousal,expression,AU1..AU26
-    cropped_aligned/<video>/00001.jpg ...                               aligned 112x112 faces
+    VA_Estimation_Challenge/{Train_Set,Validation_Set}/<video>.txt    valence,arousal; -5 invalid
+    EXPR_Recognition_Challenge/{Train_Set,Validation_Set}/<video>.txt class names; -1 invalid
+    AU_Detection_Challenge/{Train_Set,Validation_Set}/<video>.txt     AU1..AU26; -1 invalid
+    MTL_Challenge/{train_set,validation_set}.{txt,csv}   image,valence,arousal,expression,AU1..AU26
+    cropped_aligned/<video>/00001.jpg ...                aligned 112x112 faces
 
 Line i after a header is frame image ``cropped_aligned/<video>/%05d.jpg`` % i. Labels of the same
 (video, frame) from different files are joined into one sample; a frame with no valid label at
@@ -46,6 +46,8 @@ HEADERS = {
     "expr": tuple(name.lower() for name in EXPRESSIONS),
     "au": tuple(a.lower() for a in AUS),
 }
+# Values per line: the EXPR files name all 8 classes in the header but hold one index per line.
+WIDTHS = {"va": 2, "expr": 1, "au": NUM_AUS}
 MTL_HEADER = ("image", "valence", "arousal", "expression", *(a.lower() for a in AUS))
 
 # Per frame, the labels found so far: "va" -> (v, a), "expr" -> int, "au" -> (values, mask).
@@ -67,7 +69,9 @@ def _parse_va(cells: list[str], where: str, report: SkipReport) -> tuple[float, 
         return None
     for name, value in (("valence", valence), ("arousal", arousal)):
         if not va_in_range(value):
-            report.note(f"{name}_out_of_range", where, f"field={name}: expected [-1, 1] or -5, got {value}")
+            report.note(
+                f"{name}_out_of_range", where, f"field={name}: expected [-1, 1] or -5, got {value}"
+            )
             return None
     return valence, arousal
 
@@ -81,12 +85,16 @@ def _parse_expr(cell: str, where: str, report: SkipReport) -> int | None:
     if value == AFFWILD2_EXPR_INVALID:
         return None
     if not 0 <= value < NUM_EXPRESSIONS:
-        report.note("expression_out_of_range", where, f"field=expression: expected 0-7 or -1, got {value}")
+        report.note(
+            "expression_out_of_range", where, f"field=expression: expected 0-7 or -1, got {value}"
+        )
         return None
     return value
 
 
-def _parse_au(cells: list[str], where: str, report: SkipReport) -> tuple[list[int], list[int]] | None:
+def _parse_au(
+    cells: list[str], where: str, report: SkipReport
+) -> tuple[list[int], list[int]] | None:
     values, mask = [0] * NUM_AUS, [0] * NUM_AUS
     for i, cell in enumerate(cells):
         try:
@@ -123,7 +131,7 @@ def _read_task_file(path: Path, task: str, report: SkipReport) -> tuple[dict[int
             count=max(len(lines) - 1, 1),
         )
         return {}, 0
-    width = len(HEADERS[task])
+    width = WIDTHS[task]
     out: dict[int, object] = {}
     for frame, line in enumerate(lines[1:], start=1):
         where = f"{path}:{frame + 1}"
@@ -170,13 +178,19 @@ def _read_mtl(root: Path, split: str, report: SkipReport) -> dict[str, dict[int,
             where = f"{path}:{number}"
             cells = [c.strip() for c in cells]
             if len(cells) != len(MTL_HEADER):
-                report.skip("malformed_line", where, f"expected {len(MTL_HEADER)} cells, got {len(cells)}")
+                report.skip(
+                    "malformed_line", where, f"expected {len(MTL_HEADER)} cells, got {len(cells)}"
+                )
                 continue
             image = Path(cells[0])
             try:
                 video, frame = image.parent.as_posix(), int(image.stem)
             except ValueError:
-                report.skip("malformed_line", where, f"field=image: expected <video>/<frame>.jpg, got {cells[0]!r}")
+                report.skip(
+                    "malformed_line",
+                    where,
+                    f"field=image: expected <video>/<frame>.jpg, got {cells[0]!r}",
+                )
                 continue
             labels: FrameLabels = {}
             va = _parse_va(cells[1:3], where, report)
@@ -215,7 +229,9 @@ def read_affwild2(
     task_files: dict[str, dict[str, Path]] = {}
     for task, folder in TASK_DIRS.items():
         directory = root / folder / SPLIT_DIRS[split]
-        task_files[task] = {p.stem: p for p in sorted(directory.glob("*.txt"))} if directory.is_dir() else {}
+        task_files[task] = (
+            {p.stem: p for p in sorted(directory.glob("*.txt"))} if directory.is_dir() else {}
+        )
     mtl = _read_mtl(root, split, report)
     if not any(task_files.values()) and not mtl:
         expected = [f"{d}/{SPLIT_DIRS[split]}" for d in TASK_DIRS.values()]
@@ -244,7 +260,9 @@ def read_affwild2(
                 continue
             path = frame_image(root, video, frame)
             if not path.is_file():
-                report.skip("missing_file", str(path), f"labels for {video} frame {frame} but no image")
+                report.skip(
+                    "missing_file", str(path), f"labels for {video} frame {frame} but no image"
+                )
                 continue
             sample = Sample(path=path, aligned=True, video_id=video, frame=frame, source="affwild2")
             if "va" in labels:
@@ -258,4 +276,9 @@ def read_affwild2(
         # Frames with a line in some file but no valid value in any: skipped, and counted.
         unlabelled = sum(1 for frame in range(1, covered + 1) if not frames.get(frame))
         if unlabelled:
-            report.skip("no_valid_label", str(root / IMAGES_DIR / video), f"{unlabelled} frames", count=unlabelled)
+            report.skip(
+                "no_valid_label",
+                str(root / IMAGES_DIR / video),
+                f"{unlabelled} frames",
+                count=unlabelled,
+            )

@@ -142,13 +142,17 @@ class Converter:
             corners = np.array([[bbox[0], bbox[1]], [bbox[0] + bbox[2], bbox[1] + bbox[3]]])
             _check_inside(corners, image.size, "bbox")
             # Landmarks from the detection that matches the given box, else from the box itself.
-            candidates = [d for d in self.detector.detect(image.rgb) if box_iou(d.box, bbox) >= _MIN_IOU]
+            candidates = [
+                d for d in self.detector.detect(image.rgb) if box_iou(d.box, bbox) >= _MIN_IOU
+            ]
             if candidates:
                 landmarks = max(candidates, key=lambda d: box_iou(d.box, bbox)).landmarks
             else:
                 landmarks = landmarks_from_box(np.array(bbox, np.float32)).numpy()
                 if report is not None:
-                    report.note("landmarks_from_box", str(sample.path), "no detection matched the box")
+                    report.note(
+                        "landmarks_from_box", str(sample.path), "no detection matched the box"
+                    )
         else:
             face = select_face(self.detector.detect(image.rgb), self.policy)  # type: ignore[arg-type]
             if face is None:
@@ -204,7 +208,9 @@ class LabelStats:
             "written": self.written,
             "videos": len(self.videos),
             "labelled": {"va": self.va, "expression": self.expr, "au": self.au},
-            "expression_counts": dict(zip(EXPRESSIONS, self.expression_counts.tolist(), strict=True)),
+            "expression_counts": dict(
+                zip(EXPRESSIONS, self.expression_counts.tolist(), strict=True)
+            ),
             "au_positive_rate": {a: round(float(r), 4) for a, r in zip(AUS, rate, strict=True)},
             "valence": {"mean": round(float(va_mean[0]), 4), "std": round(float(va_std[0]), 4)},
             "arousal": {"mean": round(float(va_mean[1]), 4), "std": round(float(va_std[1]), 4)},

@@ -126,7 +126,9 @@ def require_dir(root: str | Path, what: str) -> Path:
     """Returns ``root`` as a Path, or raises ``CorpusError`` if it is not a directory."""
     path = Path(root)
     if not path.is_dir():
-        raise CorpusError(f"Expected the {what} root to be a directory. Received: root={str(path)!r}")
+        raise CorpusError(
+            f"Expected the {what} root to be a directory. Received: root={str(path)!r}"
+        )
     return path
 
 

@@ -38,7 +38,10 @@ from affect_tf.data.corpus import (
 from affect_tf.labels import AUS, au_index, expression_index
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
-BOX_COLUMNS = (("box_x", "box_y", "box_w", "box_h"), ("face_x", "face_y", "face_width", "face_height"))
+BOX_COLUMNS = (
+    ("box_x", "box_y", "box_w", "box_h"),
+    ("face_x", "face_y", "face_width", "face_height"),
+)
 _AU_COLUMN = re.compile(r"^au\d+$", re.IGNORECASE)
 # The columns this format defines; anything else is ignored (and reported once).
 KNOWN_COLUMNS = {
@@ -164,7 +167,9 @@ def row_to_sample(row: dict[str, Any], where: str, base: Path, report: SkipRepor
     if valence is not None:
         for name, v in (("valence", valence), ("arousal", arousal)):
             if not va_in_range(v):
-                report.skip(f"{name}_out_of_range", where, f"field={name}: expected [-1, 1], got {v}")
+                report.skip(
+                    f"{name}_out_of_range", where, f"field={name}: expected [-1, 1], got {v}"
+                )
                 return None
         sample.valence, sample.arousal, sample.va_mask = valence, arousal, 1
 
@@ -181,7 +186,9 @@ def row_to_sample(row: dict[str, Any], where: str, base: Path, report: SkipRepor
         try:
             occurrence = _parse_au(value)
         except ValueError:
-            report.skip("au_invalid", where, f"field={column}: expected 0, 1 or empty, got {value!r}")
+            report.skip(
+                "au_invalid", where, f"field={column}: expected 0, 1 or empty, got {value!r}"
+            )
             return None
         if occurrence is not None:
             sample.au[index], sample.au_mask[index] = occurrence, 1
@@ -223,7 +230,9 @@ def row_to_sample(row: dict[str, Any], where: str, base: Path, report: SkipRepor
         try:
             sample.frame = int(float(row["frame"]))
         except ValueError:
-            report.skip("frame_invalid", where, f"field=frame: expected an integer, got {row['frame']!r}")
+            report.skip(
+                "frame_invalid", where, f"field=frame: expected an integer, got {row['frame']!r}"
+            )
             return None
     return sample
 
@@ -267,4 +276,3 @@ def manifest_columns() -> list[str]:
         *BOX_COLUMNS[0],
         "landmarks",
     ]
-

@@ -70,7 +70,14 @@ VA_PROTOTYPES: dict[str, tuple[float, float]] = {
 EXPRESSION_PRIOR = np.array([0.22, 0.10, 0.06, 0.06, 0.22, 0.12, 0.12, 0.10])
 
 SKIN_TONES = np.array(
-    [[236, 200, 170], [224, 178, 140], [198, 148, 110], [160, 110, 80], [120, 80, 58], [92, 62, 45]],
+    [
+        [236, 200, 170],
+        [224, 178, 140],
+        [198, 148, 110],
+        [160, 110, 80],
+        [120, 80, 58],
+        [92, 62, 45],
+    ],
     np.float32,
 )
 HAIR_COLOURS = np.array(
@@ -111,9 +118,15 @@ class SynthConfig:
         if self.size < 32:
             raise ValueError(f"Expected size >= 32 pixels. Received: size={self.size}")
         if self.frames_per_video < 1:
-            raise ValueError(f"Expected frames_per_video >= 1. Received: frames_per_video={self.frames_per_video}")
+            raise ValueError(
+                "Expected frames_per_video >= 1. "
+                f"Received: frames_per_video={self.frames_per_video}"
+            )
         if self.image_format not in ("jpg", "png"):
-            raise ValueError(f"Expected image_format 'jpg' or 'png'. Received: image_format={self.image_format!r}")
+            raise ValueError(
+                "Expected image_format 'jpg' or 'png'. "
+                f"Received: image_format={self.image_format!r}"
+            )
 
     @property
     def num_videos(self) -> int:
@@ -174,7 +187,9 @@ def random_identity(rng: np.random.Generator) -> Identity:
         hair_style=int(rng.integers(3)),
         eye_spacing=float(rng.uniform(0.30, 0.36)),
         eye_size=float(rng.uniform(0.85, 1.15)),
-        iris=np.array(rng.choice([[60, 40, 25], [40, 80, 120], [70, 100, 60], [30, 30, 30]]), np.float32),
+        iris=np.array(
+            rng.choice([[60, 40, 25], [40, 80, 120], [70, 100, 60], [30, 30, 30]]), np.float32
+        ),
         brow_thickness=float(rng.uniform(0.035, 0.06)),
         mouth_width=float(rng.uniform(0.24, 0.31)),
         nose_length=float(rng.uniform(0.9, 1.1)),
@@ -182,7 +197,9 @@ def random_identity(rng: np.random.Generator) -> Identity:
     )
 
 
-def sample_keyframe(rng: np.random.Generator, expression: int | None = None) -> tuple[int, np.ndarray, np.ndarray, float]:
+def sample_keyframe(
+    rng: np.random.Generator, expression: int | None = None
+) -> tuple[int, np.ndarray, np.ndarray, float]:
     """Draws an expression, its AU activations, its (valence, arousal) and the asymmetry."""
     if expression is None:
         expression = int(rng.choice(len(EXPRESSIONS), p=EXPRESSION_PRIOR))
@@ -199,9 +216,15 @@ def sample_keyframe(rng: np.random.Generator, expression: int | None = None) -> 
     act = np.clip(act, 0.0, 1.0).astype(np.float32)
     v0, a0 = VA_PROTOTYPES[name]
     scale = 0.45 + 0.55 * intensity
-    va = np.array([v0 * scale, a0 * scale + (0.1 * (intensity - 0.8) if name != "Neutral" else 0.0)])
+    va = np.array(
+        [v0 * scale, a0 * scale + (0.1 * (intensity - 0.8) if name != "Neutral" else 0.0)]
+    )
     va = va + rng.normal(0.0, 0.08, 2)
-    asym = float(rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.0) * intensity) if name == "Other" else 0.0
+    asym = (
+        float(rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.0) * intensity)
+        if name == "Other"
+        else 0.0
+    )
     return expression, act, np.clip(va, -1, 1).astype(np.float32), asym
 
 
@@ -235,12 +258,17 @@ class _Canvas:
         return np.round(q * 16).astype(np.int32)
 
     def poly(self, points, colour, depth=0.0, alpha: float = 1.0) -> None:
-        self._blend(lambda im: cv2.fillPoly(im, [self._pix(points, depth)], _c(colour), cv2.LINE_AA, 4), alpha)
+        self._blend(
+            lambda im: cv2.fillPoly(im, [self._pix(points, depth)], _c(colour), cv2.LINE_AA, 4),
+            alpha,
+        )
 
     def line(self, points, colour, width: float, depth=0.0, alpha: float = 1.0) -> None:
         thickness = max(1, int(round(width * self.pose.radius * self.ss)))
         self._blend(
-            lambda im: cv2.polylines(im, [self._pix(points, depth)], False, _c(colour), thickness, cv2.LINE_AA, 4),
+            lambda im: cv2.polylines(
+                im, [self._pix(points, depth)], False, _c(colour), thickness, cv2.LINE_AA, 4
+            ),
             alpha,
         )
 
@@ -259,7 +287,15 @@ def _c(colour) -> tuple[int, int, int]:
     return tuple(int(np.clip(v, 0, 255)) for v in colour)
 
 
-def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 48, t0: float = 0.0, t1: float = 2 * math.pi) -> np.ndarray:
+def _ellipse(
+    cx: float,
+    cy: float,
+    rx: float,
+    ry: float,
+    n: int = 48,
+    t0: float = 0.0,
+    t1: float = 2 * math.pi,
+) -> np.ndarray:
     t = np.linspace(t0, t1, n)
     return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
 
@@ -275,15 +311,21 @@ def _draw_background(image: np.ndarray, rng: np.random.Generator) -> None:
         x, y = (int(v) for v in rng.uniform(0, [w, h]))
         s = int(rng.uniform(0.05, 0.35) * w)
         if kind == 0:
-            cv2.rectangle(image, (x, y), (x + s, y + int(s * rng.uniform(0.3, 2))), colour, -1, cv2.LINE_AA)
+            cv2.rectangle(
+                image, (x, y), (x + s, y + int(s * rng.uniform(0.3, 2))), colour, -1, cv2.LINE_AA
+            )
         elif kind == 1:
             cv2.circle(image, (x, y), max(1, s // 2), colour, -1, cv2.LINE_AA)
         else:
             x2, y2 = (int(v) for v in rng.uniform(0, [w, h]))
-            cv2.line(image, (x, y), (x2, y2), colour, max(1, int(rng.uniform(1, 0.03 * w))), cv2.LINE_AA)
+            cv2.line(
+                image, (x, y), (x2, y2), colour, max(1, int(rng.uniform(1, 0.03 * w))), cv2.LINE_AA
+            )
 
 
-def _draw_face(canvas: _Canvas, ident: Identity, act: np.ndarray, asym: float, blink: float) -> np.ndarray:
+def _draw_face(
+    canvas: _Canvas, ident: Identity, act: np.ndarray, asym: float, blink: float
+) -> np.ndarray:
     """Draws the face for AU activations ``act``; returns the 5 landmarks in output pixels."""
     a = {name: float(act[i]) for i, name in enumerate(AUS)}
     skin = ident.skin
@@ -305,16 +347,33 @@ def _draw_face(canvas: _Canvas, ident: Identity, act: np.ndarray, asym: float, b
 
     # Cheeks (AU6 raises and rounds them).
     for side in (-1, 1):
-        canvas.poly(_ellipse(side * 0.45, 0.22 - 0.06 * a["AU6"], 0.17, 0.11), [200, 90, 90], depth=0.4, alpha=0.15 + 0.35 * a["AU6"])
+        canvas.poly(
+            _ellipse(side * 0.45, 0.22 - 0.06 * a["AU6"], 0.17, 0.11),
+            [200, 90, 90],
+            depth=0.4,
+            alpha=0.15 + 0.35 * a["AU6"],
+        )
 
     # Forehead wrinkles (AU1/AU2) and the furrow between the brows (AU4).
     raise_ = max(a["AU1"], a["AU2"])
     for k in range(3):
         y = -0.62 + 0.08 * k
-        canvas.line(_ellipse(0, y + 0.3, 0.38, 0.3, n=16, t0=math.pi * 1.25, t1=math.pi * 1.75), skin * 0.6, 0.02, depth=0.3, alpha=0.85 * raise_)
+        canvas.line(
+            _ellipse(0, y + 0.3, 0.38, 0.3, n=16, t0=math.pi * 1.25, t1=math.pi * 1.75),
+            skin * 0.6,
+            0.02,
+            depth=0.3,
+            alpha=0.85 * raise_,
+        )
     es, ey = ident.eye_spacing, -0.12
     for side in (-1, 1):
-        canvas.line(np.array([[side * 0.05, ey - 0.22], [side * 0.035, ey - 0.08]]), skin * 0.55, 0.022, depth=0.6, alpha=0.9 * a["AU4"])
+        canvas.line(
+            np.array([[side * 0.05, ey - 0.22], [side * 0.035, ey - 0.08]]),
+            skin * 0.55,
+            0.022,
+            depth=0.6,
+            alpha=0.9 * a["AU4"],
+        )
 
     # Eyes: almond opening from the lids; AU7 tightens, AU6 pushes the lower lid up, AU1+2 widen.
     landmarks = []
@@ -352,9 +411,19 @@ def _draw_face(canvas: _Canvas, ident: Identity, act: np.ndarray, asym: float, b
 
     # Nose; AU10 lifts the wings; nasolabial folds deepen with AU6/AU10/AU12.
     tip_y = 0.28 * ident.nose_length
-    canvas.line(np.array([[0.02, ey + 0.05], [0.05, tip_y - 0.02]]), skin * 0.75, 0.018, depth=0.8, alpha=0.6)
+    canvas.line(
+        np.array([[0.02, ey + 0.05], [0.05, tip_y - 0.02]]),
+        skin * 0.75,
+        0.018,
+        depth=0.8,
+        alpha=0.6,
+    )
     for side in (-1, 1):
-        canvas.poly(_ellipse(side * 0.055, tip_y + 0.03 - 0.02 * a["AU10"], 0.035, 0.018, n=12), skin * 0.35, depth=0.9)
+        canvas.poly(
+            _ellipse(side * 0.055, tip_y + 0.03 - 0.02 * a["AU10"], 0.035, 0.018, n=12),
+            skin * 0.35,
+            depth=0.9,
+        )
     canvas.poly(_ellipse(0, tip_y, 0.07, 0.045, n=16), skin * 0.9, depth=1.0, alpha=0.8)
     landmarks.append(canvas.project([[0.0, tip_y]], 1.0)[0])
 
@@ -367,7 +436,13 @@ def _draw_face(canvas: _Canvas, ident: Identity, act: np.ndarray, asym: float, b
         corner_y[side] = my - 0.11 * lift + 0.09 * a["AU15"]
     fold = max(a["AU6"], a["AU10"], a["AU12"])
     for side in (-1, 1):
-        path = np.array([[side * 0.12, tip_y + 0.02], [side * (mw + 0.01), (tip_y + corner_y[side]) / 2], [side * (mw + 0.06), corner_y[side] + 0.05]])
+        path = np.array(
+            [
+                [side * 0.12, tip_y + 0.02],
+                [side * (mw + 0.01), (tip_y + corner_y[side]) / 2],
+                [side * (mw + 0.06), corner_y[side] + 0.05],
+            ]
+        )
         canvas.line(_smooth_curve(path), skin * 0.6, 0.018, depth=0.7, alpha=0.75 * fold)
     thin = max(0.15, 1 - 0.55 * a["AU23"] - 0.7 * a["AU24"])
     gap = 0.075 * a["AU25"] + 0.2 * a["AU26"] * max(a["AU25"], 0.3)
@@ -378,16 +453,26 @@ def _draw_face(canvas: _Canvas, ident: Identity, act: np.ndarray, asym: float, b
     x = u * mw
     inner_up = base - 0.012 * bell - 0.04 * a["AU10"] * bell
     inner_low = base + gap * bell
-    outer_up = inner_up - lip_up * bell - 0.012 * np.exp(-((u * 4) ** 2)) * 0  # no bow below
-    outer_up = outer_up - 0.01 * (np.abs(u) < 0.25) * bell
+    # The upper lip's outline rises a little at the centre (a simple Cupid's bow).
+    outer_up = inner_up - lip_up * bell - 0.01 * (np.abs(u) < 0.25) * bell
     outer_low = inner_low + lip_low * bell
     lip_colour = np.array([skin[0] * 0.85, skin[1] * 0.5, skin[2] * 0.5]) + [25, 0, 0]
-    canvas.poly(np.vstack([np.stack([x, outer_up], 1), np.stack([x, outer_low], 1)[::-1]]), lip_colour, depth=0.7)
+    canvas.poly(
+        np.vstack([np.stack([x, outer_up], 1), np.stack([x, outer_low], 1)[::-1]]),
+        lip_colour,
+        depth=0.7,
+    )
     if gap + 0.04 * a["AU10"] > 0.012:
         opening = np.vstack([np.stack([x, inner_up], 1), np.stack([x, inner_low], 1)[::-1]])
         canvas.poly(opening, [60, 15, 20], depth=0.7)
         teeth_low = np.minimum(inner_up + 0.035, inner_low)
-        canvas.poly(np.vstack([np.stack([x * 0.85, inner_up], 1), np.stack([x * 0.85, teeth_low], 1)[::-1]]), [235, 232, 220], depth=0.7)
+        canvas.poly(
+            np.vstack(
+                [np.stack([x * 0.85, inner_up], 1), np.stack([x * 0.85, teeth_low], 1)[::-1]]
+            ),
+            [235, 232, 220],
+            depth=0.7,
+        )
     canvas.line(np.stack([x, inner_up], 1), lip_colour * 0.55, 0.012, depth=0.7)
     landmarks.append(canvas.project([[-mw, corner_y[-1]]], 0.7)[0])
     landmarks.append(canvas.project([[mw, corner_y[1]]], 0.7)[0])
@@ -405,13 +490,22 @@ def _draw_occluder(canvas: _Canvas, rng: np.random.Generator, skin: np.ndarray) 
     kind = rng.integers(3)
     cx, cy = rng.uniform(-0.6, 0.6), rng.uniform(-0.3, 0.9)
     if kind == 0:  # a hand: skin-coloured blob
-        canvas.poly(_ellipse(cx, cy, rng.uniform(0.3, 0.5), rng.uniform(0.2, 0.35)), skin * rng.uniform(0.85, 1.05), depth=1.2)
+        canvas.poly(
+            _ellipse(cx, cy, rng.uniform(0.3, 0.5), rng.uniform(0.2, 0.35)),
+            skin * rng.uniform(0.85, 1.05),
+            depth=1.2,
+        )
     elif kind == 1:  # an object
         w, h = rng.uniform(0.3, 0.7), rng.uniform(0.15, 0.4)
         box = np.array([[cx - w, cy - h], [cx + w, cy - h], [cx + w, cy + h], [cx - w, cy + h]])
         canvas.poly(box, rng.uniform(0, 255, 3), depth=1.2)
     else:  # a microphone / pen crossing the face
-        canvas.line(np.array([[cx - 0.8, cy + 0.4], [cx + 0.8, cy - 0.3]]), rng.uniform(0, 255, 3), rng.uniform(0.06, 0.15), depth=1.2)
+        canvas.line(
+            np.array([[cx - 0.8, cy + 0.4], [cx + 0.8, cy - 0.3]]),
+            rng.uniform(0, 255, 3),
+            rng.uniform(0.06, 0.15),
+            depth=1.2,
+        )
 
 
 def render_frame(
@@ -455,7 +549,9 @@ def render_frame(
     return out, landmarks, bbox
 
 
-def render_video(config: SynthConfig, video: int, expressions: list[int] | None = None) -> list[Frame]:
+def render_video(
+    config: SynthConfig, video: int, expressions: list[int] | None = None
+) -> list[Frame]:
     """Renders one video of ``config.frames_per_video`` frames (deterministic in seed, video).
 
     Args:
@@ -474,12 +570,22 @@ def render_video(config: SynthConfig, video: int, expressions: list[int] | None 
     margin = radius * 1.5
     cx0, cy0 = rng.uniform(margin, size - margin), rng.uniform(margin * 1.1, size - margin * 1.1)
     roll0, yaw0 = rng.normal(0, 0.15), rng.uniform(-0.45, 0.45)
-    light0 = (rng.uniform(0.75, 1.2), rng.uniform(0.0, 0.6), rng.uniform(0, 2 * math.pi), rng.uniform(0.88, 1.12, 3))
+    light0 = (
+        rng.uniform(0.75, 1.2),
+        rng.uniform(0.0, 0.6),
+        rng.uniform(0, 2 * math.pi),
+        rng.uniform(0.88, 1.12, 3),
+    )
     # Expression keyframes every 3-8 frames, smoothly interpolated in between.
     step = int(rng.integers(3, 9))
     n_keys = count // step + 2
-    keys = [sample_keyframe(rng, None if expressions is None else expressions[k % len(expressions)]) for k in range(n_keys)]
-    drift = rng.normal(0, 1, (count, 4)).cumsum(axis=0) * np.array([0.01 * size, 0.01 * size, 0.01, 0.02])
+    keys = [
+        sample_keyframe(rng, None if expressions is None else expressions[k % len(expressions)])
+        for k in range(n_keys)
+    ]
+    drift = rng.normal(0, 1, (count, 4)).cumsum(axis=0) * np.array(
+        [0.01 * size, 0.01 * size, 0.01, 0.02]
+    )
     frames = []
     for t in range(count):
         k, frac = divmod(t, step)
@@ -532,7 +638,9 @@ def render_video(config: SynthConfig, video: int, expressions: list[int] | None 
     return frames
 
 
-def _label_masks(config: SynthConfig, video: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _label_masks(
+    config: SynthConfig, video: int, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which tasks are labelled per frame: per-video availability, per-frame dropout, partial AU
     sets for some videos; every frame keeps at least one label."""
     rng = np.random.default_rng([config.seed, video, 1])
@@ -586,7 +694,9 @@ def _render_rows(args: tuple[SynthConfig, int, str]) -> list[dict]:
     return rows
 
 
-def write_corpus(config: SynthConfig, out_dir: str | Path, workers: int | None = None, progress: bool = True) -> Path:
+def write_corpus(
+    config: SynthConfig, out_dir: str | Path, workers: int | None = None, progress: bool = True
+) -> Path:
     """Renders the corpus into ``out_dir`` (images + ``manifest.csv``) and returns the manifest.
 
     Args:
@@ -614,7 +724,9 @@ def write_corpus(config: SynthConfig, out_dir: str | Path, workers: int | None =
 
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                for rows in pool.map(_render_rows, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
+                for rows in pool.map(
+                    _render_rows, jobs, chunksize=max(1, len(jobs) // (8 * workers))
+                ):
                     writer.writerows(rows)
                     bar.update(len(rows))
         else:
@@ -637,7 +749,9 @@ def iter_frames(config: SynthConfig) -> Iterator[tuple[str, int, Frame]]:
             yield f"synth{config.seed}_{video:05d}", t, frame
 
 
-def expression_grid(path: str | Path, per_expression: int = 6, size: int = 128, seed: int = 0) -> Path:
+def expression_grid(
+    path: str | Path, per_expression: int = 6, size: int = 128, seed: int = 0
+) -> Path:
     """Writes a grid image: one row per expression, ``per_expression`` different people each."""
     rows = []
     for e, name in enumerate(EXPRESSIONS):
@@ -648,7 +762,16 @@ def expression_grid(path: str | Path, per_expression: int = 6, size: int = 128, 
             tiles.append(frame.image)
         row = np.concatenate(tiles, axis=1)
         label = np.full((size, int(size * 1.1), 3), 255, np.uint8)
-        cv2.putText(label, name, (4, size // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, size / 240, (0, 0, 0), max(1, size // 100), cv2.LINE_AA)
+        cv2.putText(
+            label,
+            name,
+            (4, size // 2 + 5),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            size / 240,
+            (0, 0, 0),
+            max(1, size // 100),
+            cv2.LINE_AA,
+        )
         rows.append(np.concatenate([label, row], axis=1))
     grid = np.concatenate(rows, axis=0)
     path = Path(path)

@@ -151,7 +151,8 @@ def align_face(
         margin: Extra context, see ``template_points``.
         bbox: Optional ``(4,)`` face box; used instead of the landmarks when they are all zero
             or not finite (the box-only fallback).
-        fill_mode: ``"CONSTANT"`` (black), ``"NEAREST"``, ``"REFLECT"`` or ``"WRAP"`` outside the image.
+        fill_mode: What lies outside the image: ``"CONSTANT"`` (black), ``"NEAREST"``,
+            ``"REFLECT"`` or ``"WRAP"``.
 
     Returns:
         ``(size, size, C)`` float32 aligned face.

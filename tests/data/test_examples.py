@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from affect_tf.data import examples as ex
+from affect_tf.data.examples import FaceRecord, LabelError
+from tests.conftest import jpeg_bytes
+
+
+def make_record(**overrides) -> FaceRecord:
+    fields = dict(
+        image=jpeg_bytes(),
+        bbox=(1.0, 2.0, 20.0, 24.0),
+        landmarks=np.arange(10, dtype=np.float32).reshape(5, 2),
+        valence=-0.25,
+        arousal=0.5,
+        va_mask=1,
+        expression=6,
+        expr_mask=1,
+        au=[1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0],
+        au_mask=[1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1],
+        video_id="vid-7",
+        frame=42,
+        source="unit",
+    )
+    fields.update(overrides)
+    return FaceRecord(**fields)
+
+
+def test_feature_spec_has_every_contract_key():
+    assert set(ex.FEATURE_SPEC) == {
+        "image",
+        "bbox",
+        "landmarks",
+        "valence",
+        "arousal",
+        "va_mask",
+        "expression",
+        "expr_mask",
+        "au",
+        "au_mask",
+        "video_id",
+        "frame",
+        "source",
+    }
+    assert ex.FEATURE_SPEC["au"].shape == [12]
+    assert ex.FEATURE_SPEC["landmarks"].shape == [10]
+
+
+def test_round_trip_python():
+    record = make_record()
+    back = ex.decode_example(ex.serialize_example(record))
+    assert back.image == record.image
+    np.testing.assert_allclose(back.bbox, record.bbox)
+    np.testing.assert_allclose(back.landmarks, record.landmarks)
+    assert (back.valence, back.arousal, back.va_mask) == (-0.25, 0.5, 1)
+    assert (back.expression, back.expr_mask) == (6, 1)
+    # A label under a zero mask is written as 0.
+    assert back.au == [1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0]
+    assert back.au_mask == list(record.au_mask)
+    assert (back.video_id, back.frame, back.source) == ("vid-7", 42, "unit")
+
+
+def test_masked_labels_are_zeroed():
+    record = make_record(va_mask=0, expr_mask=0, au=[1] * 12, au_mask=[0] * 12, valence=0.9)
+    back = ex.decode_example(ex.serialize_example(record))
+    assert (back.valence, back.arousal, back.expression) == (0.0, 0.0, 0)
+    assert back.au == [0] * 12
+
+
+def test_parse_in_tf_data_and_batch():
+    records = [make_record(frame=i, expression=i % 8) for i in range(3)]
+    data = [ex.serialize_example(r) for r in records]
+    ds = tf.data.Dataset.from_tensor_slices(data).map(ex.parse_example).batch(3)
+    batch = next(iter(ds))
+    assert batch["au"].shape == (3, 12) and batch["au"].dtype == tf.int64
+    assert batch["landmarks"].shape == (3, 10)
+    assert batch["frame"].numpy().tolist() == [0, 1, 2]
+    assert batch["expression"].numpy().tolist() == [0, 1, 2]
+    parsed = ex.parse_examples(tf.constant(data))
+    np.testing.assert_allclose(parsed["valence"].numpy(), [-0.25] * 3)
+    assert tf.io.decode_jpeg(parsed["image"][0]).shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"valence": 1.5}, "valence"),
+        ({"arousal": float("nan")}, "arousal"),
+        ({"expression": 8}, "expression"),
+        ({"au": [2] + [0] * 11}, "au"),
+        ({"au_mask": [1] * 11}, "au_mask"),
+        ({"bbox": (0, 0, 0, 10)}, "bbox"),
+        ({"landmarks": np.zeros(8)}, "landmarks"),
+        ({"va_mask": 2}, "va_mask"),
+        ({"image": b""}, "image"),
+    ],
+)
+def test_encode_rejects_out_of_range_labels(overrides, field):
+    with pytest.raises(LabelError, match=field):
+        ex.encode_example(make_record(**overrides))
+
+
+def test_out_of_range_value_is_fine_when_masked():
+    ex.encode_example(make_record(valence=7.0, va_mask=0, expression=99, expr_mask=0))
+
+
+def test_read_tfrecord_gzip(tmp_path):
+    path = tmp_path / "x.tfrecord.gz"
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as w:
+        for i in range(4):
+            w.write(ex.serialize_example(make_record(frame=i)))
+    assert [r.frame for r in ex.read_tfrecord(path)] == [0, 1, 2, 3]

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from affect_tf.face import align
+from affect_tf.face.detect import Detection, box_iou, select_face
+
+
+def test_mtcnn_finds_the_astronaut(detector, astronaut):
+    faces = detector.detect(astronaut)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.score > 0.95
+    x, y, w, h = face.box
+    # Eileen Collins' face in skimage's astronaut(): roughly x 180-265, y 60-175.
+    assert 160 < x < 200 and 40 < y < 90 and 60 < w < 110 and 80 < h < 130
+    left_eye, right_eye, nose, mouth_left, mouth_right = face.landmarks
+    assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+    assert max(left_eye[1], right_eye[1]) < nose[1] < min(mouth_left[1], mouth_right[1])
+    for px, py in face.landmarks:
+        assert x <= px <= x + w and y <= py <= y + h
+
+
+def test_aligned_astronaut_has_landmarks_on_the_template(detector, astronaut):
+    face = detector.detect_one(astronaut)
+    aligned = align.align_face(astronaut, face.landmarks, size=224, margin=0.4).numpy()
+    again = detector.detect_one(aligned.astype(np.uint8))
+    assert again is not None
+    # Where the similarity sends the original landmarks (a least-squares fit: a real face does not
+    # match the template exactly) is where a second detection on the aligned crop finds them.
+    template = align.template_points(224, 0.4)
+    matrix = align.estimate_similarity(face.landmarks, template)
+    expected = align.apply_similarity(matrix, face.landmarks).numpy()
+    error = np.linalg.norm(again.landmarks - expected, axis=1)
+    assert error.max() < 4.0, error
+    # ...and the eyes land within a few pixels of the template's eyes.
+    assert np.linalg.norm(again.landmarks[:2] - template.numpy()[:2], axis=1).max() < 6.0
+
+
+def test_no_face_in_a_flat_image(detector):
+    assert detector.detect(np.full((120, 160, 3), 128, np.uint8)) == []
+    assert detector.detect_one(np.zeros((64, 64, 3), np.uint8)) is None
+
+
+def test_batch_detection_and_grayscale(detector, astronaut):
+    gray = astronaut.mean(axis=-1).astype(np.uint8)
+    results = detector.detect_batch([astronaut, gray])
+    assert [len(r) for r in results] == [1, 1]
+    with pytest.raises(ValueError, match="RGB"):
+        detector.detect(np.zeros((4, 4, 5), np.uint8))
+
+
+def test_select_face_policies():
+    small_sure = Detection((0, 0, 10, 10), 0.99, np.zeros((5, 2)))
+    big_unsure = Detection((0, 0, 50, 50), 0.91, np.zeros((5, 2)))
+    assert select_face([small_sure, big_unsure], "largest") is big_unsure
+    assert select_face([small_sure, big_unsure], "confident") is small_sure
+    assert select_face([], "largest") is None
+    with pytest.raises(ValueError, match="policy"):
+        select_face([small_sure], "first")
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
