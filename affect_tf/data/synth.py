@@ -776,5 +776,6 @@ def expression_grid(
     grid = np.concatenate(rows, axis=0)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    # The extension picks the format (.png lossless, .jpg much smaller for the noisy frames).
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     return path
