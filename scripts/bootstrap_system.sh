@@ -11,7 +11,14 @@ set -euo pipefail
 need_glibc="2.38"
 need_glibcxx="GLIBCXX_3.4.32"
 
-glibc_version() { ldd --version 2>/dev/null | head -n1 | grep -oE '[0-9]+\.[0-9]+$' || echo 0; }
+# getconf is part of libc itself; no pipeline (with pipefail, `ldd --version | head` can fail
+# on SIGPIPE when ldd prints more than one line).
+glibc_version() {
+  local v
+  v=$(getconf GNU_LIBC_VERSION 2>/dev/null) || v=""
+  v=${v##* }
+  [ -n "$v" ] && echo "$v" || echo 0
+}
 
 libstdcxx_path() {
   local p
