@@ -777,5 +777,6 @@ def expression_grid(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The extension picks the format (.png lossless, .jpg much smaller for the noisy frames).
-    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), params)
     return path
