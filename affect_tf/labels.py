@@ -6,6 +6,7 @@ This module is the one source of truth for label names and their order. Everythi
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final
 
 # ABAW3 order; index = class id everywhere in the project.
@@ -100,6 +101,48 @@ AFFECTNET_VA_NOT_ANNOTATED: Final[float] = -2.0
 AFFWILD2_VA_INVALID: Final[float] = -5.0
 AFFWILD2_EXPR_INVALID: Final[int] = -1
 AFFWILD2_AU_INVALID: Final[int] = -1
+
+
+@dataclasses.dataclass(kw_only=True)
+class FaceLabels:
+    """The labels and grouping fields one face carries; shared by ``FaceRecord`` and the
+    readers' ``Sample`` so that the label fields are declared once.
+
+    Attributes:
+        valence, arousal: In [-1, 1]; meaningful only where ``va_mask`` is 1.
+        va_mask: 1 when valence and arousal are annotated.
+        expression: ABAW class index 0-7; meaningful only where ``expr_mask`` is 1.
+        expr_mask: 1 when the expression is annotated.
+        au: 12 occurrences (0/1) in ``labels.AUS`` order.
+        au_mask: 12 flags, 1 where that AU is annotated.
+        video_id: Video or subject id; the pipeline splits by it, never by frame.
+        frame: Frame number within the video (0 for still images; Aff-Wild2: the 1-based
+            image number).
+        source: Corpus name, e.g. ``"affectnet"``; evaluation slices by it.
+    """
+
+    valence: float = 0.0
+    arousal: float = 0.0
+    va_mask: int = 0
+    expression: int = 0
+    expr_mask: int = 0
+    au: list[int] = dataclasses.field(default_factory=lambda: [0] * NUM_AUS)
+    au_mask: list[int] = dataclasses.field(default_factory=lambda: [0] * NUM_AUS)
+    video_id: str = ""
+    frame: int = 0
+    source: str = ""
+
+    @property
+    def has_any_label(self) -> bool:
+        """True when at least one task is annotated."""
+        return bool(self.va_mask or self.expr_mask or any(self.au_mask))
+
+    def labels(self) -> dict:
+        """The ``FaceLabels`` fields as keyword arguments (lists copied)."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), list | tuple) else v
+            for f in dataclasses.fields(FaceLabels)
+        }
 
 
 def expression_index(value: str | int) -> int:

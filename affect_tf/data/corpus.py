@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf.labels import NUM_AUS, VA_RANGE
+from affect_tf.labels import VA_RANGE, FaceLabels
 
 
 class CorpusError(Exception):
     """The corpus as a whole cannot be read (missing root, wrong header of its index file...)."""
 
 
-@dataclasses.dataclass
-class Sample:
+@dataclasses.dataclass(kw_only=True)
+class Sample(FaceLabels):
     """One image of a corpus with the labels it carries, before decoding and detection.
 
     Attributes:
@@ -33,44 +33,13 @@ class Sample:
         landmarks: ``(5, 2)`` landmarks in pixels, or None.
         aligned: True when the image already is an aligned face crop (Aff-Wild2
             ``cropped_aligned``): the box is the whole image and the landmarks the template's.
-        valence, arousal, va_mask, expression, expr_mask, au, au_mask: As in ``FaceRecord``.
-        video_id, frame, source: As in ``FaceRecord``.
+        Plus the ``FaceLabels`` fields.
     """
 
     path: Path
     bbox: tuple[float, float, float, float] | None = None
     landmarks: np.ndarray | None = None
     aligned: bool = False
-    valence: float = 0.0
-    arousal: float = 0.0
-    va_mask: int = 0
-    expression: int = 0
-    expr_mask: int = 0
-    au: list[int] = dataclasses.field(default_factory=lambda: [0] * NUM_AUS)
-    au_mask: list[int] = dataclasses.field(default_factory=lambda: [0] * NUM_AUS)
-    video_id: str = ""
-    frame: int = 0
-    source: str = ""
-
-    @property
-    def has_any_label(self) -> bool:
-        """True when at least one task is annotated."""
-        return bool(self.va_mask or self.expr_mask or any(self.au_mask))
-
-    def labels(self) -> dict:
-        """The label fields, as keyword arguments for ``FaceRecord``."""
-        return {
-            "valence": self.valence,
-            "arousal": self.arousal,
-            "va_mask": self.va_mask,
-            "expression": self.expression,
-            "expr_mask": self.expr_mask,
-            "au": list(self.au),
-            "au_mask": list(self.au_mask),
-            "video_id": self.video_id,
-            "frame": self.frame,
-            "source": self.source,
-        }
 
 
 class SkipReport:

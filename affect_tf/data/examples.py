@@ -17,7 +17,7 @@ from typing import Final
 import numpy as np
 import tensorflow as tf
 
-from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS, VA_RANGE
+from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS, VA_RANGE, FaceLabels
 
 # --- feature keys (the one source of truth) --------------------------------------------------
 IMAGE: Final[str] = "image"
@@ -74,39 +74,21 @@ class LabelError(ValueError):
     """A label value outside its documented range; the message names the field."""
 
 
-@dataclasses.dataclass
-class FaceRecord:
+@dataclasses.dataclass(kw_only=True)
+class FaceRecord(FaceLabels):
     """One face with every label it has; the Python twin of the tf.Example contract.
 
     Attributes:
-        image: Encoded image bytes (JPEG/PNG/BMP/GIF), the whole frame, not a crop.
+        image: Encoded image bytes (JPEG/PNG/BMP), the whole frame, not a crop.
         bbox: Face box ``(x, y, w, h)`` in pixels of ``image``.
         landmarks: ``(5, 2)`` pixel coordinates: left eye, right eye, nose, mouth left,
             mouth right.
-        valence, arousal: In [-1, 1]; meaningful only where ``va_mask`` is 1.
-        va_mask: 1 when valence and arousal are annotated.
-        expression: ABAW class index 0-7; meaningful only where ``expr_mask`` is 1.
-        expr_mask: 1 when the expression is annotated.
-        au: 12 occurrences (0/1) in ``labels.AUS`` order.
-        au_mask: 12 flags, 1 where that AU is annotated.
-        video_id: Video or subject id; the pipeline splits by it, never by frame.
-        frame: Frame index within the video (0 for still images).
-        source: Corpus name, e.g. ``"affectnet"``; evaluation slices by it.
+        Plus the ``FaceLabels`` fields.
     """
 
     image: bytes
     bbox: Sequence[float]
     landmarks: np.ndarray
-    valence: float = 0.0
-    arousal: float = 0.0
-    va_mask: int = 0
-    expression: int = 0
-    expr_mask: int = 0
-    au: Sequence[int] = dataclasses.field(default_factory=lambda: [0] * NUM_AUS)
-    au_mask: Sequence[int] = dataclasses.field(default_factory=lambda: [0] * NUM_AUS)
-    video_id: str = ""
-    frame: int = 0
-    source: str = ""
 
     def validate(self) -> None:
         """Checks every field against the contract.
@@ -148,11 +130,6 @@ class FaceRecord:
                 raise LabelError(
                     f"Expected {name} as {NUM_AUS} values in {{0, 1}}. Received: {name}={values!r}"
                 )
-
-    @property
-    def has_any_label(self) -> bool:
-        """True when at least one task is annotated."""
-        return bool(self.va_mask or self.expr_mask or any(self.au_mask))
 
 
 def _check_flag(name: str, value: int) -> None:

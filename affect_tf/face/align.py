@@ -197,17 +197,14 @@ def align_faces(
     fill_mode: str = "CONSTANT",
 ) -> tf.Tensor:
     """Batched ``align_face``: ``(B, H, W, C)`` images and ``(B, 5, 2)``/``(B, 10)`` landmarks."""
-    images = tf.convert_to_tensor(images)
-    landmarks = _as_points(landmarks)
-    if bbox is None:
-        return tf.map_fn(
-            lambda x: align_face(x[0], x[1], size, margin, None, fill_mode),
-            (images, landmarks),
-            fn_output_signature=tf.TensorSpec([size, size, None], tf.float32),
-        )
+    elems = (tf.convert_to_tensor(images), _as_points(landmarks))
+    if bbox is not None:
+        elems += (tf.convert_to_tensor(bbox, tf.float32),)
     return tf.map_fn(
-        lambda x: align_face(x[0], x[1], size, margin, x[2], fill_mode),
-        (images, landmarks, tf.convert_to_tensor(bbox, tf.float32)),
+        lambda x: align_face(
+            x[0], x[1], size, margin, x[2] if bbox is not None else None, fill_mode
+        ),
+        elems,
         fn_output_signature=tf.TensorSpec([size, size, None], tf.float32),
     )
 
