@@ -1,4 +1,4 @@
-"""The ``affect-tf`` command line: ``synth``, ``convert`` and ``demo``."""
+"""The ``affect-tf`` command line: synth, convert, train, evaluate, predict and demo."""
 
 from __future__ import annotations
 
@@ -130,6 +130,142 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_files(data: str, out: Path) -> list[str]:
+    """TFRecords for ``--data``: tf.Example files as they are; a manifest corpus is converted
+    once into ``OUT/data/examples.tfrecord.gz`` (reused when the manifest has not changed)."""
+    from affect_tf.data.dataset import resolve_files
+    from affect_tf.data.manifest import MANIFEST_NAMES
+
+    path = Path(data)
+    manifest = path if path.name in MANIFEST_NAMES else None
+    if path.is_dir() and any((path / n).is_file() for n in MANIFEST_NAMES):
+        manifest = path
+    if manifest is None:
+        try:
+            return resolve_files(data)
+        except FileNotFoundError as e:
+            raise UsageError(str(e)) from None
+    from affect_tf.data import SkipReport, read_corpus
+    from affect_tf.data.convert import convert
+    from affect_tf.data.manifest import find_manifest
+
+    source = find_manifest(manifest)
+    target = out / "data" / "examples.tfrecord.gz"
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        print(f"using {target} (converted from {source})")
+        return [str(target)]
+    print(f"converting {source} -> {target}")
+    report = SkipReport()
+    result = convert(read_corpus("manifest", manifest, report=report), target, report=report)
+    print(result.format())
+    return [str(target)]
+
+
+def _load_model(path: str):
+    import keras
+
+    from affect_tf.model import AffectModel  # noqa: F401  (registers the custom objects)
+
+    model_path = Path(path)
+    if model_path.is_dir():
+        model_path = model_path / "model.keras"
+    if not model_path.is_file():
+        raise UsageError(
+            "Expected a .keras model file or a training folder holding model.keras. "
+            f"Received: --model {path}"
+        )
+    try:
+        return keras.models.load_model(model_path)
+    except Exception as e:
+        raise UsageError(
+            f"Expected an affect-tf .keras model. Received: {model_path} ({type(e).__name__}: {e})"
+        ) from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from affect_tf.model import get_preset
+    from affect_tf.training import train
+
+    overrides = {}
+    if args.heads:
+        overrides["heads"] = args.heads
+    if args.backbone:
+        overrides["backbone"] = args.backbone
+    if args.tasks:
+        overrides["tasks"] = tuple(t.strip() for t in args.tasks.split(","))
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    try:
+        config = get_preset(args.preset, **overrides)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    out = Path(args.out)
+    files = _training_files(args.data, out)
+    val_files = _training_files(args.val_data, out / "val") if args.val_data else None
+    print(
+        f"training preset {config.name!r} ({config.backbone}, {config.heads} heads, "
+        f"{config.image_size}px, tasks {','.join(config.tasks)}) -> {out}"
+    )
+    result = train(
+        config,
+        files,
+        out,
+        val_files=val_files,
+        epochs=args.epochs,
+        patience=args.patience,
+        steps_per_epoch=args.steps_per_epoch,
+        resume=not args.no_resume,
+        verbose=2,
+        seed=args.seed,
+    )
+    v = result.validation
+    print(
+        f"done in {result.seconds:.0f} s; validation ({v['n']} examples): P_MTL {v['p_mtl']:.3f} = "
+        f"VA {v['va']:.3f} (CCC V {v['ccc_valence']:.3f}, A {v['ccc_arousal']:.3f}) + "
+        f"EXPR F1 {v['expr_f1']:.3f} + AU F1 {v['au_f1']:.3f}"
+    )
+    print(f"model: {out / 'model.keras'}; curves: {out / 'training_curves.png'}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from affect_tf.smoothing import parse_smooth
+    from affect_tf.training import evaluate
+
+    try:
+        parse_smooth(args.smooth)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    model = _load_model(args.model)
+    out = Path(args.out) if args.out else None
+    files = _training_files(args.data, (out.parent if out else Path("runs")) / "evaluate")
+    result = evaluate(model, files, smooth=args.smooth)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from affect_tf.smoothing import parse_smooth
+    from affect_tf.training import predict_table
+
+    try:
+        parse_smooth(args.smooth)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    model = _load_model(args.model)
+    out = Path(args.out)
+    files = _training_files(args.data, out.parent / "predict")
+    table = predict_table(model, files, smooth=args.smooth)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.6f")
+    print(f"wrote {len(table)} rows to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="affect-tf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +297,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_convert)
+
+    from affect_tf.model.backbones import BACKBONES
+    from affect_tf.model.config import PRESETS
+
+    p = sub.add_parser("train", help="train an AffectModel on tf.Examples or a manifest corpus")
+    p.add_argument(
+        "--data", required=True, help="tf.Example file/folder/glob, or a manifest corpus folder"
+    )
+    p.add_argument("--val-data", help="validation data (default: 10 %% of the videos of --data)")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--heads", choices=("mlp", "gcn"), help="override the preset's heads")
+    p.add_argument("--backbone", choices=sorted(BACKBONES), help="override the preset's backbone")
+    p.add_argument(
+        "--tasks", help="comma-separated subset of va,expression,au (single-task training)"
+    )
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument("--patience", type=int, default=5, help="early stopping on validation P_MTL")
+    p.add_argument(
+        "--no-resume", action="store_true", help="start over even if OUT holds an unfinished run"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="ABAW metrics of a model on labelled data (JSON)")
+    p.add_argument("--model", required=True, help="model.keras, or a training folder")
+    p.add_argument(
+        "--data", required=True, help="tf.Example file/folder/glob, or a manifest corpus folder"
+    )
+    p.add_argument("--smooth", help="temporal smoothing within videos, e.g. mean:15 or median:9")
+    p.add_argument("--out", help="also write the JSON here")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="per-example predictions (and labels, masks) as CSV")
+    p.add_argument("--model", required=True, help="model.keras, or a training folder")
+    p.add_argument(
+        "--data", required=True, help="tf.Example file/folder/glob, or a manifest corpus folder"
+    )
+    p.add_argument("--smooth", help="temporal smoothing within videos, e.g. mean:15")
+    p.add_argument("--out", required=True, help="CSV file")
+    p.set_defaults(func=_predict)
 
     p = sub.add_parser("demo", help="run what exists end to end on SynthAffect and summarise")
     p.add_argument("--out", default="runs/demo")

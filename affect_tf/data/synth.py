@@ -377,8 +377,8 @@ def _draw_face(
 
     # Eyes: almond opening from the lids; AU7 tightens, AU6 pushes the lower lid up, AU1+2 widen.
     landmarks = []
-    upper_open = (1 + 0.3 * raise_) * (1 - 0.4 * a["AU7"]) * (1 - 0.15 * a["AU4"]) * (1 - blink)
-    lower_open = (1 - 0.45 * a["AU7"]) * (1 - 0.55 * a["AU6"]) * (1 - blink)
+    upper_open = (1 + 0.45 * raise_) * (1 - 0.5 * a["AU7"]) * (1 - 0.2 * a["AU4"]) * (1 - blink)
+    lower_open = (1 - 0.55 * a["AU7"]) * (1 - 0.65 * a["AU6"]) * (1 - blink)
     for side in (-1, 1):
         cx = side * es
         ew = 0.15 * ident.eye_size
@@ -401,10 +401,10 @@ def _draw_face(
         canvas.line(lower, skin * 0.6, 0.012, depth=0.55)
         landmarks.append(canvas.project([[cx, ey]], 0.55)[0])
         # Brows: AU1 lifts the inner end, AU2 the outer end, AU4 lowers and knits the inner end.
-        inner_x = side * (es - 0.13 + 0.05 * a["AU4"])
-        inner_y = ey - 0.17 - 0.11 * a["AU1"] + 0.09 * a["AU4"]
-        mid_y = ey - 0.22 - 0.05 * a["AU1"] - 0.07 * a["AU2"] + 0.04 * a["AU4"]
-        outer_y = ey - 0.16 - 0.11 * a["AU2"] + 0.01 * a["AU4"]
+        inner_x = side * (es - 0.13 + 0.07 * a["AU4"])
+        inner_y = ey - 0.17 - 0.16 * a["AU1"] + 0.12 * a["AU4"]
+        mid_y = ey - 0.22 - 0.08 * a["AU1"] - 0.12 * a["AU2"] + 0.06 * a["AU4"]
+        outer_y = ey - 0.16 - 0.17 * a["AU2"] + 0.02 * a["AU4"]
         brow = np.array([[inner_x, inner_y], [side * es, mid_y], [side * (es + 0.18), outer_y]])
         brow = _smooth_curve(brow)
         canvas.line(brow, ident.hair * 0.8, ident.brow_thickness, depth=0.6)
@@ -429,11 +429,11 @@ def _draw_face(
 
     # Mouth.
     my = 0.64 + 0.02 * a["AU26"]
-    mw = ident.mouth_width * (1 + 0.18 * a["AU12"] - 0.16 * a["AU23"] - 0.06 * a["AU24"])
+    mw = ident.mouth_width * (1 + 0.25 * a["AU12"] - 0.22 * a["AU23"] - 0.1 * a["AU24"])
     corner_y = {}
     for side in (-1, 1):
         lift = a["AU12"] + (max(asym * side, 0.0) * 0.9 if asym else 0.0)
-        corner_y[side] = my - 0.11 * lift + 0.09 * a["AU15"]
+        corner_y[side] = my - 0.17 * lift + 0.14 * a["AU15"]
     fold = max(a["AU6"], a["AU10"], a["AU12"])
     for side in (-1, 1):
         path = np.array(
@@ -445,7 +445,7 @@ def _draw_face(
         )
         canvas.line(_smooth_curve(path), skin * 0.6, 0.018, depth=0.7, alpha=0.75 * fold)
     thin = max(0.15, 1 - 0.55 * a["AU23"] - 0.7 * a["AU24"])
-    gap = 0.075 * a["AU25"] + 0.2 * a["AU26"] * max(a["AU25"], 0.3)
+    gap = 0.1 * a["AU25"] + 0.26 * a["AU26"] * max(a["AU25"], 0.3)
     lip_up, lip_low = 0.055 * thin, 0.07 * thin
     u = np.linspace(-1, 1, 33)
     base = my - 0.01 + np.where(u < 0, corner_y[-1] - my, corner_y[1] - my) * u**2

@@ -1,0 +1,244 @@
+"""tf.data input pipelines over tf.Example files: parse -> align -> augment -> (image, targets).
+
+Also the label pass that measures what training needs from the data (class frequencies, AU
+positive rates, the label-correlation graph) and the by-video split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from affect_tf import targets as tg
+from affect_tf.data import examples as ex
+from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
+from affect_tf.preprocess import preprocess_face
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Label-only parsing: no image bytes, so a statistics pass over a corpus is fast.
+LABEL_SPEC = {k: v for k, v in ex.FEATURE_SPEC.items() if k != ex.IMAGE}
+
+
+def resolve_files(data: str | Path | Sequence[str | Path]) -> list[str]:
+    """TFRecord files from a path, a folder (``*.tfrecord*``), a glob or a list of those.
+
+    Raises:
+        FileNotFoundError: When nothing matches.
+    """
+    items = [data] if isinstance(data, str | Path) else list(data)
+    files: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(
+                str(p) for p in path.glob("*.tfrecord*") if not p.name.endswith(".json")
+            )
+        elif path.is_file():
+            files.append(str(path))
+        else:
+            files += sorted(glob.glob(str(item)))
+    if not files:
+        raise FileNotFoundError(
+            "Expected TFRecord files (a file, folder or glob). "
+            f"Received: data={data!r} (nothing found)"
+        )
+    return files
+
+
+def serialized_examples(files: Sequence[str]) -> tf.data.Dataset:
+    """Serialized tf.Examples of the files (GZIP for names ending in .gz)."""
+    gz = [f for f in files if f.endswith(".gz")]
+    plain = [f for f in files if not f.endswith(".gz")]
+    parts = []
+    if gz:
+        parts.append(tf.data.TFRecordDataset(gz, compression_type="GZIP"))
+    if plain:
+        parts.append(tf.data.TFRecordDataset(plain))
+    ds = parts[0]
+    for other in parts[1:]:
+        ds = ds.concatenate(other)
+    return ds
+
+
+def in_split(video_id: tf.Tensor, split: str, eval_percent: int = 10) -> tf.Tensor:
+    """Whether a video belongs to ``split`` ('train' / 'eval'): a stable hash of its id."""
+    bucket = tf.strings.to_hash_bucket_fast(video_id, 100)
+    is_eval = bucket < eval_percent
+    return is_eval if split == "eval" else tf.logical_not(is_eval)
+
+
+def _filter_split(ds: tf.data.Dataset, split: str | None, eval_percent: int) -> tf.data.Dataset:
+    if split is None:
+        return ds
+    return ds.filter(
+        lambda s: in_split(
+            tf.io.parse_single_example(s, {ex.VIDEO_ID: ex.FEATURE_SPEC[ex.VIDEO_ID]})[ex.VIDEO_ID],
+            split,
+            eval_percent,
+        )
+    )
+
+
+def make_augmenter(seed: int | None = None) -> keras.Sequential:
+    """Geometric and photometric jitter applied to batches of aligned faces while training."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.03, fill_mode="reflect", seed=seed),
+            keras.layers.RandomTranslation(0.05, 0.05, fill_mode="reflect", seed=seed),
+            keras.layers.RandomZoom(0.08, fill_mode="reflect", seed=seed),
+            keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed),
+            keras.layers.RandomContrast(0.2, seed=seed),
+        ],
+        name="augment",
+    )
+
+
+def make_dataset(
+    files: Sequence[str],
+    image_size: int,
+    margin: float = 0.25,
+    batch_size: int = 32,
+    training: bool = False,
+    split: str | None = None,
+    eval_percent: int = 10,
+    shuffle_buffer: int = 4096,
+    seed: int | None = None,
+    with_meta: bool = False,
+    cache: bool = True,
+) -> tf.data.Dataset:
+    """Batches of ``(images, targets)`` (or ``(images, targets, meta)`` with ``with_meta``).
+
+    Args:
+        files: TFRecord files of tf.Examples (``resolve_files``).
+        image_size, margin: The model's crop.
+        batch_size: Batch size.
+        training: Shuffle, augment, and drop nothing (Keras handles a short last batch).
+        split: None for every example, or 'train'/'eval' for the by-video hash split.
+        eval_percent: Share of videos in the 'eval' split.
+        with_meta: Also yield ``{"video_id", "frame", "source"}`` for per-video evaluation.
+        cache: Keep the aligned crops in memory after the first pass (they are small).
+    """
+    ds = _filter_split(serialized_examples(files), split, eval_percent)
+
+    def parse(serialized):
+        f = tf.io.parse_single_example(serialized, ex.FEATURE_SPEC)
+        image = preprocess_face(f[ex.IMAGE], f[ex.LANDMARKS], f[ex.BBOX], image_size, margin)
+        batched = {k: tf.expand_dims(v, 0) for k, v in f.items() if k in ex.LABEL_KEYS}
+        targets = {k: v[0] for k, v in tg.targets_from_features(batched).items()}
+        meta = {ex.VIDEO_ID: f[ex.VIDEO_ID], ex.FRAME: f[ex.FRAME], ex.SOURCE: f[ex.SOURCE]}
+        return image, targets, meta
+
+    ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training:
+        augment = make_augmenter(seed)
+        ds = ds.map(lambda x, y, m: (augment(x, training=True), y, m), num_parallel_calls=AUTOTUNE)
+    if not with_meta:
+        ds = ds.map(lambda x, y, m: (x, y))
+    return ds.prefetch(AUTOTUNE)
+
+
+@dataclasses.dataclass
+class LabelPriors:
+    """What training needs from the labels of the training split, measured exactly.
+
+    Attributes:
+        n: Examples seen.
+        expression_counts: Labelled examples per class.
+        au_positive, au_labelled: Per-AU positives and labelled examples.
+        va_labelled: Examples with VA.
+        pair_stats: Label-correlation sufficient statistics (``heads.pair_stats``).
+    """
+
+    n: int = 0
+    expression_counts: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(NUM_EXPRESSIONS)
+    )
+    au_positive: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(NUM_AUS))
+    au_labelled: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(NUM_AUS))
+    va_labelled: int = 0
+    pair_stats: np.ndarray | None = None
+
+    def update(self, f: dict) -> None:
+        """Adds a batch of parsed label features (NumPy arrays)."""
+        from affect_tf.model.heads import label_vectors, pair_stats
+
+        expr_mask = f[ex.EXPR_MASK].astype(bool)
+        self.n += len(expr_mask)
+        self.expression_counts += np.bincount(
+            f[ex.EXPRESSION][expr_mask], minlength=NUM_EXPRESSIONS
+        )[:NUM_EXPRESSIONS]
+        self.au_positive += (f[ex.AU] * f[ex.AU_MASK]).sum(axis=0)
+        self.au_labelled += f[ex.AU_MASK].sum(axis=0)
+        self.va_labelled += int(f[ex.VA_MASK].sum())
+        values, valid = label_vectors(
+            f[ex.EXPRESSION],
+            f[ex.EXPR_MASK],
+            f[ex.VALENCE],
+            f[ex.AROUSAL],
+            f[ex.VA_MASK],
+            f[ex.AU],
+            f[ex.AU_MASK],
+        )
+        stats = pair_stats(values, valid)
+        self.pair_stats = stats if self.pair_stats is None else self.pair_stats + stats
+
+    def class_weights(self, max_weight: float = 10.0) -> np.ndarray:
+        """Inverse-frequency expression weights, mean 1 over the classes present, capped."""
+        counts = self.expression_counts
+        present = counts > 0
+        if not present.any():
+            return np.ones(NUM_EXPRESSIONS)
+        weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 1.0)
+        return np.clip(weights, 1.0 / max_weight, max_weight)
+
+    def pos_weights(self, max_weight: float = 20.0) -> np.ndarray:
+        """Per-AU negatives/positives, in [1, max_weight] (1 for an AU never labelled positive)."""
+        pos = self.au_positive
+        neg = self.au_labelled - pos
+        return np.clip(np.where(pos > 0, neg / np.maximum(pos, 1), 1.0), 1.0, max_weight)
+
+    def adjacency(self, tau: float = 0.3, p: float = 0.25) -> np.ndarray:
+        from affect_tf.model.heads import identity_adjacency, label_adjacency, label_correlation
+
+        if self.pair_stats is None:
+            return identity_adjacency()
+        return label_adjacency(label_correlation(self.pair_stats), tau, p)
+
+    def to_dict(self) -> dict:
+        return {
+            "n": self.n,
+            "expression_counts": self.expression_counts.tolist(),
+            "au_positive_rate": (self.au_positive / np.maximum(self.au_labelled, 1)).tolist(),
+            "va_labelled": self.va_labelled,
+            "class_weights": self.class_weights().tolist(),
+            "pos_weights": self.pos_weights().tolist(),
+        }
+
+
+def measure_priors(
+    files: Sequence[str],
+    split: str | None = "train",
+    eval_percent: int = 10,
+    batch_size: int = 1024,
+) -> LabelPriors:
+    """One label-only pass over the files (the chosen split) -> ``LabelPriors``."""
+    ds = _filter_split(serialized_examples(files), split, eval_percent)
+    ds = ds.batch(batch_size).map(
+        lambda s: tf.io.parse_example(s, LABEL_SPEC), num_parallel_calls=AUTOTUNE
+    )
+    priors = LabelPriors()
+    for batch in ds.as_numpy_iterator():
+        priors.update(batch)
+    return priors

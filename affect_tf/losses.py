@@ -1,0 +1,232 @@
+"""Masked multi-task losses: CCC for VA, cross-entropy for expressions, weighted BCE for AUs.
+
+Each loss is a pure function of ``(y_true, y_pred)`` in the packed target layout of
+``affect_tf.targets`` plus a ``keras.losses.Loss`` class around it. Masked-out targets contribute
+nothing; a batch where a task is masked everywhere gives that task a loss of exactly 0 (never
+NaN), so its head receives no gradient from that batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import ops
+
+from affect_tf import targets as tg
+from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
+
+_EPS = 1e-7
+
+
+def _masked_mean(values, weights):
+    """Σ w·v / Σ w, and 0 (with zero gradient) when Σ w = 0."""
+    total = ops.sum(weights)
+    return ops.where(total > 0, ops.sum(values * weights) / ops.maximum(total, _EPS), 0.0)
+
+
+def ccc_loss(y_true, y_pred):
+    """1 − CCC averaged over valence and arousal, over the valid examples of the batch.
+
+    Args:
+        y_true: ``(B, 3)`` valence, arousal, va_mask.
+        y_pred: ``(B, 2)`` predicted valence, arousal.
+
+    Returns:
+        A scalar; 0 when no example of the batch has VA.
+    """
+    values, mask = tg.split_va(ops.cast(y_true, "float32"))
+    y_pred = ops.cast(y_pred, "float32")
+    w = mask[:, None]
+    n = ops.sum(mask)
+    safe_n = ops.maximum(n, 1.0)
+    x = ops.where(w > 0, values, 0.0)
+    y = ops.where(w > 0, y_pred, 0.0)
+    mx = ops.sum(x * w, axis=0) / safe_n
+    my = ops.sum(y * w, axis=0) / safe_n
+    vx = ops.sum(((x - mx) ** 2) * w, axis=0) / safe_n
+    vy = ops.sum(((y - my) ** 2) * w, axis=0) / safe_n
+    cov = ops.sum((x - mx) * (y - my) * w, axis=0) / safe_n
+    ccc = 2.0 * cov / (vx + vy + (mx - my) ** 2 + _EPS)
+    return ops.where(n > 0, 1.0 - ops.mean(ccc), 0.0)
+
+
+def masked_cross_entropy(
+    y_true,
+    y_pred,
+    class_weights: Sequence[float] | None = None,
+    label_smoothing: float = 0.0,
+    from_logits: bool = True,
+):
+    """Softmax cross-entropy over the 8 expressions, averaged over the valid examples.
+
+    Args:
+        y_true: ``(B, 2)`` class index, expr_mask.
+        y_pred: ``(B, 8)`` logits (or probabilities with ``from_logits=False``).
+        class_weights: Per-class weights (e.g. inverse frequency); the mean is weighted by them.
+        label_smoothing: Mass moved uniformly onto all classes.
+    """
+    labels, mask = tg.split_expression(y_true)
+    y_pred = ops.cast(y_pred, "float32")
+    classes = y_pred.shape[-1] or NUM_EXPRESSIONS
+    target = ops.one_hot(ops.clip(labels, 0, classes - 1), classes)
+    if label_smoothing:
+        target = target * (1.0 - label_smoothing) + label_smoothing / classes
+    log_probs = (
+        ops.log_softmax(y_pred, axis=-1) if from_logits else ops.log(ops.clip(y_pred, _EPS, 1.0))
+    )
+    per_example = -ops.sum(target * log_probs, axis=-1)
+    weights = ops.cast(mask, "float32")
+    if class_weights is not None:
+        cw = ops.convert_to_tensor(list(class_weights), "float32")
+        weights = weights * ops.take(cw, ops.clip(labels, 0, classes - 1))
+    return _masked_mean(per_example, weights)
+
+
+def masked_binary_cross_entropy(
+    y_true,
+    y_pred,
+    pos_weights: Sequence[float] | None = None,
+    from_logits: bool = True,
+):
+    """Binary cross-entropy over the 12 AUs, positives weighted, averaged over valid entries.
+
+    Args:
+        y_true: ``(B, 24)`` 12 occurrences then 12 masks.
+        y_pred: ``(B, 12)`` logits (or probabilities with ``from_logits=False``).
+        pos_weights: Per-AU weight of the positive term (e.g. negatives/positives in the data).
+    """
+    labels, mask = tg.split_au(ops.cast(y_true, "float32"))
+    y_pred = ops.cast(y_pred, "float32")
+    if from_logits:
+        # log σ(z) and log(1 − σ(z)) in their stable forms.
+        log_p = -ops.softplus(-y_pred)
+        log_not_p = -ops.softplus(y_pred)
+    else:
+        p = ops.clip(y_pred, _EPS, 1.0 - _EPS)
+        log_p, log_not_p = ops.log(p), ops.log(1.0 - p)
+    pw = 1.0 if pos_weights is None else ops.convert_to_tensor(list(pos_weights), "float32")
+    per_entry = -(pw * labels * log_p + (1.0 - labels) * log_not_p)
+    return _masked_mean(per_entry, mask)
+
+
+def affect_loss(
+    y_true: dict,
+    y_pred: dict,
+    weights: dict[str, float] | None = None,
+    class_weights: Sequence[float] | None = None,
+    pos_weights: Sequence[float] | None = None,
+    label_smoothing: float = 0.0,
+    log_vars=None,
+):
+    """The composite multi-task loss: λ_va·CCC loss + λ_expr·CE + λ_au·BCE.
+
+    Args:
+        y_true, y_pred: Dicts keyed by output name (``va``, ``expression``, ``au``); a task
+            missing from either is left out.
+        weights: λ per task (α/β in Kollias et al.); default 1 each.
+        class_weights, pos_weights, label_smoothing: Passed to the task losses.
+        log_vars: Optional per-task log-variances ``s`` (learned uncertainty weighting,
+            Kendall et al.): each task term becomes ``exp(−s)·L + s``, in the order va,
+            expression, au.
+
+    Returns:
+        (total, {task: unweighted task loss}).
+    """
+    weights = {tg.VA: 1.0, tg.EXPRESSION: 1.0, tg.AU: 1.0, **(weights or {})}
+    terms = {}
+    if tg.VA in y_true and tg.VA in y_pred:
+        terms[tg.VA] = ccc_loss(y_true[tg.VA], y_pred[tg.VA])
+    if tg.EXPRESSION in y_true and tg.EXPRESSION in y_pred:
+        terms[tg.EXPRESSION] = masked_cross_entropy(
+            y_true[tg.EXPRESSION], y_pred[tg.EXPRESSION], class_weights, label_smoothing
+        )
+    if tg.AU in y_true and tg.AU in y_pred:
+        terms[tg.AU] = masked_binary_cross_entropy(y_true[tg.AU], y_pred[tg.AU], pos_weights)
+    total = 0.0
+    for index, task in enumerate((tg.VA, tg.EXPRESSION, tg.AU)):
+        if task not in terms or weights[task] == 0:
+            continue
+        term = weights[task] * terms[task]
+        if log_vars is not None:
+            term = ops.exp(-log_vars[index]) * term + log_vars[index]
+        total = total + term
+    return total, terms
+
+
+@keras.saving.register_keras_serializable(package="affect_tf")
+class CCCLoss(keras.losses.Loss):
+    """``1 − mean CCC`` over valence and arousal, masked (``y_true`` = valence, arousal, mask)."""
+
+    def __init__(self, name: str = "ccc_loss", reduction=None, dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return ccc_loss(y_true, y_pred)
+
+
+@keras.saving.register_keras_serializable(package="affect_tf")
+class MaskedCrossEntropy(keras.losses.Loss):
+    """Masked softmax cross-entropy over expressions (``y_true`` = class, mask)."""
+
+    def __init__(
+        self,
+        class_weights: Sequence[float] | None = None,
+        label_smoothing: float = 0.0,
+        from_logits: bool = True,
+        name: str = "masked_cross_entropy",
+        reduction=None,
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if class_weights is not None and len(class_weights) != NUM_EXPRESSIONS:
+            raise ValueError(
+                f"Expected {NUM_EXPRESSIONS} class weights. Received: {len(class_weights)} values"
+            )
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self.label_smoothing = float(label_smoothing)
+        self.from_logits = from_logits
+
+    def call(self, y_true, y_pred):
+        return masked_cross_entropy(
+            y_true, y_pred, self.class_weights, self.label_smoothing, self.from_logits
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "class_weights": self.class_weights,
+            "label_smoothing": self.label_smoothing,
+            "from_logits": self.from_logits,
+        }
+
+
+@keras.saving.register_keras_serializable(package="affect_tf")
+class MaskedBinaryCrossEntropy(keras.losses.Loss):
+    """Masked, positive-weighted BCE over AUs (``y_true`` = 12 labels, 12 masks)."""
+
+    def __init__(
+        self,
+        pos_weights: Sequence[float] | None = None,
+        from_logits: bool = True,
+        name: str = "masked_binary_cross_entropy",
+        reduction=None,
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if pos_weights is not None and len(pos_weights) != NUM_AUS:
+            raise ValueError(
+                f"Expected {NUM_AUS} positive weights. Received: {len(pos_weights)} values"
+            )
+        self.pos_weights = None if pos_weights is None else [float(w) for w in pos_weights]
+        self.from_logits = from_logits
+
+    def call(self, y_true, y_pred):
+        return masked_binary_cross_entropy(y_true, y_pred, self.pos_weights, self.from_logits)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pos_weights": self.pos_weights,
+            "from_logits": self.from_logits,
+        }

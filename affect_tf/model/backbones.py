@@ -1,0 +1,91 @@
+"""Backbones by name: image ``(S, S, 3)`` float in [0, 255] -> pooled feature vector.
+
+Every backbone takes raw 0-255 RGB, so the model's input contract does not change with the
+backbone (Keras' EfficientNet and MobileNetV3 normalise internally; ``small_cnn`` rescales).
+Weights are random (``weights=None``) or loaded from a local file; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+from keras import layers
+
+
+def _small_cnn(size: int, name: str) -> keras.Model:
+    """Five conv blocks (stride 2) + global average pooling: fast on CPU, for tests and `tiny`."""
+    inputs = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
+    for i, filters in enumerate((24, 48, 96, 160, 256)):
+        x = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.Activation("relu", name=f"relu{i}")(x)
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}b")(x)
+        x = layers.BatchNormalization(name=f"bn{i}b")(x)
+        x = layers.Activation("relu", name=f"relu{i}b")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _efficientnet_b0(size: int, name: str) -> keras.Model:
+    return keras.applications.EfficientNetB0(
+        include_top=False, weights=None, input_shape=(size, size, 3), pooling="avg", name=name
+    )
+
+
+def _mobilenet_v3_small(size: int, name: str) -> keras.Model:
+    return keras.applications.MobileNetV3Small(
+        input_shape=(size, size, 3),
+        include_top=False,
+        weights=None,
+        pooling="avg",
+        include_preprocessing=True,
+        name=name,
+    )
+
+
+BACKBONES: dict[str, Callable[[int, str], keras.Model]] = {
+    "efficientnet_b0": _efficientnet_b0,
+    "mobilenet_v3_small": _mobilenet_v3_small,
+    "small_cnn": _small_cnn,
+}
+MIN_SIZE = {"efficientnet_b0": 32, "mobilenet_v3_small": 32, "small_cnn": 32}
+
+
+def build_backbone(name: str, image_size: int, weights: str | Path | None = None) -> keras.Model:
+    """Builds a backbone by name.
+
+    Args:
+        name: One of ``BACKBONES``.
+        image_size: Input side in pixels.
+        weights: None (random init) or a local Keras weights file (``.weights.h5``) of this
+            backbone at this size, e.g. ImageNet weights saved once with
+            ``keras.applications.EfficientNetB0(include_top=False, pooling="avg").save_weights``.
+
+    Raises:
+        ValueError: Unknown name, size too small, or a weights file that does not fit.
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"Expected a backbone in {sorted(BACKBONES)}. Received: backbone={name!r}")
+    if image_size < MIN_SIZE[name]:
+        raise ValueError(
+            f"Expected image_size >= {MIN_SIZE[name]} for {name}. Received: image_size={image_size}"
+        )
+    model = BACKBONES[name](image_size, "backbone")
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise ValueError(
+                f"Expected a local weights file. Received: weights={str(path)!r} (not found)"
+            )
+        try:
+            model.load_weights(str(path))
+        except Exception as e:  # Keras raises ValueError/KeyError/OSError depending on the mismatch
+            raise ValueError(
+                f"Expected weights of backbone {name!r} at {image_size}x{image_size} "
+                f"({len(model.weights)} arrays). Received: weights={str(path)!r}, which does not "
+                f"fit ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            ) from None
+    return model

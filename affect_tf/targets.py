@@ -1,0 +1,61 @@
+"""Training targets: how labels and their masks travel next to the model outputs.
+
+Keras hands a loss or metric only ``(y_true, y_pred)`` per output, so each task's mask rides in
+its ``y_true`` tensor. The layout is fixed here, once:
+
+- ``va``: ``(B, 3)`` = valence, arousal, va_mask
+- ``expression``: ``(B, 2)`` = class index, expr_mask
+- ``au``: ``(B, 24)`` = 12 occurrences, then 12 masks
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from keras import ops
+
+from affect_tf.data import examples as ex
+from affect_tf.labels import NUM_AUS
+
+# Model output names (the one source of truth; serving signatures reuse them).
+VA: Final[str] = "va"
+EXPRESSION: Final[str] = "expression"
+AU: Final[str] = "au"
+EMBEDDING: Final[str] = "embedding"
+OUTPUTS: Final[tuple[str, ...]] = (EXPRESSION, AU, VA)
+TARGET_WIDTHS: Final[dict[str, int]] = {VA: 3, EXPRESSION: 2, AU: 2 * NUM_AUS}
+
+
+def targets_from_features(features: dict) -> dict:
+    """Packs parsed tf.Example label features into the per-output target tensors (float32)."""
+    f32 = "float32"
+    va = ops.stack(
+        [
+            ops.cast(features[ex.VALENCE], f32),
+            ops.cast(features[ex.AROUSAL], f32),
+            ops.cast(features[ex.VA_MASK], f32),
+        ],
+        axis=-1,
+    )
+    expression = ops.stack(
+        [ops.cast(features[ex.EXPRESSION], f32), ops.cast(features[ex.EXPR_MASK], f32)], axis=-1
+    )
+    au = ops.concatenate(
+        [ops.cast(features[ex.AU], f32), ops.cast(features[ex.AU_MASK], f32)], axis=-1
+    )
+    return {VA: va, EXPRESSION: expression, AU: au}
+
+
+def split_va(y_true):
+    """``(B, 3)`` -> values ``(B, 2)``, mask ``(B,)``."""
+    return y_true[..., :2], y_true[..., 2]
+
+
+def split_expression(y_true):
+    """``(B, 2)`` -> class indices ``(B,)`` int32, mask ``(B,)``."""
+    return ops.cast(y_true[..., 0], "int32"), y_true[..., 1]
+
+
+def split_au(y_true):
+    """``(B, 24)`` -> occurrences ``(B, 12)``, masks ``(B, 12)``."""
+    return y_true[..., :NUM_AUS], y_true[..., NUM_AUS:]

@@ -1,0 +1,169 @@
+import keras
+import numpy as np
+import pytest
+
+from affect_tf.labels import NUM_AUS
+from affect_tf.model import AffectModel, GCNHeads, build_backbone, get_preset
+from affect_tf.model import heads as H
+from affect_tf.model.config import AffectConfig
+
+
+def batch(n=8, size=48, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (n, size, size, 3)).astype("float32")
+    y = {
+        "va": np.concatenate([rng.uniform(-1, 1, (n, 2)), (rng.random((n, 1)) > 0.3)], 1).astype(
+            "float32"
+        ),
+        "expression": np.stack([rng.integers(0, 8, n), rng.random(n) > 0.2], 1).astype("float32"),
+        "au": np.concatenate(
+            [rng.integers(0, 2, (n, NUM_AUS)), rng.random((n, NUM_AUS)) > 0.3], 1
+        ).astype("float32"),
+    }
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def adjacency():
+    rng = np.random.default_rng(0)
+    corr = np.corrcoef(rng.normal(size=(50, H.NUM_NODES)), rowvar=False)
+    return H.label_adjacency(corr, tau=0.15)
+
+
+@pytest.mark.parametrize("heads", ["mlp", "gcn"])
+def test_predict_save_load_round_trip(tmp_path, heads, adjacency):
+    config = get_preset("tiny", heads=heads)
+    model = AffectModel(
+        config,
+        adjacency=adjacency if heads == "gcn" else None,
+        class_weights=np.ones(8),
+        pos_weights=np.full(12, 2.0),
+    )
+    x, _ = batch()
+    out = model.predict(x, verbose=0)
+    assert (
+        out["expression"].shape == (8, 8)
+        and out["au"].shape == (8, 12)
+        and out["va"].shape == (8, 2)
+    )
+    assert np.all(np.abs(out["va"]) <= 1.0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, AffectModel) and loaded.affect_config == config
+    again = loaded.predict(x, verbose=0)
+    for key in out:
+        np.testing.assert_allclose(again[key], out[key], atol=1e-5)
+    assert loaded.pos_weights == [2.0] * 12
+    if heads == "gcn":
+        np.testing.assert_allclose(loaded.get_layer("gcn_heads").adjacency, adjacency)
+    emb = loaded.embedding_model().predict(x, verbose=0)
+    assert emb.shape == (8, config.embedding_dim)
+
+
+@pytest.mark.parametrize("heads", ["mlp", "gcn"])
+def test_a_few_training_steps_decrease_the_loss(heads):
+    keras.utils.set_random_seed(0)
+    config = get_preset("tiny", heads=heads, augment=False, dropout=0.0, label_smoothing=0.0)
+    model = AffectModel(config)
+    x, y = batch(16)
+    model.compile_for_training(steps_per_epoch=1, epochs=25)
+    history = model.fit(x, y, epochs=25, batch_size=16, verbose=0).history
+    # Training-mode losses: BatchNorm's moving averages lag far behind after 25 steps.
+    assert history["loss"][-1] < history["loss"][0] * 0.7
+    for task in ("va", "expression", "au"):
+        assert history[f"{task}_loss"][-1] < history[f"{task}_loss"][0]
+
+
+def test_uncertainty_weights_train_and_survive_save(tmp_path):
+    config = get_preset("tiny", uncertainty=True)
+    model = AffectModel(config)
+    x, y = batch(16)
+    model.compile_for_training(steps_per_epoch=1, epochs=3)
+    model.fit(x, y, epochs=3, verbose=0)
+    log_vars = model.task_log_vars.numpy()
+    assert np.any(log_vars != 0)
+    model.save(tmp_path / "u.keras")
+    np.testing.assert_allclose(
+        keras.models.load_model(tmp_path / "u.keras").task_log_vars.numpy(), log_vars
+    )
+
+
+def test_single_task_model_trains_only_its_task():
+    config = get_preset("tiny", tasks=("va",))
+    model = AffectModel(config)
+    x, y = batch(8)
+    model.compile_for_training(steps_per_epoch=1, epochs=1)
+    logs = model.fit(x, y, epochs=1, verbose=0).history
+    assert "va_ccc_valence" in logs and "expression_f1" not in logs
+
+
+def test_wrong_input_is_a_clear_error():
+    model = AffectModel(get_preset("tiny"))
+    with pytest.raises(ValueError, match=r"\(None, 48, 48, 3\).*\(2, 32, 32, 3\)"):
+        model.predict(np.zeros((2, 32, 32, 3)), verbose=0)
+    with pytest.raises(
+        ValueError, match=r"Expected aligned RGB face crops of shape \(N, 48, 48, 3\)"
+    ):
+        model.predict(np.zeros((2, 48, 48, 1)), verbose=0)
+
+
+def test_bad_names_and_weights(tmp_path):
+    with pytest.raises(ValueError, match="preset"):
+        get_preset("huge")
+    with pytest.raises(ValueError, match="backbone"):
+        AffectConfig(backbone="resnet50")
+    with pytest.raises(ValueError, match="tasks"):
+        get_preset("tiny", tasks=("pose",))
+    other = build_backbone("small_cnn", 64)
+    path = tmp_path / "other.weights.h5"
+    other.save_weights(path)
+    with pytest.raises(ValueError, match="Expected weights of backbone 'mobilenet_v3_small'"):
+        build_backbone("mobilenet_v3_small", 64, weights=path)
+    with pytest.raises(ValueError, match="not found"):
+        build_backbone("small_cnn", 64, weights=tmp_path / "missing.weights.h5")
+    # The right file loads.
+    same = build_backbone("small_cnn", 64, weights=path)
+    np.testing.assert_allclose(same.get_weights()[0], other.get_weights()[0])
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v3_small"])
+def test_real_backbones_build_without_downloads(name):
+    model = build_backbone(name, 64)
+    assert model.output_shape[-1] > 0
+    assert model.predict(np.zeros((1, 64, 64, 3)), verbose=0).shape[0] == 1
+
+
+def test_label_graph():
+    rng = np.random.default_rng(0)
+    n = 400
+    values = rng.normal(size=(n, H.NUM_NODES))
+    values[:, 1] = values[:, 0] * 0.9 + rng.normal(0, 0.3, n)  # two correlated labels
+    valid = np.ones_like(values)
+    corr = H.label_correlation(H.pair_stats(values, valid))
+    np.testing.assert_allclose(corr, np.corrcoef(values, rowvar=False), atol=1e-8)
+    # Stats of two halves add up to the whole.
+    halves = H.pair_stats(values[:150], valid[:150]) + H.pair_stats(values[150:], valid[150:])
+    np.testing.assert_allclose(halves, H.pair_stats(values, valid))
+    adj = H.label_adjacency(corr, tau=0.5, p=0.25)
+    assert adj[0, 1] == pytest.approx(0.25) and adj[0, 0] == pytest.approx(0.75)
+    assert adj[2, 2] == 1.0 and adj[2].sum() == 1.0  # a node without neighbours keeps itself
+
+
+def test_label_correlation_respects_masks():
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(300, H.NUM_NODES))
+    valid = (rng.random((300, H.NUM_NODES)) > 0.4).astype(float)
+    corr = H.label_correlation(H.pair_stats(values, valid))
+    both = (valid[:, 3] > 0) & (valid[:, 5] > 0)
+    assert corr[3, 5] == pytest.approx(
+        np.corrcoef(values[both, 3], values[both, 5])[0, 1], abs=1e-8
+    )
+
+
+def test_gcn_heads_layer_config():
+    layer = GCNHeads(np.eye(H.NUM_NODES), node_dim=8, hidden_dim=16)
+    clone = GCNHeads.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="22, 22"):
+        GCNHeads(np.eye(5))

@@ -1,0 +1,148 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from affect_tf import losses as L
+from affect_tf.labels import NUM_AUS
+
+
+def va_target(values, mask):
+    return np.concatenate(
+        [np.asarray(values, float), np.asarray(mask, float)[:, None]], axis=1
+    ).astype("float32")
+
+
+def test_ccc_loss_hand_checked():
+    v = np.array([[1.0, -1.0], [2.0, 0.0], [3.0, 1.0]], np.float32)
+    assert float(L.ccc_loss(va_target(v, [1, 1, 1]), v)) == pytest.approx(0.0, abs=1e-5)
+    # Valence [1, 2, 3] vs its negation: CCC -1/13; arousal [-1, 0, 1] vs its negation: CCC -1.
+    assert float(L.ccc_loss(va_target(v, [1, 1, 1]), -v)) == pytest.approx(
+        ((1 + 1 / 13) + 2) / 2, abs=1e-5
+    )
+    # Masked rows are ignored even when they hold garbage.
+    garbage = np.vstack([v, [[np.nan, 99.0]]]).astype(np.float32)
+    pred = np.vstack([v, [[5.0, 5.0]]]).astype(np.float32)
+    assert float(L.ccc_loss(va_target(garbage, [1, 1, 1, 0]), pred)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_fully_masked_batch_gives_zero_loss_and_finite_gradients():
+    pred = tf.Variable(np.random.default_rng(0).normal(size=(4, 2)).astype("float32"))
+    expr_logits = tf.Variable(np.zeros((4, 8), "float32"))
+    au_logits = tf.Variable(np.zeros((4, NUM_AUS), "float32"))
+    with tf.GradientTape() as tape:
+        a = L.ccc_loss(va_target(np.full((4, 2), np.nan), np.zeros(4)), pred)
+        b = L.masked_cross_entropy(np.zeros((4, 2), "float32"), expr_logits)
+        c = L.masked_binary_cross_entropy(np.zeros((4, 2 * NUM_AUS), "float32"), au_logits)
+        total = a + b + c
+    assert float(a) == 0.0 and float(b) == 0.0 and float(c) == 0.0
+    for g in tape.gradient(total, [pred, expr_logits, au_logits]):
+        assert g is None or np.all(np.isfinite(g.numpy()))
+
+
+def test_masked_cross_entropy_against_numpy():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(6, 8)).astype("float32")
+    labels = np.array([0, 3, 3, 7, 1, 2])
+    mask = np.array([1, 1, 0, 1, 1, 0])
+    weights = np.arange(1, 9, dtype=float)
+    y = np.stack([labels, mask], axis=1).astype("float32")
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    smooth = 0.1
+    target = np.eye(8)[labels] * (1 - smooth) + smooth / 8
+    per = -(target * log_p).sum(axis=1)
+    w = mask * weights[labels]
+    expected = (per * w).sum() / w.sum()
+    got = L.masked_cross_entropy(y, logits, class_weights=weights, label_smoothing=smooth)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    # Without weights and smoothing it is the plain mean cross-entropy of the valid rows.
+    keep = mask > 0
+    plain = keras.losses.sparse_categorical_crossentropy(
+        labels[keep], logits[keep], from_logits=True
+    )
+    assert float(L.masked_cross_entropy(y, logits)) == pytest.approx(
+        float(np.mean(plain)), rel=1e-5
+    )
+
+
+def test_masked_bce_against_numpy_with_pos_weights():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(5, NUM_AUS)).astype("float32")
+    labels = (rng.random((5, NUM_AUS)) < 0.4).astype("float32")
+    mask = (rng.random((5, NUM_AUS)) < 0.7).astype("float32")
+    pw = np.linspace(1, 4, NUM_AUS)
+    p = 1 / (1 + np.exp(-logits.astype(float)))
+    per = -(pw * labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    expected = (per * mask).sum() / mask.sum()
+    y = np.concatenate([labels, mask], axis=1)
+    assert float(L.masked_binary_cross_entropy(y, logits, pos_weights=pw)) == pytest.approx(
+        expected, rel=1e-5
+    )
+    # Extreme logits stay finite (stable log-sigmoid).
+    assert np.isfinite(float(L.masked_binary_cross_entropy(y, logits * 1e4)))
+
+
+def test_affect_loss_weights_and_uncertainty():
+    rng = np.random.default_rng(3)
+    y_true = {
+        "va": va_target(rng.uniform(-1, 1, (8, 2)), np.ones(8)),
+        "expression": np.stack([rng.integers(0, 8, 8), np.ones(8)], 1).astype("float32"),
+        "au": np.concatenate([rng.integers(0, 2, (8, NUM_AUS)), np.ones((8, NUM_AUS))], 1).astype(
+            "float32"
+        ),
+    }
+    y_pred = {
+        "va": rng.uniform(-1, 1, (8, 2)).astype("float32"),
+        "expression": rng.normal(size=(8, 8)).astype("float32"),
+        "au": rng.normal(size=(8, NUM_AUS)).astype("float32"),
+    }
+    total, terms = L.affect_loss(y_true, y_pred, weights={"va": 2.0, "expression": 0.5, "au": 0.0})
+    assert float(total) == pytest.approx(
+        2 * float(terms["va"]) + 0.5 * float(terms["expression"]), rel=1e-6
+    )
+    s = np.array([0.5, -0.2, 0.1], "float32")
+    total_u, terms_u = L.affect_loss(y_true, y_pred, log_vars=s)
+    expected = sum(
+        np.exp(-s[i]) * float(terms_u[t]) + s[i] for i, t in enumerate(("va", "expression", "au"))
+    )
+    assert float(total_u) == pytest.approx(expected, rel=1e-5)
+    # A single task: the others are simply absent.
+    only_va, terms_va = L.affect_loss({"va": y_true["va"]}, y_pred)
+    assert set(terms_va) == {"va"} and float(only_va) == pytest.approx(float(terms["va"]))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        L.CCCLoss(),
+        L.MaskedCrossEntropy(class_weights=[1, 2, 3, 4, 5, 6, 7, 8], label_smoothing=0.1),
+        L.MaskedBinaryCrossEntropy(pos_weights=[2.0] * 12),
+    ],
+)
+def test_loss_classes_round_trip_and_agree_with_functions(loss):
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert clone.get_config() == loss.get_config()
+    rng = np.random.default_rng(5)
+    if isinstance(loss, L.CCCLoss):
+        y, p, fn = (
+            va_target(rng.uniform(-1, 1, (6, 2)), np.ones(6)),
+            rng.uniform(-1, 1, (6, 2)),
+            L.ccc_loss,
+        )
+    elif isinstance(loss, L.MaskedCrossEntropy):
+        y = np.stack([rng.integers(0, 8, 6), np.ones(6)], 1)
+        p = rng.normal(size=(6, 8))
+        fn = lambda a, b: L.masked_cross_entropy(a, b, loss.class_weights, 0.1)  # noqa: E731
+    else:
+        y = np.concatenate([rng.integers(0, 2, (6, 12)), np.ones((6, 12))], 1)
+        p = rng.normal(size=(6, 12))
+        fn = lambda a, b: L.masked_binary_cross_entropy(a, b, loss.pos_weights)  # noqa: E731
+    y, p = y.astype("float32"), p.astype("float32")
+    assert float(clone(y, p)) == pytest.approx(float(fn(y, p)), rel=1e-6)
+
+
+def test_loss_argument_checks():
+    with pytest.raises(ValueError, match="8 class weights"):
+        L.MaskedCrossEntropy(class_weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="12 positive weights"):
+        L.MaskedBinaryCrossEntropy(pos_weights=[1.0])
