@@ -31,12 +31,12 @@ demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/affect-tf demo --out $(DEMO_OUT)
 
 lint: setup
-	$(BIN)/ruff check affect_tf tests
-	$(BIN)/ruff format --check affect_tf tests
+	$(BIN)/ruff check affect_tf tests benchmarks
+	$(BIN)/ruff format --check affect_tf tests benchmarks
 
 format: setup
-	$(BIN)/ruff check --fix affect_tf tests
-	$(BIN)/ruff format affect_tf tests
+	$(BIN)/ruff check --fix affect_tf tests benchmarks
+	$(BIN)/ruff format affect_tf tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

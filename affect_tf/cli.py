@@ -261,7 +261,8 @@ def _predict(args: argparse.Namespace) -> int:
     files = _training_files(args.data, out.parent / "predict")
     table = predict_table(model, files, smooth=args.smooth)
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False, float_format="%.6f")
+    # %.9g writes float32 values exactly, so metrics recomputed from the file match.
+    table.to_csv(out, index=False, float_format="%.9g")
     print(f"wrote {len(table)} rows to {out}")
     return 0
 

@@ -203,6 +203,7 @@ def train(
         steps_per_epoch=steps if steps_per_epoch else None,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # the tf.data pipeline shuffles
     )
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}

@@ -1,0 +1,1 @@
+"""Reproducible measurements that write JSON and markdown tables (see docs/)."""

@@ -1,0 +1,204 @@
+"""train -> evaluate -> predict through the CLI on a small SynthAffect corpus."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from affect_tf import cli, metrics
+from affect_tf.labels import AUS, EXPRESSIONS
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    corpus = root / "corpus"
+    assert (
+        cli.main(
+            [
+                "synth",
+                "--out",
+                str(corpus),
+                "--n",
+                "96",
+                "--size",
+                "64",
+                "--workers",
+                "1",
+                "--quiet",
+                "--seed",
+                "4",
+            ]
+        )
+        == 0
+    )
+    out = root / "run"
+    args = [
+        "train",
+        "--data",
+        str(corpus),
+        "--preset",
+        "tiny",
+        "--heads",
+        "gcn",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--out",
+        str(out),
+    ]
+    assert cli.main(args) == 0
+    return corpus, out, args
+
+
+def test_train_writes_model_history_and_plot(trained):
+    _, out, _ = trained
+    for name in (
+        "model.keras",
+        "last.keras",
+        "state.json",
+        "history.json",
+        "history.csv",
+        "validation.json",
+        "priors.json",
+        "config.json",
+        "training_curves.png",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "data" / "examples.tfrecord.gz").is_file()  # the manifest was converted once
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 1 and "val_p_mtl" in state["logs"]
+
+
+def test_resume_continues_from_the_last_epoch(trained, capsys):
+    _, out, args = trained
+    args = [a if a != "1" else "2" for a in args]  # --epochs 2
+    assert cli.main(args) == 0
+    assert "resuming from epoch 1" in capsys.readouterr().out
+    assert json.loads((out / "state.json").read_text())["epoch"] == 2
+
+
+def test_evaluate_json_and_predict_csv_agree(trained, tmp_path, capsys):
+    corpus, out, _ = trained
+    report = tmp_path / "eval.json"
+    assert (
+        cli.main(
+            ["evaluate", "--model", str(out), "--data", str(out / "data"), "--out", str(report)]
+        )
+        == 0
+    )
+    result = json.loads(report.read_text())
+    for key in (
+        "ccc_valence",
+        "ccc_arousal",
+        "va",
+        "expr_f1",
+        "expr_acc",
+        "au_f1",
+        "au_f1_per_au",
+        "p_mtl",
+        "n",
+    ):
+        assert key in result
+    assert result["n"] == 96 and set(result["au_f1_per_au"]) == set(AUS)
+
+    csv_path = tmp_path / "preds.csv"
+    assert (
+        cli.main(
+            [
+                "predict",
+                "--model",
+                str(out / "model.keras"),
+                "--data",
+                str(out / "data"),
+                "--out",
+                str(csv_path),
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(csv_path)
+    assert len(table) == 96
+    expected_cols = [
+        "id",
+        "video_id",
+        "frame",
+        *[f"p_{e}" for e in EXPRESSIONS],
+        *[f"p_{a}" for a in AUS],
+        "valence",
+        "arousal",
+        "label_valence",
+        "label_arousal",
+        "label_expression",
+        *[f"label_{a}" for a in AUS],
+        "va_mask",
+        "expr_mask",
+        *[f"au_mask_{a}" for a in AUS],
+    ]
+    assert set(expected_cols) <= set(table.columns)
+    np.testing.assert_allclose(table[[f"p_{e}" for e in EXPRESSIONS]].sum(axis=1), 1.0, atol=1e-4)
+    # Anyone can recompute the metrics from the file.
+    ev = metrics.AffectEvaluator()
+    ev.update(
+        table[["valence", "arousal"]].to_numpy(),
+        table[[f"p_{e}" for e in EXPRESSIONS]].to_numpy(),
+        table[[f"p_{a}" for a in AUS]].to_numpy(),
+        {
+            "va": table[["label_valence", "label_arousal", "va_mask"]].to_numpy(),
+            "expression": table[["label_expression", "expr_mask"]].to_numpy(),
+            "au": table[[f"label_{a}" for a in AUS] + [f"au_mask_{a}" for a in AUS]].to_numpy(),
+        },
+    )
+    again = ev.result()
+    for key in ("ccc_valence", "ccc_arousal", "expr_f1", "au_f1", "p_mtl"):
+        assert again[key] == pytest.approx(result[key], abs=1e-4), key
+
+
+def test_evaluate_with_smoothing(trained, capsys):
+    _, out, _ = trained
+    assert (
+        cli.main(
+            ["evaluate", "--model", str(out), "--data", str(out / "data"), "--smooth", "mean:5"]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    result = json.loads(printed[printed.index("{") :])
+    assert result["smooth"] == "mean:5" and result["n"] == 96
+
+
+def test_user_errors(trained, tmp_path, capsys):
+    _, out, _ = trained
+    assert (
+        cli.main(["evaluate", "--model", str(tmp_path / "nope.keras"), "--data", str(out / "data")])
+        == 2
+    )
+    assert "Expected a .keras model file" in capsys.readouterr().err
+    assert (
+        cli.main(
+            ["evaluate", "--model", str(out), "--data", str(out / "data"), "--smooth", "gauss:3"]
+        )
+        == 2
+    )
+    assert "mean:15" in capsys.readouterr().err
+    assert (
+        cli.main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    )
+    assert "nothing found" in capsys.readouterr().err
+    assert (
+        cli.main(
+            [
+                "train",
+                "--data",
+                str(out / "data"),
+                "--tasks",
+                "va,pose",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "tasks" in capsys.readouterr().err
