@@ -139,6 +139,12 @@ def train(
             "Expected training examples. "
             f"Received: none in {list(train_files)} (split={train_split})"
         )
+    if measure_priors(val_files, split=val_split, eval_percent=eval_percent).n == 0:
+        raise ValueError(
+            f"Expected validation examples. Received: none in {list(val_files)} "
+            f"(split={val_split}, {eval_percent} % of the videos); pass separate validation "
+            "data or more videos"
+        )
     (out / "priors.json").write_text(json.dumps(priors.to_dict(), indent=2))
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
@@ -147,7 +153,8 @@ def train(
         config.image_size,
         config.margin,
         config.batch_size,
-        training=config.augment,
+        training=True,
+        augment=config.augment,
         split=train_split,
         eval_percent=eval_percent,
         seed=seed,

@@ -202,3 +202,16 @@ def test_user_errors(trained, tmp_path, capsys):
         == 2
     )
     assert "tasks" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end_small(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--n", "160", "--size", "48", "--epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "[4/4] evaluating on the held-out faces" in printed and "P_MTL" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert (
+        summary["held_out"]["n"] == 64
+        and summary["data"]["written"] == 160
+        and (out / "model" / "model.keras").is_file()
+    )

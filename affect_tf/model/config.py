@@ -27,7 +27,10 @@ class AffectConfig:
         label_smoothing: For the expression cross-entropy.
         class_weighting: Weight expressions by inverse frequency and AU positives by neg/pos.
         learning_rate, weight_decay, batch_size, epochs: Optimisation (AdamW, cosine decay).
-        augment: Random flips, small shifts/rotations/zoom, colour jitter while training.
+        augment: Random flips, small shifts and colour jitter while training. Off in the
+            SynthAffect presets (``tiny``, ``demo``): the corpus already varies pose, lighting
+            and identity, and jitter slowed convergence there (val P_MTL 0.96 after 15 epochs
+            with it, 1.96 after 8 without).
     """
 
     name: str = "custom"
@@ -103,7 +106,8 @@ PRESETS: dict[str, AffectConfig] = {
         embedding_dim=64,
         head_hidden=32,
         batch_size=32,
-        epochs=3,
+        epochs=8,
+        augment=False,
     ),
     # What `make demo` trains inside the TFX pipeline in a few minutes on CPU.
     "demo": AffectConfig(
@@ -113,7 +117,8 @@ PRESETS: dict[str, AffectConfig] = {
         embedding_dim=128,
         heads="gcn",
         batch_size=32,
-        epochs=8,
+        epochs=12,
+        augment=False,
     ),
     # Phones: MobileNetV3-Small.
     "mobile": AffectConfig(
