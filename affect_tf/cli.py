@@ -141,9 +141,7 @@ def _demo(args: argparse.Namespace) -> int:
     print("  times:    " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     print("artifacts:")
     print(f"  corpora        {out}/synth_{{train,validation,test}}/ (manifest.csv + images)")
-    print(
-        f"  tf.Examples    {results['train'].out_path}, {results['test'].out_path} (+ .report.json)"
-    )
+    print(f"  tf.Examples    {out}/{{train,validation,test}}.tfrecord.gz (+ .report.json)")
     print(f"  model          {out / 'model' / 'model.keras'}")
     print(f"  curves         {out / 'model' / 'training_curves.png'}")
     print(f"  face grid      {grid}")

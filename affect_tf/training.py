@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from affect_tf import targets as tg
 from affect_tf.data import examples as ex
@@ -139,7 +140,8 @@ def train(
             "Expected training examples. "
             f"Received: none in {list(train_files)} (split={train_split})"
         )
-    if measure_priors(val_files, split=val_split, eval_percent=eval_percent).n == 0:
+    val_n = measure_priors(val_files, split=val_split, eval_percent=eval_percent).n
+    if val_n == 0:
         raise ValueError(
             f"Expected validation examples. Received: none in {list(val_files)} "
             f"(split={val_split}, {eval_percent} % of the videos); pass separate validation "
@@ -170,6 +172,12 @@ def train(
     steps = steps_per_epoch or max(1, -(-priors.n // config.batch_size))
     if steps_per_epoch:
         train_ds = train_ds.repeat()
+    else:
+        # The by-video filter hides the size from tf.data; tell it (and Keras) the real one.
+        train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(steps))
+    val_ds = val_ds.apply(
+        tf.data.experimental.assert_cardinality(max(1, -(-val_n // config.batch_size)))
+    )
 
     state_path = out / STATE_FILE
     initial_epoch = 0
