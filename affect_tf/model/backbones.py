@@ -7,6 +7,7 @@ Weights are random (``weights=None``) or loaded from a local file; nothing is do
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,7 +82,11 @@ def build_backbone(name: str, image_size: int, weights: str | Path | None = None
                 f"Expected a local weights file. Received: weights={str(path)!r} (not found)"
             )
         try:
-            model.load_weights(str(path))
+            # Keras only *warns* when it skips parts of a file that do not match ("Skipping
+            # nested container ..."), leaving those layers random: treat that as a mismatch.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", UserWarning)
+                model.load_weights(str(path))
         except Exception as e:  # Keras raises ValueError/KeyError/OSError depending on the mismatch
             raise ValueError(
                 f"Expected weights of backbone {name!r} at {image_size}x{image_size} "
