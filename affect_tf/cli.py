@@ -261,16 +261,17 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from affect_tf.smoothing import parse_smooth
-    from affect_tf.training import evaluate
+    from affect_tf.training import evaluate, load_au_thresholds
 
     try:
         parse_smooth(args.smooth)
+        thresholds = load_au_thresholds(args.au_thresholds)
     except ValueError as e:
         raise UsageError(str(e)) from None
     model = _load_model(args.model)
     out = Path(args.out) if args.out else None
     files = _training_files(args.data, (out.parent if out else Path("runs")) / "evaluate")
-    result = evaluate(model, files, smooth=args.smooth)
+    result = evaluate(model, files, smooth=args.smooth, au_thresholds=thresholds)
     text = json.dumps(result, indent=2)
     print(text)
     if out:
@@ -361,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", required=True, help="tf.Example file/folder/glob, or a manifest corpus folder"
     )
     p.add_argument("--smooth", help="temporal smoothing within videos, e.g. mean:15 or median:9")
+    p.add_argument(
+        "--au-thresholds",
+        help="AU decision threshold: a number (default 0.5) or the au_thresholds.json that "
+        "training tuned on its validation split",
+    )
     p.add_argument("--out", help="also write the JSON here")
     p.set_defaults(func=_evaluate)
 

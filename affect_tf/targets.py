@@ -24,6 +24,11 @@ AU: Final[str] = "au"
 EMBEDDING: Final[str] = "embedding"
 OUTPUTS: Final[tuple[str, ...]] = (EXPRESSION, AU, VA)
 TARGET_WIDTHS: Final[dict[str, int]] = {VA: 3, EXPRESSION: 2, AU: 2 * NUM_AUS}
+TARGET_LAYOUT: Final[dict[str, str]] = {
+    VA: "valence, arousal, va_mask",
+    EXPRESSION: "class index, expr_mask",
+    AU: "12 occurrences, then 12 masks",
+}
 
 
 def targets_from_features(features: dict) -> dict:

@@ -23,7 +23,7 @@ from affect_tf import targets as tg
 from affect_tf.data import examples as ex
 from affect_tf.data.dataset import make_dataset, measure_priors
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
-from affect_tf.metrics import AffectEvaluator
+from affect_tf.metrics import AffectEvaluator, tune_au_thresholds
 from affect_tf.model.affect_model import AffectModel, probabilities
 from affect_tf.model.config import AffectConfig
 from affect_tf.smoothing import parse_smooth, smooth_by_video
@@ -225,7 +225,15 @@ def train(
     if not (out / MODEL_FILE).exists():
         model.save(out / MODEL_FILE)
     best = keras.models.load_model(out / MODEL_FILE)
-    validation = evaluate(best, val_files, split=val_split, eval_percent=eval_percent)
+    # One pass over the validation split: the report at 0.5 and per-AU thresholds tuned on it
+    # (saved for `affect-tf evaluate --au-thresholds OUT/au_thresholds.json`).
+    val_run = run_model(best, val_files, split=val_split, eval_percent=eval_percent)
+    validation = evaluate_run(val_run)
+    thresholds = tuned_au_thresholds(val_run)
+    validation["au_f1_tuned_on_validation"] = evaluate_run(val_run, thresholds)["au_f1"]
+    (out / "au_thresholds.json").write_text(
+        json.dumps(dict(zip(AUS, thresholds, strict=True)), indent=2)
+    )
     (out / "history.json").write_text(json.dumps(history, indent=2))
     (out / "validation.json").write_text(json.dumps(validation, indent=2))
     if history:
@@ -302,6 +310,16 @@ def _smoothed(run: dict, smooth: str | None) -> dict:
     return {**run, **smoothed}
 
 
+def evaluate_run(run: dict, au_thresholds: float | Sequence[float] = 0.5) -> dict:
+    """The ABAW report of a ``run_model`` result."""
+    evaluator = AffectEvaluator(au_thresholds)
+    targets = {tg.VA: run["t_va"], tg.EXPRESSION: run["t_expression"], tg.AU: run["t_au"]}
+    evaluator.update(run[tg.VA], run[tg.EXPRESSION], run[tg.AU], targets)
+    result = evaluator.result()
+    result["au_thresholds"] = np.broadcast_to(np.asarray(au_thresholds, float), (NUM_AUS,)).tolist()
+    return result
+
+
 def evaluate(
     model: keras.Model,
     files: Sequence[str],
@@ -312,12 +330,47 @@ def evaluate(
 ) -> dict:
     """The ABAW report over every example of the files: exact CCC, F1s, P_MTL, counts."""
     run = _smoothed(run_model(model, files, split, eval_percent), smooth)
-    evaluator = AffectEvaluator(au_thresholds)
-    targets = {tg.VA: run["t_va"], tg.EXPRESSION: run["t_expression"], tg.AU: run["t_au"]}
-    evaluator.update(run[tg.VA], run[tg.EXPRESSION], run[tg.AU], targets)
-    result = evaluator.result()
+    result = evaluate_run(run, au_thresholds)
     result["smooth"] = smooth or "none"
     return result
+
+
+def tuned_au_thresholds(run: dict) -> list[float]:
+    """Per-AU thresholds that maximise each AU's F1 on a (validation) run."""
+    labels, masks = run["t_au"][:, :NUM_AUS], run["t_au"][:, NUM_AUS:]
+    return tune_au_thresholds(run[tg.AU], labels, masks).tolist()
+
+
+def load_au_thresholds(value: str | float | None) -> float | list[float]:
+    """``--au-thresholds``: a number, or the ``au_thresholds.json`` a training run wrote.
+
+    Raises:
+        ValueError: For anything else.
+    """
+    if value is None:
+        return 0.5
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is not None:
+        if not 0.0 < number < 1.0:
+            raise ValueError(
+                f"Expected an AU threshold in (0, 1). Received: au_thresholds={value!r}"
+            )
+        return number
+    path = Path(str(value))
+    if not path.is_file():
+        raise ValueError(
+            f"Expected a number or an au_thresholds.json file. Received: au_thresholds={value!r}"
+        )
+    data = json.loads(path.read_text())
+    values = (
+        [float(data[name]) for name in AUS] if isinstance(data, dict) else [float(v) for v in data]
+    )
+    if len(values) != NUM_AUS:
+        raise ValueError(f"Expected {NUM_AUS} AU thresholds in {path}. Received: {len(values)}")
+    return values
 
 
 def predict_table(model: keras.Model, files: Sequence[str], smooth: str | None = None):

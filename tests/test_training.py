@@ -156,6 +156,36 @@ def test_evaluate_json_and_predict_csv_agree(trained, tmp_path, capsys):
         assert again[key] == pytest.approx(result[key], abs=1e-4), key
 
 
+def test_evaluate_with_tuned_au_thresholds(trained, capsys):
+    _, out, _ = trained
+    tuned = json.loads((out / "au_thresholds.json").read_text())
+    assert list(tuned) == list(AUS) and all(0 < v < 1 for v in tuned.values())
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--model",
+                str(out),
+                "--data",
+                str(out / "data"),
+                "--au-thresholds",
+                str(out / "au_thresholds.json"),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    result = json.loads(printed[printed.index("{") :])
+    assert result["au_thresholds"] == [tuned[a] for a in AUS]
+    assert (
+        cli.main(
+            ["evaluate", "--model", str(out), "--data", str(out / "data"), "--au-thresholds", "1.5"]
+        )
+        == 2
+    )
+    assert "(0, 1)" in capsys.readouterr().err
+
+
 def test_evaluate_with_smoothing(trained, capsys):
     _, out, _ = trained
     assert (

@@ -100,6 +100,7 @@ class AffectModel(keras.Model):
         if self.loss is not None:
             return super().compute_loss(x, y, y_pred, sample_weight, training)
         config = self.affect_config
+        _check_targets(y, config.tasks)
         weights = {
             task: (w if task in config.tasks else 0.0)
             for task, w in zip(TASK_ORDER, config.loss_weights, strict=True)
@@ -178,6 +179,26 @@ class AffectModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _check_targets(y, tasks: Sequence[str]) -> None:
+    """Fails clearly on targets that would silently train nothing (wrong layout, missing task)."""
+    if not isinstance(y, dict):
+        raise ValueError(
+            "Expected targets as a dict {'va': (B, 3), 'expression': (B, 2), 'au': (B, 24)} "
+            f"(see affect_tf.targets). Received: {type(y).__name__}"
+        )
+    for task in tasks:
+        if task not in y:
+            raise ValueError(
+                f"Expected a target for the trained task {task!r}. Received: keys={sorted(y)}"
+            )
+        shape = tuple(y[task].shape)
+        if len(shape) != 2 or shape[-1] != tg.TARGET_WIDTHS[task]:
+            raise ValueError(
+                f"Expected targets[{task!r}] of shape (B, {tg.TARGET_WIDTHS[task]}) "
+                f"({tg.TARGET_LAYOUT[task]}; see affect_tf.targets). Received: shape={shape}"
+            )
 
 
 def probabilities(outputs: dict) -> dict[str, np.ndarray]:

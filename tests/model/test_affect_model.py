@@ -108,6 +108,19 @@ def test_wrong_input_is_a_clear_error():
         model.predict(np.zeros((2, 48, 48, 1)), verbose=0)
 
 
+def test_wrong_targets_are_a_clear_error():
+    model = AffectModel(get_preset("tiny"))
+    model.compile_for_training(steps_per_epoch=1, epochs=1)
+    x, y = batch(4)
+    bad = {**y, "au": y["au"][:, :12]}  # labels without their masks
+    with pytest.raises(
+        ValueError, match=r"targets\['au'\] of shape \(B, 24\).*Received: shape=\((None|4), 12\)"
+    ):
+        model.fit(x, bad, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="trained task 'va'"):
+        model.fit(x, {k: v for k, v in y.items() if k != "va"}, epochs=1, verbose=0)
+
+
 def test_bad_names_and_weights(tmp_path):
     with pytest.raises(ValueError, match="preset"):
         get_preset("huge")
