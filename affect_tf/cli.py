@@ -356,12 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_train)
 
+    def model_and_data(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True, help="model.keras, or a training folder")
+        p.add_argument(
+            "--data", required=True, help="tf.Example file/folder/glob, or a manifest corpus folder"
+        )
+        p.add_argument("--smooth", help="temporal smoothing within videos: mean:15, median:9")
+
     p = sub.add_parser("evaluate", help="ABAW metrics of a model on labelled data (JSON)")
-    p.add_argument("--model", required=True, help="model.keras, or a training folder")
-    p.add_argument(
-        "--data", required=True, help="tf.Example file/folder/glob, or a manifest corpus folder"
-    )
-    p.add_argument("--smooth", help="temporal smoothing within videos, e.g. mean:15 or median:9")
+    model_and_data(p)
     p.add_argument(
         "--au-thresholds",
         help="AU decision threshold: a number (default 0.5) or the au_thresholds.json that "
@@ -371,11 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("predict", help="per-example predictions (and labels, masks) as CSV")
-    p.add_argument("--model", required=True, help="model.keras, or a training folder")
-    p.add_argument(
-        "--data", required=True, help="tf.Example file/folder/glob, or a manifest corpus folder"
-    )
-    p.add_argument("--smooth", help="temporal smoothing within videos, e.g. mean:15")
+    model_and_data(p)
     p.add_argument("--out", required=True, help="CSV file")
     p.set_defaults(func=_predict)
 

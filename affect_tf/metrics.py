@@ -27,6 +27,18 @@ from affect_tf import targets as tg
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
 
 CCC_STATS = 6  # n, Σx, Σy, Σx², Σy², Σxy
+# The keys of the evaluation report (``affect-tf evaluate`` JSON; TFMA's metric names follow).
+REPORT_KEYS = (
+    "ccc_valence",
+    "ccc_arousal",
+    "va",
+    "expr_f1",
+    "expr_acc",
+    "au_f1",
+    "au_f1_per_au",
+    "p_mtl",
+    "n",
+)
 
 
 # --- (1) sufficient statistics ---------------------------------------------------------------
