@@ -147,3 +147,78 @@ def test_corpus_with_nothing_usable_exits_non_zero(tmp_path, capsys):
     )
     captured = capsys.readouterr()
     assert "missing_file" in captured.out and "no usable example" in captured.err
+
+
+def test_convert_affectnet_and_affwild2_fixtures(tmp_path, capsys):
+    from tests.data.test_affectnet import write_affectnet
+    from tests.data.test_affwild2 import AU_HEADER, VA_HEADER, frames, write_task
+
+    affectnet = tmp_path / "affectnet"
+    write_affectnet(
+        affectnet,
+        [("1/a.jpg", 1, 0.5, 0.1), ("1/b.jpg", 9, 0, 0), ("2/c.jpg", 6, -2, -2)],
+        name="validation.csv",
+    )
+    out = tmp_path / "an.tfrecord.gz"
+    assert (
+        cli.main(
+            [
+                "convert",
+                "--format",
+                "affectnet",
+                "--root",
+                str(affectnet),
+                "--split",
+                "validation",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "wrote 2 examples" in printed and "dropped_uncertain" in printed
+    records = list(read_tfrecord(out))
+    assert [r.expression for r in records] == [4, 1] and [r.va_mask for r in records] == [1, 0]
+
+    affwild = tmp_path / "affwild2"
+    frames(affwild, "v1", 3)
+    write_task(
+        affwild,
+        "VA_Estimation_Challenge",
+        "v1",
+        VA_HEADER,
+        ["0.1,0.2", "-5,-5", "0.3,0.4", "0.5,0.5"],
+    )
+    write_task(
+        affwild,
+        "AU_Detection_Challenge",
+        "v1",
+        AU_HEADER,
+        [",".join(["1"] * 12), ",".join(["-1"] * 12), ",".join(["0"] * 12)],
+    )
+    out = tmp_path / "aw.tfrecord.gz"
+    assert (
+        cli.main(
+            [
+                "convert",
+                "--format",
+                "affwild2",
+                "--root",
+                str(affwild),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    # Frame 2 has no valid label, frame 4 has VA but no image.
+    assert (
+        "wrote 2 examples" in printed and "no_valid_label" in printed and "missing_file" in printed
+    )
+    records = list(read_tfrecord(out))
+    assert [(r.frame, r.va_mask, sum(r.au_mask)) for r in records] == [(1, 1, 12), (3, 1, 12)]
+    assert list(records[0].bbox) == [0.0, 0.0, 112.0, 112.0]

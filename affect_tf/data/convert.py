@@ -5,6 +5,7 @@ none, and write a GZIP TFRecord with a JSON report of what was written and what 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -89,6 +90,17 @@ def _check_inside(points: np.ndarray, size: tuple[int, int], what: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=32)
+def _template_in_frame(width: int, height: int) -> np.ndarray:
+    """The template's landmarks in a whole aligned frame (one TF call per frame size, cached:
+    an aligned corpus such as Aff-Wild2 has millions of frames of one size)."""
+    from affect_tf.face.align import landmarks_from_box
+
+    landmarks = landmarks_from_box(np.array([0.0, 0.0, width, height], np.float32)).numpy()
+    landmarks.setflags(write=False)
+    return landmarks
+
+
 class Converter:
     """Turns ``Sample`` objects into ``FaceRecord`` objects, detecting faces only when needed.
 
@@ -132,7 +144,7 @@ class Converter:
         w, h = image.size
         if sample.aligned:
             bbox = (0.0, 0.0, float(w), float(h))
-            landmarks = landmarks_from_box(np.array(bbox, np.float32)).numpy()
+            landmarks = _template_in_frame(w, h)
         elif sample.landmarks is not None:
             landmarks = np.asarray(sample.landmarks, np.float32).reshape(5, 2)
             _check_inside(landmarks, image.size, "landmarks")

@@ -14,7 +14,7 @@ def landmarks68(offset: float = 0.0) -> str:
 def write_affectnet(root, rows, name="training.csv"):
     lines = [",".join(COLUMNS)]
     for rel, expression, valence, arousal in rows:
-        write_image(root / "Manually_Annotated_Images" / rel)
+        write_image(root / "Manually_Annotated_Images" / rel, size=(160, 160))
         lines.append(f"{rel},2,3,40,36,{landmarks68()},{expression},{valence},{arousal}")
     (root / name).write_text("\n".join(lines) + "\n")
 
