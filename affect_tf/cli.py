@@ -331,8 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_convert)
 
-    from affect_tf.model.backbones import BACKBONES
-    from affect_tf.model.config import PRESETS
+    from affect_tf.model.config import BACKBONE_NAMES, PRESETS
 
     p = sub.add_parser("train", help="train an AffectModel on tf.Examples or a manifest corpus")
     p.add_argument(
@@ -341,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-data", help="validation data (default: 10 %% of the videos of --data)")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     p.add_argument("--heads", choices=("mlp", "gcn"), help="override the preset's heads")
-    p.add_argument("--backbone", choices=sorted(BACKBONES), help="override the preset's backbone")
+    p.add_argument("--backbone", choices=BACKBONE_NAMES, help="override the preset's backbone")
     p.add_argument(
         "--tasks", help="comma-separated subset of va,expression,au (single-task training)"
     )

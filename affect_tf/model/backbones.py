@@ -14,6 +14,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from affect_tf.model.config import BACKBONE_NAMES
+
 
 def _small_cnn(size: int, name: str) -> keras.Model:
     """Five conv blocks (stride 2) + global average pooling: fast on CPU, for tests and `tiny`."""
@@ -52,7 +54,9 @@ BACKBONES: dict[str, Callable[[int, str], keras.Model]] = {
     "mobilenet_v3_small": _mobilenet_v3_small,
     "small_cnn": _small_cnn,
 }
-MIN_SIZE = {"efficientnet_b0": 32, "mobilenet_v3_small": 32, "small_cnn": 32}
+if tuple(BACKBONES) != BACKBONE_NAMES:  # config.BACKBONE_NAMES is the list users see
+    raise ImportError(f"BACKBONES {tuple(BACKBONES)} != config.BACKBONE_NAMES {BACKBONE_NAMES}")
+MIN_SIZE = 32
 
 
 def build_backbone(name: str, image_size: int, weights: str | Path | None = None) -> keras.Model:
@@ -70,9 +74,9 @@ def build_backbone(name: str, image_size: int, weights: str | Path | None = None
     """
     if name not in BACKBONES:
         raise ValueError(f"Expected a backbone in {sorted(BACKBONES)}. Received: backbone={name!r}")
-    if image_size < MIN_SIZE[name]:
+    if image_size < MIN_SIZE:
         raise ValueError(
-            f"Expected image_size >= {MIN_SIZE[name]} for {name}. Received: image_size={image_size}"
+            f"Expected image_size >= {MIN_SIZE} for {name}. Received: image_size={image_size}"
         )
     model = BACKBONES[name](image_size, "backbone")
     if weights is not None:

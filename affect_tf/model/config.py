@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+# The backbone names (``affect_tf.model.backbones.BACKBONES`` maps each to its builder). Kept
+# here, free of Keras, so that configuration and the CLI's argument parsing stay import-light.
+BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "mobilenet_v3_small", "small_cnn")
+
 
 @dataclasses.dataclass(frozen=True)
 class AffectConfig:
@@ -57,11 +61,10 @@ class AffectConfig:
     augment: bool = True
 
     def __post_init__(self) -> None:
-        from affect_tf.model.backbones import BACKBONES
-
-        if self.backbone not in BACKBONES:
+        if self.backbone not in BACKBONE_NAMES:
             raise ValueError(
-                f"Expected a backbone in {sorted(BACKBONES)}. Received: backbone={self.backbone!r}"
+                f"Expected a backbone in {sorted(BACKBONE_NAMES)}. "
+                f"Received: backbone={self.backbone!r}"
             )
         if self.heads not in ("mlp", "gcn"):
             raise ValueError(f"Expected heads 'mlp' or 'gcn'. Received: heads={self.heads!r}")
