@@ -57,6 +57,11 @@ def test_predict_save_load_round_trip(tmp_path, heads, adjacency):
     assert loaded.pos_weights == [2.0] * 12
     if heads == "gcn":
         np.testing.assert_allclose(loaded.get_layer("gcn_heads").adjacency, adjacency)
+    import affect_tf
+
+    np.testing.assert_allclose(
+        affect_tf.load_model(path).predict(x, verbose=0)["va"], out["va"], atol=1e-5
+    )
     emb = loaded.embedding_model().predict(x, verbose=0)
     assert emb.shape == (8, config.embedding_dim)
 
