@@ -51,15 +51,23 @@ class PMTLCallback(keras.callbacks.Callback):
 
 
 class ResumeState(keras.callbacks.Callback):
-    """Saves the model and the epoch reached after each epoch, so a killed run can resume."""
+    """Saves the model, the epoch reached and the best validation P_MTL after each epoch, so a
+    killed run can resume (and its best checkpoint is only replaced by a better one)."""
 
-    def __init__(self, out_dir: Path):
+    def __init__(self, out_dir: Path, best: float = -np.inf):
         super().__init__()
         self.out_dir = out_dir
+        self.best = best
 
     def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.best = max(self.best, float(logs.get("val_p_mtl", -np.inf)))
         self.model.save(self.out_dir / LAST_FILE)
-        state = {"epoch": epoch + 1, "logs": {k: float(v) for k, v in (logs or {}).items()}}
+        state = {
+            "epoch": epoch + 1,
+            "best_val_p_mtl": self.best,
+            "logs": {k: float(v) for k, v in logs.items()},
+        }
         (self.out_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
 
@@ -180,13 +188,16 @@ def train(
     )
 
     state_path = out / STATE_FILE
-    initial_epoch = 0
+    initial_epoch, best = 0, -np.inf
     if resume and state_path.is_file() and (out / LAST_FILE).is_file():
         state = json.loads(state_path.read_text())
         if state["epoch"] < epochs:
             model = keras.models.load_model(out / LAST_FILE)
             initial_epoch = state["epoch"]
+            best = float(state.get("best_val_p_mtl", -np.inf))
             print(f"resuming from epoch {initial_epoch} ({out / LAST_FILE})")
+        else:
+            print(f"the run in {out} already finished {state['epoch']} epochs: training anew")
     if initial_epoch == 0:
         model = AffectModel(
             config,
@@ -201,13 +212,17 @@ def train(
     callbacks = [
         PMTLCallback(),
         keras.callbacks.ModelCheckpoint(
-            out / MODEL_FILE, monitor="val_p_mtl", mode="max", save_best_only=True
+            out / MODEL_FILE,
+            monitor="val_p_mtl",
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=best if initial_epoch else None,
         ),
         keras.callbacks.EarlyStopping(
             monitor="val_p_mtl", mode="max", patience=patience, restore_best_weights=True
         ),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=initial_epoch > 0),
-        ResumeState(out),
+        ResumeState(out, best),
     ]
     start = time.perf_counter()
     fit = model.fit(

@@ -70,6 +70,7 @@ def test_train_writes_model_history_and_plot(trained):
     assert (out / "data" / "examples.tfrecord.gz").is_file()  # the manifest was converted once
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 1 and "val_p_mtl" in state["logs"]
+    assert state["best_val_p_mtl"] == state["logs"]["val_p_mtl"]
 
 
 def test_resume_continues_from_the_last_epoch(trained, capsys):
@@ -77,7 +78,9 @@ def test_resume_continues_from_the_last_epoch(trained, capsys):
     args = [a if a != "1" else "2" for a in args]  # --epochs 2
     assert cli.main(args) == 0
     assert "resuming from epoch 1" in capsys.readouterr().out
-    assert json.loads((out / "state.json").read_text())["epoch"] == 2
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 2
+    assert state["best_val_p_mtl"] == max(state["best_val_p_mtl"], state["logs"]["val_p_mtl"])
 
 
 def test_evaluate_json_and_predict_csv_agree(trained, tmp_path, capsys):
