@@ -44,15 +44,13 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from affect_tf.data import SkipReport, read_corpus
-    from affect_tf.data.convert import Converter, convert
+    from affect_tf.data.convert import Converter, convert_corpus
 
-    report = SkipReport()
-    samples = read_corpus(args.format, args.root, args.split, report)
-    result = convert(
-        samples,
+    result = convert_corpus(
+        args.format,
+        args.root,
         args.out,
-        report=report,
+        split=args.split,
         converter=Converter(policy=args.policy),
         progress=not args.quiet,
     )
@@ -68,8 +66,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     The TFX pipeline (issue "TFX pipeline") replaces this with the same steps as components.
     """
-    from affect_tf.data import SkipReport, read_corpus
-    from affect_tf.data.convert import convert
+    from affect_tf.data.convert import convert_corpus
     from affect_tf.data.synth import SynthConfig, expression_grid, write_corpus
     from affect_tf.model import get_preset
     from affect_tf.training import evaluate, train
@@ -97,9 +94,9 @@ def _demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     results = {}
     for name in corpora:
-        report = SkipReport()
-        samples = read_corpus("manifest", out / f"synth_{name}", report=report)
-        results[name] = convert(samples, out / f"{name}.tfrecord.gz", report=report)
+        results[name] = convert_corpus(
+            "manifest", out / f"synth_{name}", out / f"{name}.tfrecord.gz"
+        )
     timings["convert"] = time.perf_counter() - start
 
     config = get_preset(args.preset, epochs=args.epochs or get_preset(args.preset).epochs)
@@ -173,8 +170,7 @@ def _training_files(data: str, out: Path) -> list[str]:
             return resolve_files(data)
         except FileNotFoundError as e:
             raise UsageError(str(e)) from None
-    from affect_tf.data import SkipReport, read_corpus
-    from affect_tf.data.convert import convert
+    from affect_tf.data.convert import convert_corpus
     from affect_tf.data.manifest import find_manifest
 
     source = find_manifest(manifest)
@@ -183,16 +179,12 @@ def _training_files(data: str, out: Path) -> list[str]:
         print(f"using {target} (converted from {source})")
         return [str(target)]
     print(f"converting {source} -> {target}")
-    report = SkipReport()
-    result = convert(read_corpus("manifest", manifest, report=report), target, report=report)
-    print(result.format())
+    print(convert_corpus("manifest", manifest, target).format())
     return [str(target)]
 
 
 def _load_model(path: str):
-    import keras
-
-    from affect_tf.model import AffectModel  # noqa: F401  (registers the custom objects)
+    import affect_tf
 
     model_path = Path(path)
     if model_path.is_dir():
@@ -203,7 +195,7 @@ def _load_model(path: str):
             f"Received: --model {path}"
         )
     try:
-        return keras.models.load_model(model_path)
+        return affect_tf.load_model(model_path)
     except Exception as e:
         raise UsageError(
             f"Expected an affect-tf .keras model. Received: {model_path} ({type(e).__name__}: {e})"

@@ -44,6 +44,11 @@ REPORT_KEYS = (
 # --- (1) sufficient statistics ---------------------------------------------------------------
 
 
+def _f64(value, xp):
+    """``value`` as float64 in the namespace's own array type."""
+    return np.asarray(value, dtype="float64") if xp is np else ops.cast(value, "float64")
+
+
 def ccc_stats(y_true, y_pred, mask, xp=np):
     """Per-dimension CCC sufficient statistics of a batch.
 
@@ -55,9 +60,7 @@ def ccc_stats(y_true, y_pred, mask, xp=np):
     Returns:
         ``(6, D)``: n, Σx, Σy, Σx², Σy², Σxy (x = truth, y = prediction).
     """
-    y_true = xp.asarray(y_true, dtype="float64") if xp is np else ops.cast(y_true, "float64")
-    y_pred = xp.asarray(y_pred, dtype="float64") if xp is np else ops.cast(y_pred, "float64")
-    mask = xp.asarray(mask, dtype="float64") if xp is np else ops.cast(mask, "float64")
+    y_true, y_pred, mask = _f64(y_true, xp), _f64(y_pred, xp), _f64(mask, xp)
     if len(mask.shape) == 1:
         mask = mask[:, None] * xp.ones_like(y_true)
     # Zero the masked values first: a masked NaN must not poison the sums.
@@ -83,7 +86,7 @@ def _one_hot(indices, depth: int, xp):
 
 def confusion_counts(labels, preds, mask, num_classes: int = NUM_EXPRESSIONS, xp=np):
     """``(C, C)`` confusion counts (rows = truth, columns = prediction) of the valid examples."""
-    mask = xp.asarray(mask, dtype="float64") if xp is np else ops.cast(mask, "float64")
+    mask = _f64(mask, xp)
     # A masked label may hold anything (0 by contract); clip it into range, the mask zeroes it.
     if xp is np:
         labels = np.clip(np.asarray(labels, np.int64), 0, num_classes - 1)
@@ -96,12 +99,7 @@ def confusion_counts(labels, preds, mask, num_classes: int = NUM_EXPRESSIONS, xp
 
 def binary_counts(labels, preds, mask, xp=np):
     """``(3, K)`` tp, fp, fn per label of multi-label 0/1 ``labels``/``preds`` ``(B, K)``."""
-    cast = (
-        (lambda v: np.asarray(v, dtype="float64"))
-        if xp is np
-        else (lambda v: ops.cast(v, "float64"))
-    )
-    labels, preds, mask = cast(labels), cast(preds), cast(mask)
+    labels, preds, mask = _f64(labels, xp), _f64(preds, xp), _f64(mask, xp)
     tp = xp.sum(labels * preds * mask, axis=0)
     fp = xp.sum((1.0 - labels) * preds * mask, axis=0)
     fn = xp.sum(labels * (1.0 - preds) * mask, axis=0)

@@ -32,7 +32,8 @@ TARGET_LAYOUT: Final[dict[str, str]] = {
 
 
 def targets_from_features(features: dict) -> dict:
-    """Packs parsed tf.Example label features into the per-output target tensors (float32)."""
+    """Packs parsed tf.Example label features (one example or a batch) into the per-output
+    target tensors (float32)."""
     f32 = "float32"
     va = ops.stack(
         [

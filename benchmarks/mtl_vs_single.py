@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf.data import SkipReport, read_corpus
-from affect_tf.data.convert import convert
+from affect_tf.data.convert import convert_corpus
 from affect_tf.data.dataset import measure_priors
 from affect_tf.data.synth import SynthConfig, write_corpus
 from affect_tf.model import get_preset
@@ -42,8 +41,7 @@ def corpus(out: Path, name: str, n: int, size: int, seed: int) -> str:
         write_corpus(
             SynthConfig(n=n, size=size, frames_per_video=8, seed=seed), out / name, progress=False
         )
-        report = SkipReport()
-        convert(read_corpus("manifest", out / name, report=report), records, report, progress=False)
+        convert_corpus("manifest", out / name, records, progress=False)
     return str(records)
 
 

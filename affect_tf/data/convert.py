@@ -297,3 +297,25 @@ def convert(
     report_path = out_path.with_name(out_path.name + ".report.json")
     report_path.write_text(json.dumps({**stats.to_dict(), **report.to_dict()}, indent=2))
     return ConvertResult(out_path=out_path, report_path=report_path, stats=stats, report=report)
+
+
+def convert_corpus(
+    format: str,
+    root: str | Path,
+    out_path: str | Path,
+    split: str = "train",
+    converter: Converter | None = None,
+    progress: bool = True,
+) -> ConvertResult:
+    """Reads a corpus in one of the ``affect_tf.data.READERS`` formats and converts it.
+
+    The reader's skips and the conversion's skips go into one report.
+
+    Raises:
+        CorpusError: When the corpus cannot be read as a whole.
+    """
+    from affect_tf.data import read_corpus
+
+    report = SkipReport()
+    samples = read_corpus(format, root, split, report)
+    return convert(samples, out_path, report=report, converter=converter, progress=progress)

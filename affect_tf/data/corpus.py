@@ -101,8 +101,14 @@ def require_dir(root: str | Path, what: str) -> Path:
     return path
 
 
-def parse_va(text: str) -> float | None:
-    """Parses a valence/arousal cell; None for an empty cell. Raises ValueError if unparsable."""
+def parse_va(text: str | float | None) -> float | None:
+    """Parses a valence/arousal cell; None for an empty cell or a JSON null.
+
+    Raises:
+        ValueError: If the value is not a finite number.
+    """
+    if text is None:
+        return None
     text = str(text).strip()
     if text == "":
         return None

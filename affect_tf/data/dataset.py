@@ -131,8 +131,7 @@ def make_dataset(
     def parse(serialized):
         f = tf.io.parse_single_example(serialized, ex.FEATURE_SPEC)
         image = preprocess_face(f[ex.IMAGE], f[ex.LANDMARKS], f[ex.BBOX], image_size, margin)
-        batched = {k: tf.expand_dims(v, 0) for k, v in f.items() if k in ex.LABEL_KEYS}
-        targets = {k: v[0] for k, v in tg.targets_from_features(batched).items()}
+        targets = tg.targets_from_features(f)
         meta = {ex.VIDEO_ID: f[ex.VIDEO_ID], ex.FRAME: f[ex.FRAME], ex.SOURCE: f[ex.SOURCE]}
         return image, targets, meta
 

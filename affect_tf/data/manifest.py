@@ -155,8 +155,8 @@ def row_to_sample(row: dict[str, Any], where: str, base: Path, report: SkipRepor
 
     # Valence / arousal: both or neither.
     try:
-        valence = parse_va(row.get("valence", "")) if not _is_missing(row.get("valence")) else None
-        arousal = parse_va(row.get("arousal", "")) if not _is_missing(row.get("arousal")) else None
+        valence = parse_va(row.get("valence"))
+        arousal = parse_va(row.get("arousal"))
     except ValueError as e:
         report.skip("va_invalid", where, f"field=valence/arousal: expected a float ({e})")
         return None
