@@ -317,6 +317,20 @@ class AffectEvaluator:
         self.au += binary_counts(au[:, :NUM_AUS], preds, au[:, NUM_AUS:])
         self.n += len(va_true)
 
+    def merge(self, other: AffectEvaluator) -> AffectEvaluator:
+        """Adds another evaluator's statistics (same thresholds): the result is exact, as if
+        one evaluator had seen both halves (how TFMA's Beam combiner merges workers)."""
+        if not np.array_equal(self.thresholds, other.thresholds):
+            raise ValueError(
+                "Expected evaluators with the same AU thresholds. "
+                f"Received: {self.thresholds.tolist()} and {other.thresholds.tolist()}"
+            )
+        self.ccc += other.ccc
+        self.confusion += other.confusion
+        self.au += other.au
+        self.n += other.n
+        return self
+
     def result(self) -> dict:
         ccc = ccc_from_stats(self.ccc)
         f1 = f1_from_confusion(self.confusion)

@@ -29,7 +29,8 @@ def preprocess_face(
     Args:
         image_bytes: Scalar string tensor, the encoded frame.
         landmarks: ``(10,)`` landmarks in pixels (all zero -> the box is used).
-        bbox: ``(4,)`` face box, or None.
+        bbox: ``(4,)`` face box, or None; all zero -> the whole image is the face box (a
+            client that sends an already cropped face gives neither box nor landmarks).
         size: Output side.
         margin: Alignment margin (see ``affect_tf.face.align.template_points``).
 
@@ -37,6 +38,11 @@ def preprocess_face(
         float32 ``(size, size, 3)`` in [0, 255].
     """
     image = decode_image(image_bytes)
+    if bbox is not None:
+        bbox = tf.cast(bbox, tf.float32)
+        height_width = tf.cast(tf.shape(image)[:2], tf.float32)
+        whole = tf.stack([0.0, 0.0, height_width[1], height_width[0]])
+        bbox = tf.where(tf.reduce_all(tf.equal(bbox, 0.0)), whole, bbox)
     face = align_face(image, landmarks, size=size, margin=margin, bbox=bbox)
     face = tf.clip_by_value(face, 0.0, 255.0)
     return tf.ensure_shape(face, [size, size, 3])

@@ -23,6 +23,12 @@ EXPRESSION: Final[str] = "expression"
 AU: Final[str] = "au"
 EMBEDDING: Final[str] = "embedding"
 OUTPUTS: Final[tuple[str, ...]] = (EXPRESSION, AU, VA)
+# Serving signature outputs (SavedModel, TFLite, TF Serving responses): probabilities, not logits.
+EXPRESSION_PROBS: Final[str] = "expression"
+AU_PROBS: Final[str] = "au"
+VALENCE: Final[str] = "valence"
+AROUSAL: Final[str] = "arousal"
+SERVING_OUTPUTS: Final[tuple[str, ...]] = (EXPRESSION_PROBS, AU_PROBS, VALENCE, AROUSAL)
 TARGET_WIDTHS: Final[dict[str, int]] = {VA: 3, EXPRESSION: 2, AU: 2 * NUM_AUS}
 TARGET_LAYOUT: Final[dict[str, str]] = {
     VA: "valence, arousal, va_mask",

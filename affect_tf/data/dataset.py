@@ -218,6 +218,55 @@ class LabelPriors:
             return identity_adjacency()
         return label_adjacency(label_correlation(self.pair_stats), tau, p)
 
+    @staticmethod
+    def vector_size() -> int:
+        """Length of ``to_vector``: n, 8 counts, 12 positives, 12 labelled, VA count, pairs."""
+        from affect_tf.model.heads import NUM_NODES, PAIR_STATS
+
+        return 2 + NUM_EXPRESSIONS + 2 * NUM_AUS + PAIR_STATS * NUM_NODES * NUM_NODES
+
+    def to_vector(self) -> np.ndarray:
+        """All statistics as one flat vector (the TFX Transform graph's ``label_priors``)."""
+        from affect_tf.model.heads import NUM_NODES, PAIR_STATS
+
+        pairs = self.pair_stats
+        if pairs is None:
+            pairs = np.zeros((PAIR_STATS, NUM_NODES, NUM_NODES))
+        return np.concatenate(
+            [
+                [self.n],
+                self.expression_counts,
+                self.au_positive,
+                self.au_labelled,
+                [self.va_labelled],
+                np.asarray(pairs).reshape(-1),
+            ]
+        ).astype(np.float64)
+
+    @classmethod
+    def from_vector(cls, vector) -> LabelPriors:
+        """Inverse of ``to_vector``.
+
+        Raises:
+            ValueError: For a vector of the wrong length.
+        """
+        from affect_tf.model.heads import NUM_NODES, PAIR_STATS
+
+        v = np.asarray(vector, np.float64).reshape(-1)
+        if v.size != cls.vector_size():
+            raise ValueError(
+                f"Expected label priors of length {cls.vector_size()}. Received: {v.size}"
+            )
+        e, a = NUM_EXPRESSIONS, NUM_AUS
+        return cls(
+            n=int(round(v[0])),
+            expression_counts=v[1 : 1 + e],
+            au_positive=v[1 + e : 1 + e + a],
+            au_labelled=v[1 + e + a : 1 + e + 2 * a],
+            va_labelled=int(round(v[1 + e + 2 * a])),
+            pair_stats=v[2 + e + 2 * a :].reshape(PAIR_STATS, NUM_NODES, NUM_NODES),
+        )
+
     def to_dict(self) -> dict:
         return {
             "n": self.n,
@@ -244,3 +293,44 @@ def measure_priors(
     for batch in ds.as_numpy_iterator():
         priors.update(batch)
     return priors
+
+
+def make_transformed_dataset(
+    files: Sequence[str],
+    tft_layer,
+    raw_feature_spec: dict,
+    batch_size: int = 32,
+    training: bool = False,
+    split: str | None = None,
+    eval_percent: int = 10,
+    shuffle_buffer: int = 4096,
+    seed: int | None = None,
+    cache: bool = True,
+) -> tf.data.Dataset:
+    """Batches of ``(images, targets)`` through a TFX Transform graph (the Trainer's input).
+
+    Args:
+        files: Raw tf.Example TFRecord files (ExampleGen's split).
+        tft_layer: ``TFTransformOutput.transform_features_layer()``.
+        raw_feature_spec: ``TFTransformOutput.raw_feature_spec()``.
+        split, eval_percent: As in ``make_dataset`` (a by-video hold-out inside the files).
+        cache: Keep the transformed faces in memory after the first pass.
+    """
+    ds = _filter_split(serialized_examples(files), split, eval_percent)
+
+    def transform(serialized):
+        transformed = tft_layer(tf.io.parse_example(serialized, raw_feature_spec))
+        return transformed[ex.TRANSFORMED_IMAGE], tg.targets_from_features(transformed)
+
+    ds = ds.batch(256).map(transform, num_parallel_calls=AUTOTUNE).unbatch()
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def count_examples(files: Sequence[str], split: str | None = None, eval_percent: int = 10) -> int:
+    """Number of examples in the files (the chosen by-video split)."""
+    ds = _filter_split(serialized_examples(files), split, eval_percent)
+    return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())

@@ -34,6 +34,12 @@ VIDEO_ID: Final[str] = "video_id"
 FRAME: Final[str] = "frame"
 SOURCE: Final[str] = "source"
 
+# Features the TFX Transform graph emits (``affect_tf.pipeline.transform``): the aligned face
+# (float32 RGB in [0, 255], the preset's size) under the raw image's key, the labels passed
+# through, and the training split's label statistics (``LabelPriors.to_vector``).
+TRANSFORMED_IMAGE: Final[str] = IMAGE
+LABEL_PRIORS: Final[str] = "label_priors"
+
 NUM_LANDMARKS: Final[int] = 5
 LANDMARK_NAMES: Final[tuple[str, ...]] = (
     "left_eye",

@@ -658,30 +658,72 @@ def _label_masks(
     return va, expr, au
 
 
-def _render_rows(args: tuple[SynthConfig, int, str]) -> list[dict]:
-    config, video, out_dir = args
+def _video_frames(config: SynthConfig, video: int):
+    """Renders a video and yields ``(t, frame, labels)`` for its frames inside ``config.n``;
+    ``labels`` are the ``FaceLabels`` keyword arguments with this video's label masks."""
     frames = render_video(config, video)
     va_mask, expr_mask, au_mask = _label_masks(config, video, len(frames))
     video_id = f"synth{config.seed}_{video:05d}"
-    folder = Path(out_dir) / "images" / video_id
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
     for t, frame in enumerate(frames):
-        index = video * config.frames_per_video + t
-        if index >= config.n:
-            break
+        if video * config.frames_per_video + t >= config.n:
+            return
+        labels = {
+            "valence": frame.valence if va_mask[t] else 0.0,
+            "arousal": frame.arousal if va_mask[t] else 0.0,
+            "va_mask": int(va_mask[t]),
+            "expression": int(frame.expression) if expr_mask[t] else 0,
+            "expr_mask": int(expr_mask[t]),
+            "au": [int(a) if m else 0 for a, m in zip(frame.au, au_mask[t], strict=True)],
+            "au_mask": [int(m) for m in au_mask[t]],
+            "video_id": video_id,
+            "frame": t,
+            "source": SOURCE,
+        }
+        yield t, frame, labels
+
+
+def _encode(frame: Frame, image_format: str) -> bytes:
+    bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 92] if image_format == "jpg" else []
+    ok, data = cv2.imencode(f".{image_format}", bgr, params)
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB frame
+        raise RuntimeError(f"OpenCV could not encode a {image_format} frame")
+    return data.tobytes()
+
+
+def video_records(config: SynthConfig, video: int) -> list:
+    """One video rendered in memory as ``FaceRecord`` objects (encoded frames, box, landmarks,
+    labels) -- what the TFX FaceExampleGen writes without touching the disk."""
+    from affect_tf.data.examples import FaceRecord
+
+    return [
+        FaceRecord(
+            image=_encode(frame, config.image_format),
+            bbox=frame.bbox,
+            landmarks=frame.landmarks,
+            **labels,
+        )
+        for _, frame, labels in _video_frames(config, video)
+    ]
+
+
+def _render_rows(args: tuple[SynthConfig, int, str]) -> list[dict]:
+    config, video, out_dir = args
+    rows = []
+    for t, frame, labels in _video_frames(config, video):
+        video_id = labels["video_id"]
+        folder = Path(out_dir) / "images" / video_id
+        folder.mkdir(parents=True, exist_ok=True)
         name = f"{t:05d}.{config.image_format}"
-        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
-        params = [cv2.IMWRITE_JPEG_QUALITY, 92] if config.image_format == "jpg" else []
-        cv2.imwrite(str(folder / name), bgr, params)
+        (folder / name).write_bytes(_encode(frame, config.image_format))
         row = {
             "path": f"images/{video_id}/{name}",
             "video_id": video_id,
             "frame": t,
             "source": SOURCE,
-            "expression": EXPRESSIONS[frame.expression] if expr_mask[t] else "",
-            "valence": f"{frame.valence:.4f}" if va_mask[t] else "",
-            "arousal": f"{frame.arousal:.4f}" if va_mask[t] else "",
+            "expression": EXPRESSIONS[frame.expression] if labels["expr_mask"] else "",
+            "valence": f"{frame.valence:.4f}" if labels["va_mask"] else "",
+            "arousal": f"{frame.arousal:.4f}" if labels["va_mask"] else "",
             "box_x": f"{frame.bbox[0]:.2f}",
             "box_y": f"{frame.bbox[1]:.2f}",
             "box_w": f"{frame.bbox[2]:.2f}",
@@ -689,7 +731,7 @@ def _render_rows(args: tuple[SynthConfig, int, str]) -> list[dict]:
             "landmarks": ";".join(f"{v:.2f}" for v in frame.landmarks.reshape(-1)),
         }
         for i, au in enumerate(AUS):
-            row[au] = str(int(frame.au[i])) if au_mask[t, i] else ""
+            row[au] = str(int(frame.au[i])) if labels["au_mask"][i] else ""
         rows.append(row)
     return rows
 

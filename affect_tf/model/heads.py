@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import tensorflow as tf
 import numpy as np
 from keras import layers, ops
 
@@ -29,31 +30,47 @@ PAIR_STATS = 6  # n, Σa, Σb, Σa², Σb², Σab over examples where both label
 # --- the label graph -----------------------------------------------------------------------------
 
 
-def label_vectors(expression, expr_mask, valence, arousal, va_mask, au, au_mask):
-    """Label vectors ``(B, 22)`` in ``LABEL_NODES`` order and their validity ``(B, 22)``."""
-    expression = np.asarray(expression, np.int64).reshape(-1)
-    onehot = np.eye(NUM_EXPRESSIONS)[np.clip(expression, 0, NUM_EXPRESSIONS - 1)]
-    values = np.concatenate(
+def label_vectors(expression, expr_mask, valence, arousal, va_mask, au, au_mask, xp=np):
+    """Label vectors ``(B, 22)`` in ``LABEL_NODES`` order and their validity ``(B, 22)``.
+
+    ``xp`` is ``np`` (float64 NumPy) or ``tf`` (float32 tensors, inside the TFX Transform graph).
+    """
+    if xp is np:
+        expression = np.asarray(expression, np.int64).reshape(-1)
+        onehot = np.eye(NUM_EXPRESSIONS)[np.clip(expression, 0, NUM_EXPRESSIONS - 1)]
+        cast = lambda x: np.asarray(x, np.float64)  # noqa: E731
+        concat = np.concatenate
+    else:
+        expression = tf.reshape(tf.cast(expression, tf.int64), [-1])
+        onehot = tf.one_hot(tf.clip_by_value(expression, 0, NUM_EXPRESSIONS - 1), NUM_EXPRESSIONS)
+        cast = lambda x: tf.cast(x, tf.float32)  # noqa: E731
+        concat = tf.concat
+    ones = lambda k: cast(np.ones((1, k)))  # noqa: E731
+    values = concat([onehot, cast(valence)[:, None], cast(arousal)[:, None], cast(au)], axis=1)
+    valid = concat(
         [
-            onehot,
-            np.asarray(valence, np.float64)[:, None],
-            np.asarray(arousal, np.float64)[:, None],
-            np.asarray(au, np.float64),
+            cast(expr_mask)[:, None] * ones(NUM_EXPRESSIONS),
+            cast(va_mask)[:, None] * ones(2),
+            cast(au_mask),
         ],
         axis=1,
     )
-    em = np.asarray(expr_mask, np.float64)[:, None] * np.ones((1, NUM_EXPRESSIONS))
-    vm = np.asarray(va_mask, np.float64)[:, None] * np.ones((1, 2))
-    valid = np.concatenate([em, vm, np.asarray(au_mask, np.float64)], axis=1)
     return values, valid
 
 
-def pair_stats(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Pairwise correlation sufficient statistics ``(6, N, N)`` of a batch; they merge by adding."""
-    z = np.where(valid > 0, values, 0.0) * valid
-    return np.stack(
-        [valid.T @ valid, z.T @ valid, valid.T @ z, (z * z).T @ valid, valid.T @ (z * z), z.T @ z]
+def pair_stats(values, valid, xp=np, per_example: bool = False):
+    """Pairwise correlation sufficient statistics ``(6, N, N)`` of a batch; they merge by adding.
+
+    With ``per_example`` the ``(B, 6, N, N)`` terms are returned unsummed (what a TFT
+    ``tft.sum(..., reduce_instance_dims=False)`` analyzer adds up over the training split).
+    """
+    where, einsum, stack = (
+        (np.where, np.einsum, np.stack) if xp is np else (tf.where, tf.einsum, tf.stack)
     )
+    z = where(valid > 0, values, tf.zeros_like(values) if xp is not np else 0.0) * valid
+    spec = "bi,bj->bij" if per_example else "bi,bj->ij"
+    terms = [(valid, valid), (z, valid), (valid, z), (z * z, valid), (valid, z * z), (z, z)]
+    return stack([einsum(spec, a, b) for a, b in terms], axis=1 if per_example else 0)
 
 
 def label_correlation(stats: np.ndarray) -> np.ndarray:

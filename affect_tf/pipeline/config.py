@@ -1,0 +1,257 @@
+"""The TFX pipeline's one configuration object: defaults < YAML file < environment variables.
+
+Every field can be set in a YAML file (``AFFECT_CONFIG=path.yaml``, keys are the field names)
+and overridden by an environment variable ``AFFECT_<FIELD>`` (upper case), which is how
+``make demo`` and ``tfx run create`` pass settings (the ``tfx`` CLI runs the pipeline file with
+the caller's environment). Values are checked when the config is built, so a bad setting fails
+before any component runs, with a message naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from affect_tf.model.config import PRESETS
+
+ENV_PREFIX = "AFFECT_"
+CONFIG_ENV = "AFFECT_CONFIG"
+CORPUS_FORMATS = ("synth", "manifest", "affectnet", "affwild2")
+TFLITE_VARIANTS = ("fp32", "fp16", "int8")
+# The ABAW metric names TFMA reports (``affect_tf.pipeline.evaluation``) that may carry a
+# value threshold; keys of ``PipelineConfig.thresholds``.
+THRESHOLD_METRICS = ("ccc_valence", "ccc_arousal", "expr_f1", "au_f1", "p_mtl")
+
+
+class ConfigError(ValueError):
+    """A pipeline setting that is missing, unknown or out of range; the message names it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything the ``affect`` TFX pipeline needs.
+
+    Attributes:
+        pipeline_name: TFX pipeline name (the ``tfx`` CLI's ``--pipeline_name``).
+        output_root: Root of everything the pipeline writes: ``pipeline/`` (artifacts),
+            ``metadata.sqlite`` (ML Metadata), ``serving/affect/<version>/`` (the TF Serving
+            layout), ``tflite/<version>/``, ``summary.json``.
+        corpus_format: ``synth`` (SynthAffect rendered inside FaceExampleGen, no files needed),
+            ``manifest``, ``affectnet`` or ``affwild2``.
+        corpus_root: The corpus folder (not used for ``synth``).
+        corpus_split: Which of the corpus' own splits to read (``train``/``validation``);
+            FaceExampleGen then splits it by video into train/eval.
+        synth_n, synth_size, synth_frames_per_video, synth_seed: SynthAffect settings.
+        eval_percent: Share of videos (hash of ``video_id``) in the eval split.
+        preset: Model preset (``affect_tf.model.config.PRESETS``).
+        epochs: Training epochs (None: the preset's).
+        batch_size: Training batch size (None: the preset's).
+        thresholds: Value thresholds (lower bounds) on the eval split, by metric name in
+            ``THRESHOLD_METRICS``; a model below any is not blessed.
+        max_p_mtl_drop: Change threshold: the candidate's P_MTL may be at most this much below
+            the latest blessed model's (0 = it must be at least as good).
+        au_threshold: Probability threshold of the AU decisions in evaluation.
+        tflite_variants: Which TFLite files to export (subset of fp32, fp16, int8).
+        parity_examples: Eval examples used for the TFLite vs SavedModel agreement check and
+            the int8 calibration.
+        beam_workers: Beam DirectRunner worker processes (0 = in-process, the fastest for
+            small corpora; N > 0 = multi-processing).
+        beam_args: Extra Beam pipeline arguments (e.g. ``--runner=FlinkRunner ...``), space
+            separated in the environment variable, a list in YAML.
+        enable_cache: TFX component caching (unchanged inputs -> cached outputs).
+    """
+
+    pipeline_name: str = "affect"
+    output_root: str = "runs/demo"
+    corpus_format: str = "synth"
+    corpus_root: str = ""
+    corpus_split: str = "train"
+    synth_n: int = 2400
+    synth_size: int = 96
+    synth_frames_per_video: int = 8
+    synth_seed: int = 0
+    eval_percent: int = 20
+    preset: str = "demo"
+    epochs: int | None = None
+    batch_size: int | None = None
+    thresholds: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: {"p_mtl": 0.8, "ccc_valence": 0.2, "expr_f1": 0.15}
+    )
+    max_p_mtl_drop: float = 0.05
+    au_threshold: float = 0.5
+    tflite_variants: tuple[str, ...] = TFLITE_VARIANTS
+    parity_examples: int = 128
+    beam_workers: int = 0
+    beam_args: tuple[str, ...] = ()
+    enable_cache: bool = True
+
+    def __post_init__(self) -> None:
+        def fail(name: str, expected: str) -> None:
+            raise ConfigError(
+                f"Expected {expected}. Received: {name}={getattr(self, name)!r} "
+                f"(set {ENV_PREFIX}{name.upper()} or '{name}' in the {CONFIG_ENV} YAML file)"
+            )
+
+        if not self.pipeline_name or not self.pipeline_name.replace("_", "").isalnum():
+            fail("pipeline_name", "a name of letters, digits and underscores")
+        if not self.output_root:
+            fail("output_root", "a folder")
+        if self.corpus_format not in CORPUS_FORMATS:
+            fail("corpus_format", f"one of {CORPUS_FORMATS}")
+        if self.corpus_format != "synth":
+            if not self.corpus_root:
+                fail("corpus_root", f"the corpus folder for corpus_format={self.corpus_format!r}")
+            if not Path(self.corpus_root).is_dir():
+                fail("corpus_root", "an existing folder")
+        if self.corpus_split not in ("train", "validation"):
+            fail("corpus_split", "'train' or 'validation'")
+        if self.synth_n < 16:
+            fail("synth_n", "at least 16 faces")
+        if not 32 <= self.synth_size <= 512:
+            fail("synth_size", "a frame side in [32, 512] pixels")
+        if self.synth_frames_per_video < 1:
+            fail("synth_frames_per_video", "at least 1")
+        if not 1 <= self.eval_percent <= 50:
+            fail("eval_percent", "a percentage in [1, 50]")
+        if self.preset not in PRESETS:
+            fail("preset", f"one of {sorted(PRESETS)}")
+        if self.epochs is not None and self.epochs < 1:
+            fail("epochs", "at least 1 (or unset for the preset's)")
+        if self.batch_size is not None and self.batch_size < 1:
+            fail("batch_size", "at least 1 (or unset for the preset's)")
+        unknown = set(self.thresholds) - set(THRESHOLD_METRICS)
+        if unknown:
+            fail("thresholds", f"metric names from {THRESHOLD_METRICS}")
+        for name, value in self.thresholds.items():
+            bound = 3.0 if name == "p_mtl" else 1.0
+            if not -1.0 <= float(value) <= bound:
+                fail("thresholds", f"{name} in [-1, {bound}]")
+        if not 0.0 <= self.max_p_mtl_drop <= 3.0:
+            fail("max_p_mtl_drop", "a P_MTL difference in [0, 3]")
+        if not 0.0 < self.au_threshold < 1.0:
+            fail("au_threshold", "a probability in (0, 1)")
+        if not set(self.tflite_variants) <= set(TFLITE_VARIANTS):
+            fail("tflite_variants", f"a subset of {TFLITE_VARIANTS}")
+        if not 8 <= self.parity_examples <= 10_000:
+            fail("parity_examples", "8 to 10000 examples")
+        if not 0 <= self.beam_workers <= 256:
+            fail("beam_workers", "0 (in-process) to 256 processes")
+
+    # --- derived paths --------------------------------------------------------------------
+
+    @property
+    def root(self) -> Path:
+        return Path(self.output_root).resolve()
+
+    @property
+    def pipeline_root(self) -> str:
+        return str(self.root / "pipeline")
+
+    @property
+    def metadata_path(self) -> str:
+        return str(self.root / "metadata.sqlite")
+
+    @property
+    def serving_dir(self) -> str:
+        """TF Serving's ``--model_base_path``: versions are ``<serving_dir>/<version>/``."""
+        return str(self.root / "serving" / "affect")
+
+    @property
+    def tflite_dir(self) -> str:
+        return str(self.root / "tflite")
+
+    @property
+    def summary_path(self) -> Path:
+        return self.root / "summary.json"
+
+    def beam_pipeline_args(self) -> list[str]:
+        """DirectRunner settings for this machine plus the user's own arguments."""
+        args = []
+        if self.beam_workers > 0:
+            args += [
+                "--direct_running_mode=multi_processing",
+                f"--direct_num_workers={self.beam_workers}",
+            ]
+        return args + list(self.beam_args)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["thresholds"] = dict(self.thresholds)
+        return out
+
+    # --- loading ----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> PipelineConfig:
+        """Defaults, then the ``AFFECT_CONFIG`` YAML file, then ``AFFECT_*`` variables, then
+        ``overrides`` (for tests).
+
+        Raises:
+            ConfigError: Naming the setting (unknown key, wrong type, out of range).
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if environ.get(CONFIG_ENV):
+            values.update(_read_yaml(Path(environ[CONFIG_ENV])))
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name in fields:
+            key = ENV_PREFIX + name.upper()
+            if key in environ and environ[key] != "":
+                values[name] = environ[key]
+        values.update(overrides)
+        unknown = set(values) - set(fields)
+        if unknown:
+            raise ConfigError(
+                f"Expected pipeline settings from {sorted(fields)}. "
+                f"Received: unknown {sorted(unknown)}"
+            )
+        return cls(**{name: _coerce(name, value, fields[name]) for name, value in values.items()})
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"Expected a YAML file. Received: {CONFIG_ENV}={str(path)!r} (missing)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"Expected valid YAML in {path}. Received: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Expected a mapping of settings in {path}. Received: {type(data)}")
+    return data
+
+
+def _coerce(name: str, value: Any, field: dataclasses.Field) -> Any:
+    """Turns a YAML value or an environment string into the field's type."""
+    kind = str(field.type)
+    try:
+        if isinstance(value, str):
+            if kind == "bool":
+                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("1", "true", "yes")
+            if kind.startswith("int"):
+                return None if value.lower() in ("none", "null") else int(value)
+            if kind == "float":
+                return float(value)
+            if kind.startswith("tuple"):
+                return tuple(value.replace(",", " ").split())
+            if kind.startswith("Mapping"):
+                return {k: float(v) for k, v in json.loads(value).items()}
+            return value
+        if kind.startswith("tuple"):
+            return tuple(value)
+        if kind.startswith("Mapping"):
+            return {str(k): float(v) for k, v in dict(value).items()}
+        if kind == "float":
+            return float(value)
+        return value
+    except (ValueError, TypeError, AttributeError, json.JSONDecodeError):
+        raise ConfigError(
+            f"Expected {name} of type {kind}. Received: {name}={value!r}"
+        ) from None

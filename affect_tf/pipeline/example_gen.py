@@ -1,0 +1,201 @@
+"""FaceExampleGen's Beam logic: corpus readers (or SynthAffect) -> serialized tf.Examples.
+
+The TFX component (``pipelines/components/face_example_gen.py``) is a ``FileBasedExampleGen``
+whose executor plugs ``faces_to_examples`` into TFX's base ExampleGen executor; that executor
+then splits by the hash of ``video_id`` (``SplitConfig.partition_feature_name``), so frames of
+one video never straddle train and eval, and writes GZIP TFRecords per split.
+
+Every record that cannot be used is counted by reason: the reader's skips are known when the
+corpus is read; the conversion's skips (unreadable image, no face, bad label) happen inside
+Beam and are written as JSON lines under ``<examples>/skips/`` and merged afterwards
+(``merge_skip_report``) into ``<examples>/skip_report.json`` and the artifact's properties.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+
+from affect_tf.data import SkipReport, read_corpus
+from affect_tf.data.corpus import CorpusError, Sample
+
+SKIPS_DIR = "skips"
+SKIP_REPORT = "skip_report.json"
+_SKIP, _NOTE = "skip", "note"
+
+# The component's ``corpus_config`` execution property (JSON) and its keys.
+CORPUS_CONFIG_KEY = "corpus_config"
+FORMAT_KEY = "corpus_format"
+SPLIT_KEY = "corpus_split"
+SYNTH_KEY = "synth"
+SKIP_DIR_KEY = "_skip_dir"  # set by the executor, not by users
+
+# The corpus files whose size and mtime fingerprint a corpus (TFX caching reruns ExampleGen
+# when they change). Image files are not fingerprinted: replacing an image in place, without
+# touching the annotations, needs a manual re-run (``enable_cache=False``).
+FINGERPRINT_PATTERNS = {
+    "synth": "synth.json",
+    "manifest": "manifest.*",
+    "affectnet": "*.csv",
+    "affwild2": "*_Challenge/*",
+}
+
+
+def read_samples(format: str, root: str, split: str) -> tuple[list[Sample], SkipReport]:
+    """All samples of a corpus and the reader's skip report.
+
+    Raises:
+        CorpusError: When the corpus cannot be read as a whole, or holds no usable sample.
+    """
+    report = SkipReport()
+    samples = list(read_corpus(format, root, split, report))
+    if not samples:
+        raise CorpusError(
+            f"Expected usable samples in the {format} corpus at {root} (split {split}). "
+            f"Received: none; skipped {dict(report.skipped) or 'nothing'}"
+        )
+    return samples, report
+
+
+class _SampleToExample(beam.DoFn):
+    """Sample -> serialized tf.Example; skips and notes go to a tagged output."""
+
+    def setup(self) -> None:
+        from affect_tf.data.convert import Converter
+
+        self._converter = Converter()
+
+    def process(self, sample: Sample) -> Iterator[Any]:
+        from affect_tf.data.convert import SkipSample
+        from affect_tf.data.examples import encode_example
+
+        report = SkipReport()
+        try:
+            record = self._converter.to_record(sample, report)
+        except SkipSample as e:
+            yield beam.pvalue.TaggedOutput(_SKIP, _line(_SKIP, e.reason, str(sample.path), e.detail))
+            return
+        for reason, examples in report.examples.items():
+            for example in examples:
+                yield beam.pvalue.TaggedOutput(_NOTE, _line(_NOTE, reason, example, ""))
+        # Protos, not bytes: TFX's split by ``partition_feature_name`` reads the feature.
+        yield encode_example(record)
+
+
+def _line(kind: str, reason: str, where: str, detail: str) -> str:
+    return json.dumps({"kind": kind, "reason": reason, "where": where, "detail": detail})
+
+
+def _synth_video(video: int, synth: dict) -> Iterator[Any]:
+    from affect_tf.data.examples import encode_example
+    from affect_tf.data.synth import SynthConfig, video_records
+
+    for record in video_records(SynthConfig(**synth), video):
+        yield encode_example(record)
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+def faces_to_examples(
+    pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str
+) -> beam.pvalue.PCollection:
+    """The ExampleGen PTransform: the corpus at ``input_base`` -> ``tf.train.Example`` protos."""
+    config = json.loads(exec_properties[CORPUS_CONFIG_KEY])
+    format = config.get(FORMAT_KEY, "manifest")
+    if format == "synth":
+        from affect_tf.data.synth import SynthConfig
+
+        synth = config.get(SYNTH_KEY, {})
+        videos = range(SynthConfig(**synth).num_videos)
+        # One element per video: the renderer draws a video's frames in sequence.
+        return (
+            pipeline
+            | "Videos" >> beam.Create(list(videos), reshuffle=True)
+            | "RenderSynthAffect" >> beam.FlatMap(_synth_video, synth)
+        )
+    samples, report = read_samples(format, exec_properties["input_base"], config[SPLIT_KEY])
+    skip_dir = Path(config[SKIP_DIR_KEY])
+    skip_dir.mkdir(parents=True, exist_ok=True)
+    (skip_dir / "reader.json").write_text(
+        json.dumps({"samples": len(samples), **_report_lines(report)})
+    )
+    results = (
+        pipeline
+        | "Samples" >> beam.Create(samples, reshuffle=True)
+        | "ToExamples" >> beam.ParDo(_SampleToExample()).with_outputs(_SKIP, _NOTE, main="ok")
+    )
+    _ = (
+        (results[_SKIP], results[_NOTE])
+        | "SkipsAndNotes" >> beam.Flatten()
+        | "WriteSkips" >> beam.io.WriteToText(str(skip_dir / "convert"), file_name_suffix=".jsonl")
+    )
+    return results.ok
+
+
+def _report_lines(report: SkipReport) -> dict:
+    return {
+        "skipped": dict(report.skipped),
+        "notes": dict(report.notes),
+        "examples": dict(report.examples),
+    }
+
+
+def merge_skip_report(skip_dir: str | Path) -> SkipReport:
+    """The reader's and the conversion's skips as one ``SkipReport``."""
+    skip_dir = Path(skip_dir)
+    report = SkipReport()
+    reader = skip_dir / "reader.json"
+    if reader.is_file():
+        data = json.loads(reader.read_text())
+        report.skipped.update(data["skipped"])
+        report.notes.update(data["notes"])
+        for reason, examples in data["examples"].items():
+            report.examples[reason].extend(examples[: report.keep])
+    for path in sorted(skip_dir.glob("convert*.jsonl")):
+        for line in _lines(path.read_text().splitlines()):
+            if line["kind"] == _SKIP:
+                report.skip(line["reason"], line["where"], line["detail"])
+            else:
+                report.note(line["reason"], line["where"], line["detail"])
+    return report
+
+
+def _lines(lines: Iterable[str]) -> Iterator[dict]:
+    for line in lines:
+        if line.strip():
+            yield json.loads(line)
+
+
+def finish_examples(examples_uri: str, skip_dir: str | Path) -> dict:
+    """After the Beam run: merges the skip reports into ``<examples>/skip_report.json``.
+
+    Returns:
+        ``{"samples", "written", "skipped", "report"}`` for the artifact's properties.
+
+    Raises:
+        CorpusError: When every sample of the corpus was skipped.
+    """
+    skip_dir = Path(skip_dir)
+    report = merge_skip_report(skip_dir)
+    reader = skip_dir / "reader.json"
+    samples = json.loads(reader.read_text())["samples"] if reader.is_file() else None
+    converted_skips = sum(
+        1
+        for path in skip_dir.glob("convert*.jsonl")
+        for line in _lines(path.read_text().splitlines())
+        if line["kind"] == _SKIP
+    )
+    written = None if samples is None else samples - converted_skips
+    out = {"samples": samples, "written": written, "skipped": report.total_skipped}
+    summary = {**out, **report.to_dict()}
+    (Path(examples_uri) / SKIP_REPORT).write_text(json.dumps(summary, indent=2))
+    if written == 0:
+        raise CorpusError(
+            f"Expected at least one usable face. Received: all {samples} samples were skipped "
+            f"({dict(report.skipped)}); details in {Path(examples_uri) / SKIP_REPORT}"
+        )
+    return {**out, "report": summary}

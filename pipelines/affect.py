@@ -1,0 +1,170 @@
+"""The ``affect`` TFX pipeline: FaceExampleGen -> statistics/schema/validation -> Transform ->
+Trainer -> Evaluator (vs the latest blessed model) -> Pusher (TF Serving layout) -> TFLiteExport.
+
+Run it with the tfx CLI (settings from ``AFFECT_*`` variables or ``AFFECT_CONFIG=file.yaml``,
+see ``affect_tf.pipeline.config``)::
+
+    tfx pipeline create --pipeline_path=pipelines/affect.py --engine=local
+    tfx run create --pipeline_name=affect --engine=local
+
+or directly: ``python pipelines/affect.py``. This file only wires the graph; the work lives in
+``affect_tf.pipeline``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+# `python pipelines/affect.py` puts pipelines/ first on sys.path; the components are imported
+# as `pipelines.components...` (the names TFX records for their executors).
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+import affect_tf  # noqa: E402,F401  (sets the process environment before TensorFlow loads)
+from affect_tf.pipeline.config import PipelineConfig  # noqa: E402
+
+
+def _synth_input_base(config: PipelineConfig) -> str:
+    """The folder whose ``synth.json`` describes the SynthAffect corpus (rewritten only when
+    it changes, so its fingerprint -- and TFX's cache -- follow the settings)."""
+    folder = config.root / "corpus_synth"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "synth.json"
+    text = json.dumps(synth_settings(config), indent=2, sort_keys=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return str(folder)
+
+
+def synth_settings(config: PipelineConfig) -> dict:
+    return {
+        "n": config.synth_n,
+        "size": config.synth_size,
+        "frames_per_video": config.synth_frames_per_video,
+        "seed": config.synth_seed,
+    }
+
+
+def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = None):
+    """The TFX pipeline for ``config``.
+
+    Args:
+        config: The pipeline settings.
+        trainer_overrides: Extra ``AffectConfig`` fields for the Trainer (tests use it to train
+            a deliberately worse model).
+    """
+    from tfx import v1 as tfx
+
+    from affect_tf.model.config import get_preset
+    from affect_tf.pipeline.evaluation import eval_config
+    from affect_tf.pipeline.transform import write_raw_schema
+    from pipelines.components.face_example_gen import FaceExampleGen
+    from pipelines.components.tflite_export import TFLiteExport
+
+    preset = get_preset(config.preset)
+    synth = config.corpus_format == "synth"
+    example_gen = FaceExampleGen(
+        corpus_format=config.corpus_format,
+        input_base=_synth_input_base(config) if synth else str(Path(config.corpus_root).resolve()),
+        corpus_split=config.corpus_split,
+        eval_percent=config.eval_percent,
+        synth=synth_settings(config) if synth else None,
+    )
+    # The tf.Example contract as a curated schema (types, shapes, label domains), so the
+    # validator reports out-of-range labels and missing features as anomalies.
+    schema_gen = tfx.components.ImportSchemaGen(
+        schema_file=str(write_raw_schema(config.root / "schema"))
+    )
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
+    )
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn="pipelines.modules.transform_module.preprocessing_fn",
+        custom_config={"image_size": preset.image_size, "margin": preset.margin},
+        # The Trainer maps raw examples through the graph itself (and caches the faces), so
+        # nothing is materialised; the analyzers see the train split only.
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
+        materialize=False,
+    )
+    overrides = {"batch_size": config.batch_size, **(trainer_overrides or {})}
+    trainer = tfx.components.Trainer(
+        run_fn="pipelines.modules.trainer_module.run_fn",
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={"preset": config.preset, "epochs": config.epochs, "overrides": overrides},
+    )
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        schema=schema_gen.outputs["schema"],
+        example_splits=["eval"],
+        eval_config=eval_config(
+            dict(config.thresholds), config.max_p_mtl_drop, config.au_threshold
+        ),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)
+        ),
+    )
+    tflite = TFLiteExport(
+        pushed_model=pusher.outputs["pushed_model"],
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        tflite_root=config.tflite_dir,
+        variants=" ".join(config.tflite_variants),
+        parity_examples=config.parity_examples,
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[
+            example_gen,
+            schema_gen,
+            statistics_gen,
+            example_validator,
+            transform,
+            trainer,
+            baseline,
+            evaluator,
+            pusher,
+            tflite,
+        ],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path
+        ),
+        beam_pipeline_args=config.beam_pipeline_args(),
+    )
+
+
+if __name__ == "__main__":
+    from tfx import v1 as tfx
+
+    from affect_tf.pipeline.config import ConfigError
+
+    try:
+        _config = PipelineConfig.load()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(_config))
