@@ -28,7 +28,7 @@ test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/affect-tf demo --out $(DEMO_OUT)
+	AFFECT_OUTPUT_ROOT=$(DEMO_OUT) bash scripts/demo.sh
 
 lint: setup
 	$(BIN)/ruff check affect_tf tests benchmarks

@@ -291,6 +291,22 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline_summary(args: argparse.Namespace) -> int:
+    from affect_tf.pipeline.config import ConfigError, PipelineConfig
+    from affect_tf.pipeline.summary import format_summary, summarize
+
+    try:
+        config = PipelineConfig.load(**({"output_root": args.out} if args.out else {}))
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    try:
+        summary = summarize(config)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    print(format_summary(summary))
+    return 0 if summary["blessed"] or not args.require_blessed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="affect-tf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -369,7 +385,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="CSV file")
     p.set_defaults(func=_predict)
 
-    p = sub.add_parser("demo", help="SynthAffect -> tf.Examples -> train -> held-out evaluation")
+    p = sub.add_parser(
+        "demo",
+        help="without TFX: SynthAffect -> tf.Examples -> train -> held-out evaluation "
+        "(`make demo` runs the TFX pipeline)",
+    )
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--n", type=int, default=2048, help="training faces (held-out: a quarter)")
     p.add_argument("--size", type=int, default=96, help="SynthAffect frame size")
@@ -377,6 +397,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("pipeline", help="the TFX pipeline's results (run it with the tfx CLI)")
+    pipeline_sub = p.add_subparsers(dest="pipeline_command", required=True)
+    q = pipeline_sub.add_parser(
+        "summary", help="summarise the last run from ML Metadata into OUTPUT/summary.json"
+    )
+    q.add_argument("--out", help="the pipeline's output_root (default: AFFECT_OUTPUT_ROOT or runs/demo)")
+    q.add_argument(
+        "--require-blessed", action="store_true", help="exit 1 when the model was not blessed"
+    )
+    q.set_defaults(func=_pipeline_summary)
     return parser
 
 

@@ -96,13 +96,17 @@ def export_saved_model(
 ) -> Path:
     """Writes the SavedModel (TF Serving / TFMA / TFLite source) and the ``.keras`` file
     (``<export_dir>/assets.extra/affect_model.keras``, for ``model.predict`` users)."""
+    trained_weights = model.get_weights()
     export_dir = Path(export_dir)
+    # A weights-only copy: the trained model also tracks its optimizer (two AdamW slots per
+    # weight), which would triple both files and serves no one.
+    model = model.__class__.from_config(model.get_config())
+    model.set_weights(trained_weights)
+    keras_path = export_dir / KERAS_FILE
+    keras_path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(keras_path)
     # Tracked as an attribute, the Transform layer's graph and assets are saved with the model.
     model.tft_layer = tft_layer
     signatures = make_signatures(model, tft_layer, raw_feature_spec)
     tf.saved_model.save(model, str(export_dir), signatures=signatures)
-    keras_path = export_dir / KERAS_FILE
-    keras_path.parent.mkdir(parents=True, exist_ok=True)
-    del model.tft_layer  # the .keras file holds the Keras model only
-    model.save(keras_path)
     return export_dir

@@ -157,6 +157,21 @@ def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = Non
     )
 
 
+def compile_kubeflow(config: PipelineConfig, output_file: str, image: str) -> str:
+    """Compiles the same pipeline for Kubeflow Pipelines v2 / Vertex AI Pipelines (a
+    pipeline-spec JSON to upload); each component then runs in ``image`` (an image with
+    this package installed). Settings such as ``output_root`` should then be a bucket path.
+    """
+    from tfx import v1 as tfx
+
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        output_filename=output_file,
+    )
+    runner.run(create_pipeline(config), write_out=True)
+    return output_file
+
+
 if __name__ == "__main__":
     from tfx import v1 as tfx
 

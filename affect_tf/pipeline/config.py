@@ -70,7 +70,7 @@ class PipelineConfig:
     corpus_format: str = "synth"
     corpus_root: str = ""
     corpus_split: str = "train"
-    synth_n: int = 2400
+    synth_n: int = 4000
     synth_size: int = 96
     synth_frames_per_video: int = 8
     synth_seed: int = 0
@@ -79,7 +79,13 @@ class PipelineConfig:
     epochs: int | None = None
     batch_size: int | None = None
     thresholds: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {"p_mtl": 0.8, "ccc_valence": 0.2, "expr_f1": 0.15}
+        default_factory=lambda: {
+            "p_mtl": 1.2,
+            "ccc_valence": 0.3,
+            "ccc_arousal": 0.3,
+            "expr_f1": 0.3,
+            "au_f1": 0.3,
+        }
     )
     max_p_mtl_drop: float = 0.05
     au_threshold: float = 0.5

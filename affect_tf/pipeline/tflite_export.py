@@ -21,6 +21,9 @@ from affect_tf.data import examples as ex
 from affect_tf.data.dataset import resolve_files, serialized_examples
 from affect_tf.tflite import export_variants
 
+# The output artifact's MLMD type (Kubeflow v2 wants "<namespace>.<Name>").
+TFLITE_ARTIFACT_TYPE = "affect_tf.TFLiteModel"
+
 
 def eval_faces(examples_dir: str, transform_dir: str, n: int) -> np.ndarray:
     """``n`` aligned faces of the eval split, through the Transform graph."""

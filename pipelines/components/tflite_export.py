@@ -8,11 +8,13 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact, standard_artifacts
 
+from affect_tf.pipeline.tflite_export import TFLITE_ARTIFACT_TYPE
+
 
 class TFLiteModel(artifact.Artifact):
     """TFLite flatbuffers (``affect_<variant>.tflite``) with their checks (``checks.json``)."""
 
-    TYPE_NAME = "TFLiteModel"
+    TYPE_NAME = TFLITE_ARTIFACT_TYPE
 
 
 @component

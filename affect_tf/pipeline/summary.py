@@ -1,0 +1,322 @@
+"""What the last pipeline run did, read back from ML Metadata: ``<output>/summary.json``.
+
+Keys: ``blessed``, ``not_blessed_reasons`` (``"<metric> = x < threshold y"``), ``metrics`` (the
+``affect-tf evaluate`` keys, eval split, candidate model), ``metrics_by_source``,
+``baseline`` (the model it was compared with, if any), ``pushed`` (``saved_model``: the
+version directory, ``tflite``: {variant: path}), ``tflite_checks``, ``components`` ({name:
+{status, seconds}}), ``data`` (examples per split, skips, anomalies), ``model`` (sizes,
+training history), ``artifacts``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from affect_tf.pipeline.config import TFLITE_VARIANTS as VARIANTS
+from affect_tf.pipeline.config import PipelineConfig
+
+_STATES = {0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED", 5: "CACHED", 6: "CANCELED"}
+
+
+def _store(path: str):
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"Expected the pipeline's ML Metadata at {path}. Received: no such file "
+            "(has the pipeline run with this output_root?)"
+        )
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def _prop(artifact, name: str):
+    if name not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[name]
+    kind = value.WhichOneof("value")
+    if kind == "struct_value":
+        from google.protobuf.json_format import MessageToDict
+
+        return MessageToDict(value.struct_value).get("__value__", MessageToDict(value.struct_value))
+    return getattr(value, kind) if kind else None
+
+
+def _dir_bytes(path: str | Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def last_run(store, pipeline_name: str) -> dict:
+    """Executions of the newest run: ``{node: {"status", "seconds", "outputs": {type: art}}}``."""
+    # One pipeline writes one store (``<output_root>/metadata.sqlite``).
+    runs = list(store.get_contexts_by_type("pipeline_run"))
+    if not runs:
+        raise ValueError(f"Expected a run of pipeline {pipeline_name!r}. Received: none in MLMD")
+    run = max(runs, key=lambda c: c.create_time_since_epoch)
+    nodes = {}
+    executions = sorted(
+        store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch
+    )
+    for execution in executions:
+        node = next(
+            (
+                c.name.split(".", 1)[-1]
+                for c in store.get_contexts_by_execution(execution.id)
+                if store.get_context_types_by_id([c.type_id])[0].name == "node"
+            ),
+            str(execution.id),
+        )
+        events = store.get_events_by_execution_ids([execution.id])
+        output_ids = [e.artifact_id for e in events if e.type in (4, 2)]  # OUTPUT, DECLARED_OUTPUT
+        outputs = {}
+        for artifact in store.get_artifacts_by_id(output_ids):
+            type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
+            outputs[type_name] = artifact
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
+        nodes[node] = {
+            "status": _STATES.get(execution.last_known_state, str(execution.last_known_state)),
+            "seconds": round(seconds, 1),
+            "outputs": outputs,
+        }
+    return {"run_id": run.name, "nodes": nodes}
+
+
+def _metrics(evaluation_uri: str) -> tuple[dict, dict, dict]:
+    """(overall candidate metrics, per-source metrics, baseline overall metrics)."""
+    import tensorflow_model_analysis as tfma
+
+    from affect_tf.labels import AUS, EXPRESSIONS
+
+    overall, by_source, baseline = {}, {}, {}
+    for record in tfma.load_metrics(evaluation_uri):
+        values = {}
+        base = {}
+        for kv in record.metric_keys_and_values:
+            if kv.key.is_diff:
+                continue
+            value = kv.value.double_value.value
+            target = base if kv.key.model_name == "baseline" else values
+            target[kv.key.name] = value
+        report = _report(values, EXPRESSIONS, AUS)
+        keys = list(record.slice_key.single_slice_keys)
+        if not keys:
+            overall = report
+            baseline = _report(base, EXPRESSIONS, AUS) if base else {}
+        else:
+            by_source[keys[0].bytes_value.decode()] = report
+    return overall, by_source, baseline
+
+
+def _report(values: dict, expressions, aus) -> dict:
+    if not values:
+        return {}
+    out = {k: values[k] for k in ("ccc_valence", "ccc_arousal", "va", "expr_f1", "expr_acc",
+                                  "au_f1", "p_mtl") if k in values}
+    if "n" in values:
+        out["n"] = int(values["n"])
+    out["expr_f1_per_class"] = {e: values.get(f"expr_f1/{e}") for e in expressions}
+    out["au_f1_per_au"] = {a: values.get(f"au_f1/{a}") for a in aus}
+    return out
+
+
+def _reasons(evaluation_uri: str) -> list[str]:
+    """The failed thresholds as ``<metric> = x < threshold y`` lines."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    reasons = []
+    for per_slice in result.metric_validations_per_slice:
+        where = (
+            " on " + ", ".join(
+                f"{k.column}={k.bytes_value.decode() or k.int64_value}"
+                for k in per_slice.slice_key.single_slice_keys
+            )
+            if per_slice.slice_key.single_slice_keys
+            else ""
+        )
+        for failure in per_slice.failures:
+            name = failure.metric_key.name
+            value = failure.metric_value.double_value.value
+            threshold = failure.metric_threshold
+            if threshold.HasField("value_threshold"):
+                bound = threshold.value_threshold.lower_bound.value
+                reasons.append(f"{name} = {value:.4f} < threshold {bound:.4f}{where}")
+            elif threshold.HasField("change_threshold"):
+                bound = threshold.change_threshold.absolute.value
+                reasons.append(
+                    f"{name} changed by {value:+.4f} vs the latest blessed model "
+                    f"< allowed {bound:+.4f}{where}"
+                )
+            else:
+                reasons.append(f"{name}: {failure.message.strip()}{where}")
+    return reasons
+
+
+def summarize(config: PipelineConfig) -> dict:
+    """Builds the summary of the newest run and writes ``config.summary_path``."""
+    store = _store(config.metadata_path)
+    run = last_run(store, config.pipeline_name)
+    nodes = run["nodes"]
+    out: dict = {
+        "pipeline": config.pipeline_name,
+        "run_id": run["run_id"],
+        "output_root": str(config.root),
+        "blessed": False,
+        "not_blessed_reasons": [],
+        "metrics": {},
+        "metrics_by_source": {},
+        "baseline": None,
+        "pushed": {"saved_model": None, "tflite": {}},
+        "tflite_checks": {},
+        "components": {n: {"status": v["status"], "seconds": v["seconds"]} for n, v in nodes.items()},
+        "data": {},
+        "model": {},
+    }
+    outputs = {n: v["outputs"] for n, v in nodes.items()}
+
+    examples = outputs.get("FaceExampleGen", {}).get("Examples")
+    if examples is not None:
+        report = _prop(examples, "skip_report") or {}
+        out["data"] = {
+            "examples_uri": examples.uri,
+            "written": _prop(examples, "written"),
+            "skipped": _prop(examples, "skipped"),
+            "skipped_by_reason": report.get("skipped", {}),
+        }
+    stats = outputs.get("StatisticsGen", {}).get("ExampleStatistics")
+    if stats is not None:
+        out["data"]["examples_per_split"] = _split_counts(stats.uri)
+    anomalies = outputs.get("ExampleValidator", {}).get("ExampleAnomalies")
+    if anomalies is not None:
+        out["data"]["anomalies"] = _anomalies(anomalies.uri)
+
+    model_run = outputs.get("Trainer", {}).get("ModelRun")
+    model = outputs.get("Trainer", {}).get("Model")
+    if model is not None:
+        saved = Path(model.uri) / "Format-Serving"
+        out["model"]["saved_model_bytes"] = _dir_bytes(saved) if saved.is_dir() else None
+        keras_file = saved / "assets.extra" / "affect_model.keras"
+        out["model"]["keras_bytes"] = keras_file.stat().st_size if keras_file.is_file() else None
+    if model_run is not None:
+        history = Path(model_run.uri) / "history.json"
+        if history.is_file():
+            h = json.loads(history.read_text())
+            out["model"]["train_seconds"] = round(h.get("seconds", 0.0), 1)
+            out["model"]["epochs"] = len(h.get("loss", []))
+            out["model"]["best_val_p_mtl"] = max(h.get("val_p_mtl", [float("nan")]))
+        out["model"]["training_curves"] = str(Path(model_run.uri) / "training_curves.png")
+        out["model"]["tensorboard"] = str(Path(model_run.uri) / "tensorboard")
+
+    evaluator = outputs.get("Evaluator", {})
+    blessing, evaluation = evaluator.get("ModelBlessing"), evaluator.get("ModelEvaluation")
+    if blessing is not None:
+        out["blessed"] = bool(_prop(blessing, "blessed"))
+    if evaluation is not None:
+        out["metrics"], out["metrics_by_source"], baseline = _metrics(evaluation.uri)
+        out["baseline"] = {"metrics": baseline} if baseline else None
+        if not out["blessed"]:
+            out["not_blessed_reasons"] = _reasons(evaluation.uri)
+    pushed = outputs.get("Pusher", {}).get("PushedModel")
+    if pushed is not None and _prop(pushed, "pushed"):
+        out["pushed"]["saved_model"] = _prop(pushed, "pushed_destination")
+        out["pushed"]["version"] = _prop(pushed, "pushed_version")
+    from affect_tf.pipeline.tflite_export import TFLITE_ARTIFACT_TYPE
+
+    tflite = outputs.get("TFLiteExport", {}).get(TFLITE_ARTIFACT_TYPE)
+    if tflite is not None and _prop(tflite, "exported"):
+        checks = _prop(tflite, "checks") or {}
+        out["pushed"]["tflite"] = {v: c["path"] for v, c in checks.items()}
+        out["tflite_checks"] = {
+            v: {k: c[k] for k in ("gpu_compatible", "max_abs_va_diff", "expr_agreement",
+                                  "au_agreement", "max_abs_prob_diff", "bytes", "n")}
+            for v, c in checks.items()
+        }
+    out["artifacts"] = {
+        "pipeline_root": config.pipeline_root,
+        "metadata": config.metadata_path,
+        "serving": config.serving_dir,
+        "tflite": config.tflite_dir,
+        "evaluation": evaluation.uri if evaluation is not None else None,
+    }
+    config.summary_path.parent.mkdir(parents=True, exist_ok=True)
+    config.summary_path.write_text(json.dumps(out, indent=2, default=str))
+    return out
+
+
+def _split_counts(uri: str) -> dict:
+    import tensorflow_data_validation as tfdv
+
+    counts = {}
+    for split_dir in sorted(Path(uri).glob("Split-*")):
+        stats_file = split_dir / "FeatureStats.pb"
+        if stats_file.is_file():
+            stats = tfdv.load_stats_binary(str(stats_file))
+            counts[split_dir.name[len("Split-") :]] = int(stats.datasets[0].num_examples)
+    return counts
+
+
+def _anomalies(uri: str) -> dict:
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    found = {}
+    for split_dir in sorted(Path(uri).glob("Split-*")):
+        path = split_dir / "SchemaDiff.pb"
+        if path.is_file():
+            anomalies = anomalies_pb2.Anomalies.FromString(path.read_bytes())
+            found[split_dir.name[len("Split-") :]] = {
+                name: info.short_description for name, info in anomalies.anomaly_info.items()
+            }
+    return found
+
+
+def format_summary(summary: dict) -> str:
+    """The human-readable lines ``make demo`` prints."""
+    lines = []
+    m = summary.get("metrics") or {}
+    verdict = "BLESSED" if summary["blessed"] else "NOT BLESSED"
+    lines.append(f"pipeline {summary['pipeline']} run {summary['run_id']}: {verdict}")
+    for reason in summary.get("not_blessed_reasons", []):
+        lines.append(f"  not blessed: {reason}")
+    data = summary.get("data") or {}
+    if data:
+        lines.append(
+            f"  data: {data.get('examples_per_split', {})} examples per split, "
+            f"{data.get('skipped', 0)} skipped {data.get('skipped_by_reason') or ''}".rstrip()
+        )
+        anomalies = {k: v for k, v in (data.get("anomalies") or {}).items() if v}
+        lines.append(f"  data anomalies: {anomalies or 'none'}")
+    if m:
+        lines.append(
+            f"  eval split: P_MTL {m['p_mtl']:.3f} = VA {m['va']:.3f} (CCC V "
+            f"{m['ccc_valence']:.3f}, A {m['ccc_arousal']:.3f}) + EXPR F1 {m['expr_f1']:.3f} "
+            f"(acc {m['expr_acc']:.3f}) + AU F1 {m['au_f1']:.3f}   [n={m.get('n')}]"
+        )
+    base = (summary.get("baseline") or {}).get("metrics")
+    if base:
+        lines.append(f"  baseline (latest blessed): P_MTL {base['p_mtl']:.3f}")
+    pushed = summary["pushed"]
+    lines.append(f"  pushed SavedModel: {pushed['saved_model'] or 'nothing'}")
+    checks = summary.get("tflite_checks", {})
+    for variant in [v for v in VARIANTS if v in checks]:
+        check = checks[variant]
+        lines.append(
+            f"  TFLite {variant}: {check['bytes'] / 1e6:.2f} MB, GPU delegate "
+            f"{'compatible' if check['gpu_compatible'] else 'NOT compatible'}, max |dVA| "
+            f"{check['max_abs_va_diff']:.4f}, expression agreement {check['expr_agreement']:.3f}, "
+            f"AU agreement {check['au_agreement']:.3f} -> {pushed['tflite'][variant]}"
+        )
+    timing = ", ".join(
+        f"{name} {c['seconds']:.0f}s{'' if c['status'] == 'COMPLETE' else ' ' + c['status']}"
+        for name, c in summary["components"].items()
+    )
+    lines.append(f"  components: {timing}")
+    model = summary.get("model") or {}
+    if model.get("training_curves"):
+        lines.append(f"  training curves: {model['training_curves']}")
+        lines.append(f"  TensorBoard: tensorboard --logdir {model['tensorboard']}")
+    lines.append(f"  summary: {Path(summary['output_root']) / 'summary.json'}")
+    return "\n".join(lines)
