@@ -102,7 +102,12 @@ def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = Non
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"preset": config.preset, "epochs": config.epochs, "overrides": overrides},
+        custom_config={
+            "preset": config.preset,
+            "epochs": config.epochs,
+            "strategy": config.strategy,
+            "overrides": overrides,
+        },
     )
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,

@@ -50,6 +50,9 @@ class PipelineConfig:
         preset: Model preset (``affect_tf.model.config.PRESETS``).
         epochs: Training epochs (None: the preset's).
         batch_size: Training batch size (None: the preset's).
+        strategy: ``tf.distribute`` choice: ``auto`` (MirroredStrategy + mixed float16 when
+            GPUs are visible), ``mirrored``, ``multiworker`` (TF_CONFIG from the cluster) or
+            ``default``.
         thresholds: Value thresholds (lower bounds) on the eval split, by metric name in
             ``THRESHOLD_METRICS``; a model below any is not blessed.
         max_p_mtl_drop: Change threshold: the candidate's P_MTL may be at most this much below
@@ -78,6 +81,7 @@ class PipelineConfig:
     preset: str = "demo"
     epochs: int | None = None
     batch_size: int | None = None
+    strategy: str = "auto"
     thresholds: Mapping[str, float] = dataclasses.field(
         default_factory=lambda: {
             "p_mtl": 1.2,
@@ -129,6 +133,8 @@ class PipelineConfig:
             fail("epochs", "at least 1 (or unset for the preset's)")
         if self.batch_size is not None and self.batch_size < 1:
             fail("batch_size", "at least 1 (or unset for the preset's)")
+        if self.strategy not in ("auto", "mirrored", "multiworker", "default"):
+            fail("strategy", "'auto', 'mirrored', 'multiworker' or 'default'")
         unknown = set(self.thresholds) - set(THRESHOLD_METRICS)
         if unknown:
             fail("thresholds", f"metric names from {THRESHOLD_METRICS}")
