@@ -31,12 +31,12 @@ demo: setup
 	AFFECT_OUTPUT_ROOT=$(DEMO_OUT) bash scripts/demo.sh
 
 lint: setup
-	$(BIN)/ruff check affect_tf tests benchmarks
-	$(BIN)/ruff format --check affect_tf tests benchmarks
+	$(BIN)/ruff check affect_tf pipelines tests benchmarks
+	$(BIN)/ruff format --check affect_tf pipelines tests benchmarks
 
 format: setup
-	$(BIN)/ruff check --fix affect_tf tests benchmarks
-	$(BIN)/ruff format affect_tf tests benchmarks
+	$(BIN)/ruff check --fix affect_tf pipelines tests benchmarks
+	$(BIN)/ruff format affect_tf pipelines tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

@@ -403,7 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = pipeline_sub.add_parser(
         "summary", help="summarise the last run from ML Metadata into OUTPUT/summary.json"
     )
-    q.add_argument("--out", help="the pipeline's output_root (default: AFFECT_OUTPUT_ROOT or runs/demo)")
+    q.add_argument(
+        "--out", help="the pipeline's output_root (default: AFFECT_OUTPUT_ROOT or runs/demo)"
+    )
     q.add_argument(
         "--require-blessed", action="store_true", help="exit 1 when the model was not blessed"
     )

@@ -109,7 +109,8 @@ def agreement(reference: dict, candidate: dict, au_threshold: float = 0.5) -> di
         for k in (tg.VALENCE, tg.AROUSAL)
     )
     expr = np.mean(
-        np.argmax(reference[tg.EXPRESSION_PROBS], -1) == np.argmax(candidate[tg.EXPRESSION_PROBS], -1)
+        np.argmax(reference[tg.EXPRESSION_PROBS], -1)
+        == np.argmax(candidate[tg.EXPRESSION_PROBS], -1)
     )
     au = np.mean(
         (np.asarray(reference[tg.AU_PROBS]) >= au_threshold)
@@ -152,9 +153,7 @@ def export_variants(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     signature = tf.saved_model.load(str(saved_model_dir)).signatures[SERVING_ALIGNED]
-    reference = {
-        k: v.numpy() for k, v in signature(image=tf.constant(faces, tf.float32)).items()
-    }
+    reference = {k: v.numpy() for k, v in signature(image=tf.constant(faces, tf.float32)).items()}
     checks = {}
     for variant in variants:
         model = convert(saved_model_dir, variant, representative=faces)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-import tensorflow as tf
 import numpy as np
+import tensorflow as tf
 from keras import layers, ops
 
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS

@@ -264,6 +264,4 @@ def _coerce(name: str, value: Any, field: dataclasses.Field) -> Any:
             return float(value)
         return value
     except (ValueError, TypeError, AttributeError, json.JSONDecodeError):
-        raise ConfigError(
-            f"Expected {name} of type {kind}. Received: {name}={value!r}"
-        ) from None
+        raise ConfigError(f"Expected {name} of type {kind}. Received: {name}={value!r}") from None

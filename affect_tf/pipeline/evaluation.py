@@ -110,7 +110,9 @@ def _affect_computations(
         keys = {
             # Unweighted and without an example_weighted flag: the keys TFMA derives for the
             # thresholds in ``MetricsSpec.thresholds`` (example_weighted=None) must match.
-            metric: metric_types.MetricKey(name=metric, model_name=model_name, example_weighted=None)
+            metric: metric_types.MetricKey(
+                name=metric, model_name=model_name, example_weighted=None
+            )
             for metric in METRIC_KEYS
         }
         computations.append(

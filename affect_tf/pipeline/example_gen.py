@@ -77,7 +77,9 @@ class _SampleToExample(beam.DoFn):
         try:
             record = self._converter.to_record(sample, report)
         except SkipSample as e:
-            yield beam.pvalue.TaggedOutput(_SKIP, _line(_SKIP, e.reason, str(sample.path), e.detail))
+            yield beam.pvalue.TaggedOutput(
+                _SKIP, _line(_SKIP, e.reason, str(sample.path), e.detail)
+            )
             return
         for reason, examples in report.examples.items():
             for example in examples:

@@ -16,7 +16,15 @@ from pathlib import Path
 from affect_tf.pipeline.config import TFLITE_VARIANTS as VARIANTS
 from affect_tf.pipeline.config import PipelineConfig
 
-_STATES = {0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED", 5: "CACHED", 6: "CANCELED"}
+_STATES = {
+    0: "UNKNOWN",
+    1: "NEW",
+    2: "RUNNING",
+    3: "COMPLETE",
+    4: "FAILED",
+    5: "CACHED",
+    6: "CANCELED",
+}
 
 
 def _store(path: str):
@@ -114,8 +122,11 @@ def _metrics(evaluation_uri: str) -> tuple[dict, dict, dict]:
 def _report(values: dict, expressions, aus) -> dict:
     if not values:
         return {}
-    out = {k: values[k] for k in ("ccc_valence", "ccc_arousal", "va", "expr_f1", "expr_acc",
-                                  "au_f1", "p_mtl") if k in values}
+    out = {
+        k: values[k]
+        for k in ("ccc_valence", "ccc_arousal", "va", "expr_f1", "expr_acc", "au_f1", "p_mtl")
+        if k in values
+    }
     if "n" in values:
         out["n"] = int(values["n"])
     out["expr_f1_per_class"] = {e: values.get(f"expr_f1/{e}") for e in expressions}
@@ -131,7 +142,8 @@ def _reasons(evaluation_uri: str) -> list[str]:
     reasons = []
     for per_slice in result.metric_validations_per_slice:
         where = (
-            " on " + ", ".join(
+            " on "
+            + ", ".join(
                 f"{k.column}={k.bytes_value.decode() or k.int64_value}"
                 for k in per_slice.slice_key.single_slice_keys
             )
@@ -172,7 +184,9 @@ def summarize(config: PipelineConfig) -> dict:
         "baseline": None,
         "pushed": {"saved_model": None, "tflite": {}},
         "tflite_checks": {},
-        "components": {n: {"status": v["status"], "seconds": v["seconds"]} for n, v in nodes.items()},
+        "components": {
+            n: {"status": v["status"], "seconds": v["seconds"]} for n, v in nodes.items()
+        },
         "data": {},
         "model": {},
     }
@@ -231,8 +245,18 @@ def summarize(config: PipelineConfig) -> dict:
         checks = _prop(tflite, "checks") or {}
         out["pushed"]["tflite"] = {v: c["path"] for v, c in checks.items()}
         out["tflite_checks"] = {
-            v: {k: c[k] for k in ("gpu_compatible", "max_abs_va_diff", "expr_agreement",
-                                  "au_agreement", "max_abs_prob_diff", "bytes", "n")}
+            v: {
+                k: c[k]
+                for k in (
+                    "gpu_compatible",
+                    "max_abs_va_diff",
+                    "expr_agreement",
+                    "au_agreement",
+                    "max_abs_prob_diff",
+                    "bytes",
+                    "n",
+                )
+            }
             for v, c in checks.items()
         }
     out["artifacts"] = {

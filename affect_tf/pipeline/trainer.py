@@ -113,7 +113,11 @@ def run_fn(fn_args) -> None:
         seed=seed,
     )
     val_ds = make_transformed_dataset(
-        val_files, tft_layer, raw_spec, config.batch_size, split=val_split,
+        val_files,
+        tft_layer,
+        raw_spec,
+        config.batch_size,
+        split=val_split,
         eval_percent=VALIDATION_PERCENT,
     )
     steps = max(1, -(-n_train // config.batch_size))
@@ -158,7 +162,12 @@ def run_fn(fn_args) -> None:
     )
     start = time.perf_counter()
     fit = model.fit(
-        train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=2
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=2,
+        shuffle=False,  # the tf.data pipeline shuffles
     )
     seconds = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
@@ -168,6 +177,9 @@ def run_fn(fn_args) -> None:
     if history:
         plot_history(history, run_dir / "training_curves.png")
     best = int(np.argmax(history.get("val_p_mtl", [0.0])))
-    print(f"best validation P_MTL {max(history.get('val_p_mtl', [float('nan')])):.4f} "
-          f"at epoch {best + 1}; {seconds:.1f} s", flush=True)
+    print(
+        f"best validation P_MTL {max(history.get('val_p_mtl', [float('nan')])):.4f} "
+        f"at epoch {best + 1}; {seconds:.1f} s",
+        flush=True,
+    )
     export_saved_model(model, tft_layer, raw_spec, fn_args.serving_model_dir)

@@ -99,7 +99,9 @@ def raw_schema():
     schema = schema_utils.schema_from_feature_spec(ex.FEATURE_SPEC)
     features = {f.name: f for f in schema.feature}
     for key in (ex.VALENCE, ex.AROUSAL):
-        features[key].float_domain.CopyFrom(schema_pb2.FloatDomain(min=VA_RANGE[0], max=VA_RANGE[1]))
+        features[key].float_domain.CopyFrom(
+            schema_pb2.FloatDomain(min=VA_RANGE[0], max=VA_RANGE[1])
+        )
     features[ex.EXPRESSION].int_domain.CopyFrom(
         schema_pb2.IntDomain(min=0, max=NUM_EXPRESSIONS - 1)
     )

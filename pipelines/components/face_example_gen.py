@@ -10,7 +10,6 @@ import json
 import os
 from typing import Any
 
-from tfx.components.example_gen import utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
@@ -88,7 +87,9 @@ class FaceExampleGen(FileBasedExampleGen):
         output_config = example_gen_pb2.Output(
             split_config=example_gen_pb2.SplitConfig(
                 splits=[
-                    example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=100 - eval_percent),
+                    example_gen_pb2.SplitConfig.Split(
+                        name="train", hash_buckets=100 - eval_percent
+                    ),
                     example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
                 ],
                 # Frames of one video (or one subject) stay together.
@@ -114,4 +115,4 @@ class FaceExampleGen(FileBasedExampleGen):
         super(FileBasedExampleGen, self).__init__(spec=spec)
 
 
-__all__ = ["FaceExampleGen", "FaceExampleGenSpec", "Executor", "utils"]
+__all__ = ["Executor", "FaceExampleGen", "FaceExampleGenSpec"]

@@ -39,8 +39,9 @@ def _videos(path_glob):
 
 def test_partly_invalid_corpus_is_split_by_video_and_skips_are_counted(tmp_path):
     root = tmp_path / "corpus"
-    write_corpus(SynthConfig(n=48, size=64, frames_per_video=4, seed=3), root, workers=1,
-                 progress=False)
+    write_corpus(
+        SynthConfig(n=48, size=64, frames_per_video=4, seed=3), root, workers=1, progress=False
+    )
     rows = list(csv.DictReader((root / "manifest.csv").open()))
     (root / rows[0]["path"]).write_bytes(b"not an image")  # unreadable file
     rows[1]["valence"], rows[1]["arousal"] = "7", "0.1"  # out of range: the reader skips it
@@ -65,8 +66,9 @@ def test_partly_invalid_corpus_is_split_by_video_and_skips_are_counted(tmp_path)
 
 def test_every_record_invalid_fails_early(tmp_path):
     root = tmp_path / "corpus"
-    write_corpus(SynthConfig(n=8, size=64, frames_per_video=4, seed=4), root, workers=1,
-                 progress=False)
+    write_corpus(
+        SynthConfig(n=8, size=64, frames_per_video=4, seed=4), root, workers=1, progress=False
+    )
     for image in (root / "images").rglob("*.jpg"):
         image.write_bytes(b"\xff\xd8 truncated")
     with pytest.raises(CorpusError, match="at least one usable face.*skip_report.json"):
