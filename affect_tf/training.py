@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from affect_tf import targets as tg
 from affect_tf.data import examples as ex
-from affect_tf.data.dataset import make_dataset, measure_priors
+from affect_tf.data.dataset import LabelPriors, make_dataset, measure_priors
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
 from affect_tf.metrics import AffectEvaluator, tune_au_thresholds
 from affect_tf.model.affect_model import AffectModel, probabilities
@@ -104,6 +104,18 @@ def plot_history(history: dict, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def model_from_priors(config: AffectConfig, priors: LabelPriors) -> AffectModel:
+    """An untrained AffectModel with what the training labels say: the GCN label graph (for
+    ``gcn`` heads), expression class weights and AU positive weights (used when
+    ``config.class_weighting``)."""
+    return AffectModel(
+        config,
+        adjacency=priors.adjacency(config.gcn_tau, config.gcn_p) if config.heads == "gcn" else None,
+        class_weights=priors.class_weights(),
+        pos_weights=priors.pos_weights(),
+    )
 
 
 def train(
@@ -199,14 +211,7 @@ def train(
         else:
             print(f"the run in {out} already finished {state['epoch']} epochs: training anew")
     if initial_epoch == 0:
-        model = AffectModel(
-            config,
-            adjacency=priors.adjacency(config.gcn_tau, config.gcn_p)
-            if config.heads == "gcn"
-            else None,
-            class_weights=priors.class_weights(),
-            pos_weights=priors.pos_weights(),
-        )
+        model = model_from_priors(config, priors)
         model.compile_for_training(steps, epochs)
 
     callbacks = [

@@ -32,9 +32,8 @@ from affect_tf.data.dataset import (
     serialized_examples,
 )
 from affect_tf.export import export_saved_model
-from affect_tf.model.affect_model import AffectModel
 from affect_tf.model.config import AffectConfig, get_preset
-from affect_tf.training import PMTLCallback, plot_history
+from affect_tf.training import PMTLCallback, model_from_priors, plot_history
 
 VALIDATION_PERCENT = 10
 
@@ -134,14 +133,7 @@ def run_fn(fn_args) -> None:
     if tf.config.list_logical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
     with strategy.scope():
-        model = AffectModel(
-            config,
-            adjacency=priors.adjacency(config.gcn_tau, config.gcn_p)
-            if config.heads == "gcn"
-            else None,
-            class_weights=priors.class_weights() if config.class_weighting else None,
-            pos_weights=priors.pos_weights() if config.class_weighting else None,
-        )
+        model = model_from_priors(config, priors)
         model.compile_for_training(steps, epochs)
     callbacks = [
         PMTLCallback(),
