@@ -146,24 +146,33 @@ def _report_lines(report: SkipReport) -> dict:
     }
 
 
-def merge_skip_report(skip_dir: str | Path) -> SkipReport:
-    """The reader's and the conversion's skips as one ``SkipReport``."""
+def merge_skip_report(skip_dir: str | Path) -> tuple[SkipReport, int | None, int]:
+    """The reader's and the conversion's skips as one ``SkipReport``.
+
+    Returns:
+        (the report, samples the reader produced (None without a reader, i.e. SynthAffect),
+        samples the conversion skipped).
+    """
     skip_dir = Path(skip_dir)
     report = SkipReport()
+    samples = None
     reader = skip_dir / "reader.json"
     if reader.is_file():
         data = json.loads(reader.read_text())
+        samples = data["samples"]
         report.skipped.update(data["skipped"])
         report.notes.update(data["notes"])
         for reason, examples in data["examples"].items():
             report.examples[reason].extend(examples[: report.keep])
+    converted_skips = 0
     for path in sorted(skip_dir.glob("convert*.jsonl")):
         for line in _lines(path.read_text().splitlines()):
             if line["kind"] == _SKIP:
                 report.skip(line["reason"], line["where"], line["detail"])
+                converted_skips += 1
             else:
                 report.note(line["reason"], line["where"], line["detail"])
-    return report
+    return report, samples, converted_skips
 
 
 def _lines(lines: Iterable[str]) -> Iterator[dict]:
@@ -181,16 +190,7 @@ def finish_examples(examples_uri: str, skip_dir: str | Path) -> dict:
     Raises:
         CorpusError: When every sample of the corpus was skipped.
     """
-    skip_dir = Path(skip_dir)
-    report = merge_skip_report(skip_dir)
-    reader = skip_dir / "reader.json"
-    samples = json.loads(reader.read_text())["samples"] if reader.is_file() else None
-    converted_skips = sum(
-        1
-        for path in skip_dir.glob("convert*.jsonl")
-        for line in _lines(path.read_text().splitlines())
-        if line["kind"] == _SKIP
-    )
+    report, samples, converted_skips = merge_skip_report(skip_dir)
     written = None if samples is None else samples - converted_skips
     out = {"samples": samples, "written": written, "skipped": report.total_skipped}
     summary = {**out, **report.to_dict()}
