@@ -170,6 +170,10 @@ def _reasons(evaluation_uri: str) -> list[str]:
 
 def summarize(config: PipelineConfig) -> dict:
     """Builds the summary of the newest run and writes ``config.summary_path``."""
+    import tensorflow as tf
+
+    # TFMA's result readers use deprecated TF1 record iterators and say so at length.
+    tf.get_logger().setLevel("ERROR")
     store = _store(config.metadata_path)
     run = last_run(store, config.pipeline_name)
     nodes = run["nodes"]
