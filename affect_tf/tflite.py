@@ -24,8 +24,7 @@ import numpy as np
 
 from affect_tf import targets as tg
 from affect_tf.export import SERVING_ALIGNED
-
-VARIANTS = ("fp32", "fp16", "int8")
+from affect_tf.pipeline.config import TFLITE_VARIANTS as VARIANTS
 
 
 def convert(

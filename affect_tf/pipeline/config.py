@@ -22,6 +22,8 @@ ENV_PREFIX = "AFFECT_"
 CONFIG_ENV = "AFFECT_CONFIG"
 CORPUS_FORMATS = ("synth", "manifest", "affectnet", "affwild2")
 TFLITE_VARIANTS = ("fp32", "fp16", "int8")
+# ``tf.distribute`` choices of the Trainer (``affect_tf.pipeline.trainer.choose_strategy``).
+STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 # The ABAW metric names TFMA reports (``affect_tf.pipeline.evaluation``) that may carry a
 # value threshold; keys of ``PipelineConfig.thresholds``.
 THRESHOLD_METRICS = ("ccc_valence", "ccc_arousal", "expr_f1", "au_f1", "p_mtl")
@@ -133,8 +135,8 @@ class PipelineConfig:
             fail("epochs", "at least 1 (or unset for the preset's)")
         if self.batch_size is not None and self.batch_size < 1:
             fail("batch_size", "at least 1 (or unset for the preset's)")
-        if self.strategy not in ("auto", "mirrored", "multiworker", "default"):
-            fail("strategy", "'auto', 'mirrored', 'multiworker' or 'default'")
+        if self.strategy not in STRATEGIES:
+            fail("strategy", f"one of {STRATEGIES}")
         unknown = set(self.thresholds) - set(THRESHOLD_METRICS)
         if unknown:
             fail("thresholds", f"metric names from {THRESHOLD_METRICS}")

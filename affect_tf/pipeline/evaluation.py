@@ -27,10 +27,11 @@ from affect_tf import targets as tg
 from affect_tf.data import examples as ex
 from affect_tf.export import SERVING_EXAMPLES
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
-from affect_tf.metrics import AffectEvaluator
+from affect_tf.metrics import REPORT_KEYS, AffectEvaluator
 
 METRIC_NAME = "affect"
-SCALAR_KEYS = ("ccc_valence", "ccc_arousal", "va", "expr_f1", "expr_acc", "au_f1", "p_mtl", "n")
+# The scalar keys of the evaluation report (the per-AU dict becomes ``au_f1/<AU>`` below).
+SCALAR_KEYS = tuple(key for key in REPORT_KEYS if not key.endswith("_per_au"))
 PER_CLASS_KEYS = tuple(f"expr_f1/{name}" for name in EXPRESSIONS) + tuple(
     f"au_f1/{au}" for au in AUS
 )
@@ -47,16 +48,14 @@ def report_values(result: dict) -> dict[str, float]:
 
 
 def _targets(features: dict) -> dict[str, np.ndarray]:
-    """Raw label features of a batch (or one example) -> packed targets (``affect_tf.targets``)."""
-
-    def col(key: str, width: int | None = None) -> np.ndarray:
-        value = np.asarray(features[key], np.float64)
-        return value.reshape(-1, width) if width else value.reshape(-1)
-
-    va = np.stack([col(ex.VALENCE), col(ex.AROUSAL), col(ex.VA_MASK)], axis=1)
-    expression = np.stack([col(ex.EXPRESSION), col(ex.EXPR_MASK)], axis=1)
-    au = np.concatenate([col(ex.AU, NUM_AUS), col(ex.AU_MASK, NUM_AUS)], axis=1)
-    return {tg.VA: va, tg.EXPRESSION: expression, tg.AU: au}
+    """Raw label features of one example (or a batch) -> packed targets (``affect_tf.targets``)."""
+    batch = {
+        key: np.asarray(features[key]).reshape(-1, ex.FEATURE_SPEC[key].shape[0])
+        if ex.FEATURE_SPEC[key].shape
+        else np.asarray(features[key]).reshape(-1)
+        for key in ex.LABEL_KEYS
+    }
+    return {k: np.asarray(v, np.float64) for k, v in tg.targets_from_features(batch).items()}
 
 
 class _AffectCombiner(beam.CombineFn):

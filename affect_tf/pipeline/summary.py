@@ -122,11 +122,9 @@ def _metrics(evaluation_uri: str) -> tuple[dict, dict, dict]:
 def _report(values: dict, expressions, aus) -> dict:
     if not values:
         return {}
-    out = {
-        k: values[k]
-        for k in ("ccc_valence", "ccc_arousal", "va", "expr_f1", "expr_acc", "au_f1", "p_mtl")
-        if k in values
-    }
+    from affect_tf.pipeline.evaluation import SCALAR_KEYS
+
+    out = {k: values[k] for k in SCALAR_KEYS if k in values and k != "n"}
     if "n" in values:
         out["n"] = int(values["n"])
     out["expr_f1_per_class"] = {e: values.get(f"expr_f1/{e}") for e in expressions}

@@ -33,6 +33,7 @@ from affect_tf.data.dataset import (
 )
 from affect_tf.export import export_saved_model
 from affect_tf.model.config import AffectConfig, get_preset
+from affect_tf.pipeline.config import STRATEGIES
 from affect_tf.training import PMTLCallback, model_from_priors, plot_history
 
 VALIDATION_PERCENT = 10
@@ -56,11 +57,8 @@ def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
         return tf.distribute.MultiWorkerMirroredStrategy()
     if kind == "mirrored" or (kind == "auto" and gpus):
         return tf.distribute.MirroredStrategy()
-    if kind not in ("auto", "default"):
-        raise ValueError(
-            "Expected strategy 'auto', 'mirrored', 'multiworker' or 'default'. "
-            f"Received: strategy={kind!r}"
-        )
+    if kind not in STRATEGIES:
+        raise ValueError(f"Expected a strategy in {STRATEGIES}. Received: strategy={kind!r}")
     return tf.distribute.get_strategy()
 
 
