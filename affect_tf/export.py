@@ -13,7 +13,9 @@ Signatures (outputs are ``affect_tf.targets.SERVING_OUTPUTS``: ``expression`` (N
   what the TFLite files are converted from (phones align on their own).
 
 The Transform layer (decode, align, resize) runs inside the first three, so serving computes
-exactly what training saw.
+exactly what training saw. A model trained outside TFX (``affect-tf train``) is exported with
+``FacePreprocessor`` in its place: the same ``affect_tf.preprocess.preprocess_batch`` the
+Transform graph calls, without the label analyzers serving never needs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import tensorflow as tf
 
 from affect_tf import targets as tg
 from affect_tf.data import examples as ex
+from affect_tf.face.align import landmarks_from_box
+from affect_tf.preprocess import preprocess_batch
 
 SERVING_DEFAULT = "serving_default"
 SERVING_LANDMARKS = "serving_landmarks"
@@ -32,6 +36,25 @@ SERVING_EXAMPLES = "serving_examples"
 SERVING_ALIGNED = "serving_aligned"
 SIGNATURES = (SERVING_DEFAULT, SERVING_LANDMARKS, SERVING_EXAMPLES, SERVING_ALIGNED)
 KERAS_FILE = "assets.extra/affect_model.keras"
+# TF Serving replays this file's requests at load time (SavedModel warmup), so the first
+# client does not wait for graph tracing; affect-tf serve does the same.
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+
+
+class FacePreprocessor(tf.Module):
+    """The Transform graph's image part as a module: raw ``image``/``landmarks``/``bbox`` ->
+    ``{"image": aligned faces}``; stands in for the TFT layer of a model trained without TFX."""
+
+    def __init__(self, image_size: int, margin: float) -> None:
+        super().__init__(name="face_preprocessor")
+        self.image_size = int(image_size)
+        self.margin = float(margin)
+
+    def __call__(self, raw: dict) -> dict:
+        faces = preprocess_batch(
+            raw[ex.IMAGE], raw[ex.LANDMARKS], raw[ex.BBOX], self.image_size, self.margin
+        )
+        return {ex.TRANSFORMED_IMAGE: faces}
 
 
 def serving_outputs(outputs: dict) -> dict[str, tf.Tensor]:
@@ -92,10 +115,28 @@ def make_signatures(model: keras.Model, tft_layer, raw_feature_spec: dict) -> di
 
 
 def export_saved_model(
-    model: keras.Model, tft_layer, raw_feature_spec: dict, export_dir: str | Path
+    model: keras.Model,
+    tft_layer=None,
+    raw_feature_spec: dict | None = None,
+    export_dir: str | Path = "",
 ) -> Path:
     """Writes the SavedModel (TF Serving / TFMA / TFLite source) and the ``.keras`` file
-    (``<export_dir>/assets.extra/affect_model.keras``, for ``model.predict`` users)."""
+    (``<export_dir>/assets.extra/affect_model.keras``, for ``model.predict`` users).
+
+    Args:
+        model: A trained ``AffectModel``.
+        tft_layer: The TFT ``TransformFeaturesLayer``; None -> ``FacePreprocessor`` with the
+            model's image size and margin.
+        raw_feature_spec: The raw tf.Example spec ``serving_examples`` parses; None -> the
+            corpus contract ``affect_tf.data.examples.FEATURE_SPEC``.
+        export_dir: The version folder to write (TF Serving: ``<base>/<version>``).
+    """
+    if not str(export_dir):
+        raise ValueError("Expected an export directory. Received: export_dir=''")
+    if tft_layer is None:
+        tft_layer = FacePreprocessor(model.affect_config.image_size, model.affect_config.margin)
+    if raw_feature_spec is None:
+        raw_feature_spec = ex.FEATURE_SPEC
     trained_weights = model.get_weights()
     export_dir = Path(export_dir)
     # A weights-only copy: the trained model also tracks its optimizer (two AdamW slots per
@@ -109,4 +150,44 @@ def export_saved_model(
     model.tft_layer = tft_layer
     signatures = make_signatures(model, tft_layer, raw_feature_spec)
     tf.saved_model.save(model, str(export_dir), signatures=signatures)
+    write_warmup_requests(export_dir / WARMUP_FILE, model.affect_config.image_size)
     return export_dir
+
+
+def write_warmup_requests(path: Path, image_size: int) -> Path:
+    """One ``PredictionLog`` per image signature (a grey 64x64 JPEG, its landmarks, an aligned
+    face): TF Serving's ``assets.extra/tf_serving_warmup_requests``."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    jpeg = tf.io.encode_jpeg(tf.fill([64, 64, 3], tf.constant(128, tf.uint8))).numpy()
+    box = tf.constant([[0.0, 0.0, 64.0, 64.0]])
+    landmarks = tf.reshape(landmarks_from_box(box), [1, 2 * ex.NUM_LANDMARKS]).numpy()
+    requests = {
+        SERVING_DEFAULT: {"image": tf.make_tensor_proto([jpeg])},
+        SERVING_LANDMARKS: {
+            "image": tf.make_tensor_proto([jpeg]),
+            "landmarks": tf.make_tensor_proto(landmarks),
+        },
+        SERVING_ALIGNED: {
+            "image": tf.make_tensor_proto(tf.fill([1, image_size, image_size, 3], 128.0).numpy())
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature, inputs in requests.items():
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = signature
+            for key, proto in inputs.items():
+                request.inputs[key].CopyFrom(proto)
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return path
+
+
+def next_version(base_dir: str | Path) -> Path:
+    """``<base_dir>/<n>`` with ``n`` one above the highest numeric version there (1 if none)."""
+    base = Path(base_dir)
+    versions = [int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()]
+    return base / str(max(versions, default=0) + 1)

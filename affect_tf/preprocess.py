@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from affect_tf.data.examples import NUM_LANDMARKS
 from affect_tf.face.align import align_face
 
 
@@ -46,6 +47,26 @@ def preprocess_face(
     face = align_face(image, landmarks, size=size, margin=margin, bbox=bbox)
     face = tf.clip_by_value(face, 0.0, 255.0)
     return tf.ensure_shape(face, [size, size, 3])
+
+
+def preprocess_batch(
+    image_bytes: tf.Tensor,
+    landmarks: tf.Tensor,
+    bbox: tf.Tensor,
+    size: int,
+    margin: float = 0.25,
+) -> tf.Tensor:
+    """Batched ``preprocess_face``: ``(N,)`` bytes, ``(N, 10)`` landmarks, ``(N, 4)`` boxes ->
+    ``(N, size, size, 3)``; the one definition the Transform graph and serving signatures use."""
+    return tf.map_fn(
+        lambda x: preprocess_face(x[0], x[1], x[2], size, margin),
+        (
+            tf.reshape(image_bytes, [-1]),
+            tf.reshape(tf.cast(landmarks, tf.float32), [-1, 2 * NUM_LANDMARKS]),
+            tf.reshape(tf.cast(bbox, tf.float32), [-1, 4]),
+        ),
+        fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+    )
 
 
 def preprocess_array(image, landmarks, size: int, margin: float = 0.25) -> tf.Tensor:

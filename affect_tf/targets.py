@@ -15,7 +15,7 @@ from typing import Final
 from keras import ops
 
 from affect_tf.data import examples as ex
-from affect_tf.labels import NUM_AUS
+from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
 
 # Model output names (the one source of truth; serving signatures reuse them).
 VA: Final[str] = "va"
@@ -29,6 +29,13 @@ AU_PROBS: Final[str] = "au"
 VALENCE: Final[str] = "valence"
 AROUSAL: Final[str] = "arousal"
 SERVING_OUTPUTS: Final[tuple[str, ...]] = (EXPRESSION_PROBS, AU_PROBS, VALENCE, AROUSAL)
+# Per-face shape of each serving output.
+SERVING_OUTPUT_SHAPES: Final[dict[str, tuple[int, ...]]] = {
+    EXPRESSION_PROBS: (NUM_EXPRESSIONS,),
+    AU_PROBS: (NUM_AUS,),
+    VALENCE: (),
+    AROUSAL: (),
+}
 TARGET_WIDTHS: Final[dict[str, int]] = {VA: 3, EXPRESSION: 2, AU: 2 * NUM_AUS}
 TARGET_LAYOUT: Final[dict[str, str]] = {
     VA: "valence, arousal, va_mask",

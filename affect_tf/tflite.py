@@ -84,21 +84,36 @@ def gpu_compatibility(model: bytes) -> tuple[bool, str]:
     return compatible and "GPU COMPATIBILITY WARNING" not in report, report
 
 
+class Runner:
+    """A loaded TFLite file (or flatbuffer) that runs aligned faces -> named outputs.
+
+    The file's input is one face ``(1, S, S, 3)`` (the phone case); batches run face by face.
+    """
+
+    def __init__(self, model: bytes | str | Path, num_threads: int | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        if isinstance(model, bytes):
+            interpreter = Interpreter(model_content=model, num_threads=num_threads)
+        else:
+            interpreter = Interpreter(model_path=str(model), num_threads=num_threads)
+        self._runner = interpreter.get_signature_runner()  # the one signature (serving_aligned)
+        self.image_size = int(self._runner.get_input_details()["image"]["shape"][1])
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        parts: dict[str, list] = {name: [] for name in tg.SERVING_OUTPUTS}
+        for face in np.asarray(images, np.float32):
+            out = self._runner(image=face[np.newaxis])
+            for name in tg.SERVING_OUTPUTS:
+                parts[name].append(np.asarray(out[name]))
+        if not parts[tg.VALENCE]:
+            return {name: np.zeros((0, *tg.SERVING_OUTPUT_SHAPES[name])) for name in parts}
+        return {name: np.concatenate(v) for name, v in parts.items()}
+
+
 def run(model: bytes | str | Path, images: np.ndarray) -> dict[str, np.ndarray]:
     """Runs a TFLite file (or flatbuffer) face by face; returns the named outputs stacked."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    if isinstance(model, bytes):
-        interpreter = Interpreter(model_content=model)
-    else:
-        interpreter = Interpreter(model_path=str(model))
-    runner = interpreter.get_signature_runner()  # the one signature (serving_aligned)
-    parts: dict[str, list] = {name: [] for name in tg.SERVING_OUTPUTS}
-    for face in np.asarray(images, np.float32):
-        out = runner(image=face[np.newaxis])
-        for name in tg.SERVING_OUTPUTS:
-            parts[name].append(np.asarray(out[name]))
-    return {name: np.concatenate(v) for name, v in parts.items()}
+    return Runner(model)(images)
 
 
 def agreement(reference: dict, candidate: dict, au_threshold: float = 0.5) -> dict[str, float]:

@@ -20,7 +20,7 @@ from affect_tf.data import examples as ex
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS, VA_RANGE
 from affect_tf.model.heads import label_vectors, pair_stats
-from affect_tf.preprocess import preprocess_face
+from affect_tf.preprocess import preprocess_batch
 
 PASSTHROUGH = (*ex.LABEL_KEYS, ex.VIDEO_ID, ex.FRAME, ex.SOURCE)
 
@@ -35,15 +35,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     """
     size = int(custom_config["image_size"])
     margin = float(custom_config.get("margin", 0.25))
-    images = tf.map_fn(
-        lambda x: preprocess_face(x[0], x[1], x[2], size, margin),
-        (
-            tf.reshape(inputs[ex.IMAGE], [-1]),
-            tf.reshape(inputs[ex.LANDMARKS], [-1, 2 * ex.NUM_LANDMARKS]),
-            tf.reshape(inputs[ex.BBOX], [-1, 4]),
-        ),
-        fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
-    )
+    images = preprocess_batch(inputs[ex.IMAGE], inputs[ex.LANDMARKS], inputs[ex.BBOX], size, margin)
     outputs = {ex.TRANSFORMED_IMAGE: images}
     for key in PASSTHROUGH:
         if key in inputs:

@@ -1,0 +1,144 @@
+"""TF Serving's gRPC API (``tensorflow_serving.apis``): PredictionService.Predict and
+GetModelMetadata, ModelService.GetModelStatus and HandleReloadConfigRequest."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent import futures
+
+import grpc
+import numpy as np
+
+from affect_tf.serving.models import ModelManager, ServingError, invalid
+from affect_tf.serving.monitoring import Metrics
+
+log = logging.getLogger("affect_tf.serving")
+MAX_MESSAGE = 256 * 1024 * 1024
+
+
+def _spec(model_spec) -> tuple[str, int | None, str | None]:
+    choice = model_spec.WhichOneof("version_choice")
+    version = model_spec.version.value if choice == "version" else None
+    label = model_spec.version_label if choice == "version_label" else None
+    return model_spec.name, version, label
+
+
+def make_servicers(manager: ModelManager, metrics: Metrics):
+    import tensorflow as tf
+    from tensorflow_serving.apis import (
+        get_model_metadata_pb2,
+        get_model_status_pb2,
+        model_management_pb2,
+        model_service_pb2_grpc,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
+
+    class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):  # noqa: N802 - gRPC's naming
+            start = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                name, version, label = _spec(request.model_spec)
+                served = manager.resolve(name, version, label)
+                signature = request.model_spec.signature_name or "serving_default"
+                inputs = {}
+                for key, proto in request.inputs.items():
+                    try:
+                        inputs[key] = tf.make_ndarray(proto)
+                    except (TypeError, ValueError) as e:
+                        raise invalid(f"Expected a valid TensorProto for input {key!r}: {e}") from None
+                outputs = served.predict(signature, inputs, list(request.output_filter) or None)
+                response = predict_pb2.PredictResponse()
+                response.model_spec.name = name
+                response.model_spec.version.value = served.version
+                response.model_spec.signature_name = signature
+                for key, value in outputs.items():
+                    response.outputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(value)))
+                return response
+            except ServingError as e:
+                code = e.code
+                context.abort(e.code, e.message)
+            finally:
+                if request.model_spec.name:
+                    metrics.observe(
+                        request.model_spec.name, "predict/grpc", code.name, time.perf_counter() - start
+                    )
+
+        def GetModelMetadata(self, request, context):  # noqa: N802
+            try:
+                fields = list(request.metadata_field)
+                if fields != ["signature_def"]:
+                    raise invalid(
+                        f"Expected metadata_field ['signature_def'] (the only one TF Serving "
+                        f"supports). Received: {fields}"
+                    )
+                served = manager.resolve(*_spec(request.model_spec))
+            except ServingError as e:
+                context.abort(e.code, e.message)
+            defs = get_model_metadata_pb2.SignatureDefMap()
+            for key, value in served.signature_defs.items():
+                defs.signature_def[key].CopyFrom(value)
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            response.model_spec.name = served.name
+            response.model_spec.version.value = served.version
+            response.metadata["signature_def"].Pack(defs)
+            return response
+
+        def _unsupported(self, request, context):
+            context.abort(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "The affect model's signatures are predict signatures; use Predict",
+            )
+
+        Classify = Regress = MultiInference = _unsupported  # noqa: N815
+
+    class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+        def GetModelStatus(self, request, context):  # noqa: N802
+            try:
+                name, version, _ = _spec(request.model_spec)
+                rows = manager.status(name, version)
+            except ServingError as e:
+                context.abort(e.code, e.message)
+            response = get_model_status_pb2.GetModelStatusResponse()
+            for v, state, message in rows:
+                status = response.model_version_status.add()
+                status.version = v
+                status.state = get_model_status_pb2.ModelVersionStatus.State.Value(state)
+                status.status.error_code = 2 if message else 0  # UNKNOWN / OK
+                status.status.error_message = message
+            return response
+
+        def HandleReloadConfigRequest(self, request, context):  # noqa: N802
+            response = model_management_pb2.ReloadConfigResponse()
+            try:
+                manager.reload(request.config)
+            except Exception as e:  # noqa: BLE001 - reported in the response's status
+                response.status.error_code = 3  # INVALID_ARGUMENT
+                response.status.error_message = str(e)
+            return response
+
+    return PredictionService(), ModelService()
+
+
+def make_grpc_server(
+    manager: ModelManager, port: int, metrics: Metrics, max_threads: int = 32, host="0.0.0.0"
+) -> tuple[grpc.Server, int]:
+    """The gRPC server (not started) and the port it bound."""
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_threads),
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ],
+    )
+    prediction, model = make_servicers(manager, metrics)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(model, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"Expected a free gRPC port. Received: port={port} (cannot bind)")
+    return server, bound

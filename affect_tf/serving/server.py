@@ -1,0 +1,182 @@
+"""``affect-tf serve``: a development model server speaking TF Serving's protocol.
+
+Production runs the real ``tensorflow/serving`` image (``serving/``); it cannot be installed
+on machines without Docker (it is on neither PyPI nor Debian), so this server gives development
+and the tests the same gRPC PredictionService/ModelService (the ``tensorflow-serving-api``
+protos), the same REST API and error shapes, and the same flags as ``tensorflow_model_server``:
+
+    affect-tf serve --port=8500 --rest_api_port=8501 --model_name=affect \\
+        --model_base_path=runs/demo/serving/affect --enable_batching
+
+It loads the newest version under the base path (or what ``--model_config_file`` asks for),
+picks up newly pushed versions without a restart, and batches concurrent requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from affect_tf.serving.models import (
+    BatchingParameters,
+    ModelManager,
+    read_model_config,
+    single_model_config,
+)
+from affect_tf.serving.monitoring import Metrics, read_monitoring_config
+
+log = logging.getLogger("affect_tf.serving")
+
+
+def _bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"Expected true or false. Received: {value!r}")
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """``tensorflow_model_server``'s flags that apply to this server (``--flag=value`` works)."""
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
+    parser.add_argument(
+        "--rest_api_port", type=int, default=8501, help="REST port; 0 disables (default 8501)"
+    )
+    parser.add_argument("--rest_api_num_threads", type=int, default=32, help="(accepted)")
+    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, help="(accepted)")
+    parser.add_argument("--grpc_max_threads", type=int, default=32)
+    parser.add_argument("--model_name", default="affect")
+    parser.add_argument("--model_base_path", help="folder of numeric SavedModel versions")
+    parser.add_argument("--model_config_file", help="ModelServerConfig text proto (models.config)")
+    parser.add_argument(
+        "--file_system_poll_wait_seconds",
+        type=float,
+        default=1.0,
+        help="poll period for new versions; 0 loads once (default 1)",
+    )
+    parser.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
+    parser.add_argument("--batching_parameters_file", help="BatchingParameters text proto")
+    parser.add_argument("--monitoring_config_file", help="MonitoringConfig text proto")
+    parser.add_argument("--host", default="0.0.0.0", help="interface to bind (default all)")
+
+
+class ModelServer:
+    """The running server: model manager, gRPC and REST front-ends."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        if bool(args.model_config_file) == bool(args.model_base_path):
+            raise ValueError(
+                "Expected exactly one of --model_base_path or --model_config_file. Received: "
+                f"model_base_path={args.model_base_path!r}, "
+                f"model_config_file={args.model_config_file!r}"
+            )
+        if args.model_config_file:
+            config = read_model_config(args.model_config_file)
+        else:
+            if not Path(args.model_base_path).is_dir():
+                raise ValueError(
+                    "Expected --model_base_path to be a folder of numeric SavedModel versions. "
+                    f"Received: {args.model_base_path!r} (not a folder)"
+                )
+            config = single_model_config(args.model_name, str(Path(args.model_base_path).resolve()))
+        batching = None
+        if args.enable_batching:
+            batching = BatchingParameters()
+            if args.batching_parameters_file:
+                path = Path(args.batching_parameters_file)
+                if not path.is_file():
+                    raise ValueError(
+                        f"Expected a batching parameters file. Received: {str(path)!r} (not found)"
+                    )
+                batching = BatchingParameters.parse(path.read_text(), str(path))
+        metrics_path = None
+        if args.monitoring_config_file:
+            metrics_path = read_monitoring_config(args.monitoring_config_file)
+        self.metrics = Metrics()
+        self.manager = ModelManager(config, batching, args.file_system_poll_wait_seconds)
+        self.args = args
+        self.metrics_path = metrics_path
+        self.grpc_server = None
+        self.rest_server = None
+        self.grpc_port = None
+        self.rest_port = None
+
+    def start(self) -> None:
+        from affect_tf.serving.grpc_service import make_grpc_server
+        from affect_tf.serving.rest import make_rest_server
+
+        self.manager.start()
+        args = self.args
+        self.grpc_server, self.grpc_port = make_grpc_server(
+            self.manager, args.port, self.metrics, args.grpc_max_threads, args.host
+        )
+        self.grpc_server.start()
+        print(f"Running gRPC ModelServer at {args.host}:{self.grpc_port} ...", flush=True)
+        if args.rest_api_port:
+            self.rest_server = make_rest_server(
+                self.manager, args.rest_api_port, self.metrics, self.metrics_path, args.host
+            )
+            self.rest_port = self.rest_server.server_address[1]
+            threading.Thread(target=self.rest_server.serve_forever, daemon=True).start()
+            print(f"Exporting HTTP/REST API at:{args.host}:{self.rest_port} ...", flush=True)
+
+    def stop(self) -> None:
+        if self.rest_server is not None:
+            self.rest_server.shutdown()
+            self.rest_server.server_close()
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=1).wait()
+        self.manager.stop()
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Runs until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    server = ModelServer(args)
+    server.start()
+    for config in server.manager.configs:
+        rows = server.manager.status(config.name) if _has_versions(server, config.name) else []
+        available = [v for v, state, _ in rows if state == "AVAILABLE"]
+        print(
+            f"model {config.name!r} from {config.base_path}: versions {available or 'none yet'}"
+            + (" (batching on)" if server.manager.batching else ""),
+            flush=True,
+        )
+    print(
+        "This is affect-tf's development server; production serves the same folder with "
+        "TF Serving (see serving/).",
+        flush=True,
+    )
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    server.stop()
+    return 0
+
+
+def _has_versions(server: ModelServer, name: str) -> bool:
+    try:
+        server.manager.status(name)
+        return True
+    except Exception:  # noqa: BLE001 - no version yet is a state, not an error here
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="affect-tf serve", description=__doc__.split("\n")[0])
+    add_flags(parser)
+    args = parser.parse_args(argv)
+    try:
+        return serve(args)
+    except (ValueError, OSError) as e:
+        parser.exit(2, f"affect-tf serve: error: {e}\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
