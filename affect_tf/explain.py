@@ -25,7 +25,9 @@ HEADS = ("expression", "au", "va")
 FEATURE_LAYER = "feature_map"
 
 
-def resolve_target(head: str, target: str | None, outputs: dict[str, np.ndarray]) -> tuple[int, str]:
+def resolve_target(
+    head: str, target: str | None, outputs: dict[str, np.ndarray]
+) -> tuple[int, str]:
     """``(index in the head's output, readable name)``; ``target`` None -> the top prediction
     (the most likely expression, the most likely AU, valence).
 
@@ -74,9 +76,7 @@ def flat_head_model(model, head: str):
     return keras.Model(face, out, name=f"explain_{head}")
 
 
-def explain(
-    model, face: np.ndarray, head: str = "expression", target: str | None = None
-) -> dict:
+def explain(model, face: np.ndarray, head: str = "expression", target: str | None = None) -> dict:
     """Saliency and Grad-CAM++ maps of one aligned face for one head and target.
 
     Args:
@@ -94,7 +94,9 @@ def explain(
     from affect_tf.export import serving_outputs
 
     face = np.asarray(face, np.float32)
-    outputs = {k: np.asarray(v) for k, v in serving_outputs(model(face[None], training=False)).items()}
+    outputs = {
+        k: np.asarray(v) for k, v in serving_outputs(model(face[None], training=False)).items()
+    }
     index, name = resolve_target(head, target, outputs)
     flat = flat_head_model(model, head)
 

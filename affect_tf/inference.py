@@ -454,7 +454,9 @@ class AffectRecognizer:
                         last_box = chosen.box
                         crops.append(self.align(rgb, chosen.landmarks))
                     row = {"frame": index, "time_s": index / fps, "face_found": chosen is not None}
-                    row |= dict(zip(BOX_COLUMNS, chosen.box if chosen else [np.nan] * 4, strict=True))
+                    row |= dict(
+                        zip(BOX_COLUMNS, chosen.box if chosen else [np.nan] * 4, strict=True)
+                    )
                     row["score"] = chosen.score if chosen else np.nan
                     rows.append(row)
                 index += 1

@@ -43,3 +43,45 @@ def astronaut() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """An untrained ``tiny`` AffectModel (fixed seed): what matters to inference and serving
+    tests is that every path computes the same function, not that it is accurate."""
+    import keras
+
+    from affect_tf.model import AffectModel
+    from affect_tf.model.config import PRESETS
+
+    keras.utils.set_random_seed(7)
+    return AffectModel(PRESETS["tiny"])
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_model, tmp_path_factory):
+    """``tiny_model`` exported as TF Serving version 1 (SavedModel + .keras) and TFLite fp32."""
+    from affect_tf import tflite
+    from affect_tf.export import export_saved_model
+
+    base = tmp_path_factory.mktemp("serving") / "affect"
+    version = export_saved_model(tiny_model, export_dir=base / "1")
+    tflite_path = base.parent / "affect_fp32.tflite"
+    tflite_path.write_bytes(tflite.convert(version, "fp32"))
+    return {"base": base, "version": version, "tflite": tflite_path}
+
+
+@pytest.fixture(scope="session")
+def face_video(tmp_path_factory) -> Path:
+    """A 24-frame SynthAffect clip (one face, changing expression) as mp4."""
+    import cv2
+
+    from affect_tf.data.synth import SynthConfig, render_video
+
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    config = SynthConfig(n=1000, size=128, frames_per_video=24, seed=11)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12, (128, 128))
+    for frame in render_video(config, 0):
+        writer.write(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path

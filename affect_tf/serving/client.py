@@ -108,9 +108,7 @@ class AffectClient:
 
     # --- public API --------------------------------------------------------------------------
 
-    def predict(
-        self, images: Sequence, landmarks: np.ndarray | None = None
-    ) -> pd.DataFrame:
+    def predict(self, images: Sequence, landmarks: np.ndarray | None = None) -> pd.DataFrame:
         """Face crops (or whole frames with ``landmarks`` ``(N, 10)``) -> one row per image.
 
         Args:
@@ -303,7 +301,10 @@ class AffectClient:
         defs = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(defs)
         as_dict = json_format.MessageToDict(defs, preserving_proto_field_name=True)
-        return {"version": response.model_spec.version.value, "signature_def": as_dict["signature_def"]}
+        return {
+            "version": response.model_spec.version.value,
+            "signature_def": as_dict["signature_def"],
+        }
 
     def _grpc_status(self) -> list[dict]:
         from tensorflow_serving.apis import get_model_status_pb2
@@ -317,4 +318,3 @@ class AffectClient:
             {"version": s.version, "state": states.Name(s.state), "error": s.status.error_message}
             for s in response.model_version_status
         ]
-

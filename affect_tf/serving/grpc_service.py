@@ -48,7 +48,9 @@ def make_servicers(manager: ModelManager, metrics: Metrics):
                     try:
                         inputs[key] = tf.make_ndarray(proto)
                     except (TypeError, ValueError) as e:
-                        raise invalid(f"Expected a valid TensorProto for input {key!r}: {e}") from None
+                        raise invalid(
+                            f"Expected a valid TensorProto for input {key!r}: {e}"
+                        ) from None
                 outputs = served.predict(signature, inputs, list(request.output_filter) or None)
                 response = predict_pb2.PredictResponse()
                 response.model_spec.name = name
@@ -63,7 +65,10 @@ def make_servicers(manager: ModelManager, metrics: Metrics):
             finally:
                 if request.model_spec.name:
                     metrics.observe(
-                        request.model_spec.name, "predict/grpc", code.name, time.perf_counter() - start
+                        request.model_spec.name,
+                        "predict/grpc",
+                        code.name,
+                        time.perf_counter() - start,
                     )
 
         def GetModelMetadata(self, request, context):  # noqa: N802

@@ -68,7 +68,11 @@ class BatchingParameters:
         """Parses the text-proto file (``max_batch_size { value: 32 }`` or ``key: value``)."""
         values: dict[str, int] = {}
         fields = {f.name for f in dataclasses.fields(cls)}
-        ignored = {"pad_variable_length_inputs", "allowed_batch_sizes", "enable_large_batch_splitting"}
+        ignored = {
+            "pad_variable_length_inputs",
+            "allowed_batch_sizes",
+            "enable_large_batch_splitting",
+        }
         text = re.sub(r"#.*", "", text)
         for key, value in re.findall(r"(\w+)\s*(?::\s*|\{\s*value\s*:\s*)([\w.\-]+)\s*\}?", text):
             if key in ignored:
@@ -273,7 +277,7 @@ class ServedVersion:
         signature_name = signature_name or "serving_default"
         if signature_name not in self.signatures:
             raise invalid(
-                f"Serving signature name: \"{signature_name}\" not found in signature def. "
+                f'Serving signature name: "{signature_name}" not found in signature def. '
                 f"Expected one of {sorted(self.signatures)}"
             )
         arrays = self._check_inputs(signature_name, inputs)
@@ -357,9 +361,7 @@ class ServedVersion:
     def _run(self, signature_name: str, arrays: dict) -> dict[str, np.ndarray]:
         tf = self._tf
         try:
-            out = self.signatures[signature_name](
-                **{k: tf.constant(v) for k, v in arrays.items()}
-            )
+            out = self.signatures[signature_name](**{k: tf.constant(v) for k, v in arrays.items()})
         except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
             message = clean_tf_message(e.message)
             if "image" in arrays and arrays["image"].dtype == object:

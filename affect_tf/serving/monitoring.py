@@ -63,7 +63,9 @@ class Metrics:
                         f':tensorflow:serving:request_latency_bucket{{{labels},le="{bound}"}} {n}'
                     )
                 n = self._n[(model, api)]
-                lines.append(f':tensorflow:serving:request_latency_bucket{{{labels},le="+Inf"}} {n}')
+                lines.append(
+                    f':tensorflow:serving:request_latency_bucket{{{labels},le="+Inf"}} {n}'
+                )
                 lines.append(
                     f":tensorflow:serving:request_latency_sum{{{labels}}} {self._sum[(model, api)]}"
                 )

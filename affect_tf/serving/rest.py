@@ -55,7 +55,9 @@ def _decode_value(value):
             try:
                 return base64.b64decode(value["b64"], validate=True)
             except (binascii.Error, TypeError, ValueError):
-                raise invalid("Expected base64 in a {\"b64\": ...} value. Received: not base64")
+                raise invalid(
+                    'Expected base64 in a {"b64": ...} value. Received: not base64'
+                ) from None
         raise invalid(f"Expected a tensor value. Received: an object with keys {sorted(value)}")
     if isinstance(value, list):
         return [_decode_value(v) for v in value]
@@ -75,7 +77,9 @@ def parse_predict_body(body: dict, input_names: list[str]) -> tuple[dict, str]:
     if has_rows:
         rows = body["instances"]
         if not isinstance(rows, list) or not rows:
-            raise invalid("Expected 'instances' to be a non-empty list. Received: " + json.dumps(rows)[:80])
+            raise invalid(
+                "Expected 'instances' to be a non-empty list. Received: " + json.dumps(rows)[:80]
+            )
         named = [isinstance(r, dict) and "b64" not in r for r in rows]
         if all(named):
             keys = set(rows[0])
@@ -179,7 +183,9 @@ def make_handler(manager: ModelManager, metrics: Metrics, metrics_path: str | No
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_BODY:
-                    raise invalid(f"Expected a request body up to {MAX_BODY} bytes. Received: {length}")
+                    raise invalid(
+                        f"Expected a request body up to {MAX_BODY} bytes. Received: {length}"
+                    )
                 raw = self.rfile.read(length) if length else b""
                 what, spec = self._route("POST")
                 name, version, label = spec
@@ -240,7 +246,9 @@ def metadata_json(served) -> dict:
         defs.signature_def[key].CopyFrom(value)
     return {
         "model_spec": {"name": served.name, "signature_name": "", "version": str(served.version)},
-        "metadata": {"signature_def": json_format.MessageToDict(defs, preserving_proto_field_name=True)},
+        "metadata": {
+            "signature_def": json_format.MessageToDict(defs, preserving_proto_field_name=True)
+        },
     }
 
 
@@ -250,4 +258,3 @@ def make_rest_server(
     server = ThreadingHTTPServer((host, port), make_handler(manager, metrics, metrics_path))
     server.daemon_threads = True
     return server
-

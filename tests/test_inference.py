@@ -1,0 +1,174 @@
+"""AffectRecognizer: real MTCNN faces, the three model formats giving the same numbers, bad
+inputs skipped and counted, video with smoothing, the ABAW layout, overlays and plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from affect_tf.inference import (
+    AffectRecognizer,
+    InferenceError,
+    outputs_frame,
+    read_image,
+    resolve_model,
+    write_abaw,
+)
+from affect_tf.labels import AUS, EXPRESSIONS
+from affect_tf.smoothing import smooth_sequence
+
+
+@pytest.fixture(scope="module")
+def recognizer(exported, detector):
+    return AffectRecognizer.load(exported["base"], detector=detector)
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory, astronaut):
+    folder = tmp_path_factory.mktemp("photos")
+    Image.fromarray(astronaut).save(folder / "astronaut.jpg", quality=95)
+    Image.fromarray(np.full((96, 96, 3), 200, np.uint8)).save(folder / "blank.png")
+    data = (folder / "astronaut.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (folder / "notes.jpg").write_bytes(b"not an image at all")
+    return folder
+
+
+def test_outputs_frame_names_columns_by_label():
+    outputs = {
+        "expression": np.eye(8)[[4, 0]],
+        "au": np.full((2, 12), 0.25),
+        "valence": np.array([0.5, -0.5]),
+        "arousal": np.array([0.1, 0.2]),
+    }
+    table = outputs_frame(outputs)
+    assert list(table.columns) == [*EXPRESSIONS, "expression", *AUS, "valence", "arousal"]
+    assert table["expression"].tolist() == ["Happiness", "Neutral"]
+    assert table["AU12"].tolist() == [0.25, 0.25] and table["valence"].tolist() == [0.5, -0.5]
+
+
+def test_resolve_model_kinds_and_errors(exported, tmp_path):
+    assert resolve_model(exported["base"]) == ("saved_model", exported["version"])
+    assert resolve_model(exported["version"])[0] == "saved_model"
+    assert resolve_model(exported["tflite"])[0] == "tflite"
+    assert resolve_model(exported["version"] / "assets.extra" / "affect_model.keras")[0] == "keras"
+    with pytest.raises(InferenceError, match="does not exist"):
+        resolve_model(tmp_path / "nope")
+    (tmp_path / "model.bin").write_bytes(b"x")
+    with pytest.raises(InferenceError, match="Expected a SavedModel folder"):
+        resolve_model(tmp_path / "model.bin")
+
+
+def test_read_image_errors_name_the_file(photo_dir):
+    with pytest.raises(InferenceError, match="notes.jpg.*not an image format"):
+        read_image(photo_dir / "notes.jpg")
+    with pytest.raises(InferenceError, match="truncated.jpg.*truncated"):
+        read_image(photo_dir / "truncated.jpg")
+    with pytest.raises(InferenceError, match="not found"):
+        read_image(photo_dir / "missing.png")
+    with pytest.raises(InferenceError, match=r"shape=\(4, 4, 5\)"):
+        read_image(np.zeros((4, 4, 5)))
+
+
+def test_predict_images_folder_skips_and_counts(recognizer, photo_dir):
+    table = recognizer.predict_images(photo_dir)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["source"].endswith("astronaut.jpg") and row["face"] == 0 and row["score"] > 0.9
+    # The astronaut's face is in the upper middle of the 512x512 picture.
+    assert 150 < row["x"] + row["w"] / 2 < 300 and 50 < row["y"] + row["h"] / 2 < 250
+    np.testing.assert_allclose(row[list(EXPRESSIONS)].sum(), 1.0, atol=1e-5)
+    assert row["expression"] in EXPRESSIONS and -1 <= row["valence"] <= 1
+    skipped = {s["source"].rsplit("/", 1)[-1]: s["reason"] for s in table.attrs["skipped"]}
+    assert set(skipped) == {"blank.png", "truncated.jpg", "notes.jpg"}
+    assert "Expected a face" in skipped["blank.png"]
+    with pytest.raises(InferenceError, match="blank.png"):
+        recognizer.predict_images(photo_dir / "blank.png", on_error="raise")
+
+
+def test_same_numbers_from_savedmodel_keras_and_tflite(recognizer, exported, tiny_model, astronaut):
+    """Keras model.predict, the SavedModel signature and TFLite on the same detected face."""
+    from affect_tf.export import serving_outputs
+
+    table = recognizer.predict_images(astronaut)
+    keras_rec = AffectRecognizer.load(
+        exported["version"] / "assets.extra" / "affect_model.keras", detector=recognizer.detector
+    )
+    lite = AffectRecognizer.load(exported["tflite"], detector=recognizer.detector)
+    assert (keras_rec.image_size, keras_rec.margin) == (recognizer.image_size, recognizer.margin)
+    columns = [*EXPRESSIONS, *AUS, "valence", "arousal"]
+    for other in (keras_rec, lite):
+        np.testing.assert_allclose(
+            other.predict_images(astronaut)[columns].to_numpy(float),
+            table[columns].to_numpy(float),
+            atol=1e-4,
+        )
+    # And the in-memory model's own predict on the aligned face.
+    det = recognizer.detector.detect_one(astronaut)
+    face = recognizer.align(astronaut, det.landmarks)
+    direct = serving_outputs(tiny_model.predict(face[None], verbose=0))
+    np.testing.assert_allclose(direct["valence"].numpy(), table["valence"], atol=1e-5)
+
+
+def test_predict_video_smoothing_and_abaw(recognizer, face_video, tmp_path):
+    table = recognizer.predict_video(face_video, smooth="mean:5", progress=False)
+    assert table.attrs["frames"] == 24 and len(table) == 24
+    found = table[table["face_found"]]
+    assert len(found) >= 12, "MTCNN should find the SynthAffect face in most frames"
+    # Smoothed = the smoothing module's mean over the raw per-frame values at the same frames.
+    expected = smooth_sequence(found["valence_raw"], found["frame"], "mean", 5)
+    np.testing.assert_allclose(found["valence"], expected, atol=1e-6)
+    assert found["valence"].std() <= found["valence_raw"].std() + 1e-9
+    np.testing.assert_allclose(found[list(EXPRESSIONS)].sum(axis=1), 1.0, atol=1e-6)
+
+    every = recognizer.predict_video(face_video, every=3, smooth=None, progress=False)
+    assert every["frame"].tolist() == list(range(0, 24, 3))
+    both = every[every["face_found"]].merge(found, on="frame", suffixes=("", "_all"))
+    np.testing.assert_allclose(both["valence"], both["valence_raw_all"], atol=1e-5)
+
+    files = write_abaw(table, tmp_path, "clip")
+    va = files["VA"].read_text().splitlines()
+    assert va[0] == "valence,arousal" and len(va) == 25
+    assert files["EXPR"].read_text().splitlines()[0] == ",".join(EXPRESSIONS)
+    au_lines = files["AU"].read_text().splitlines()
+    assert len(au_lines) == 25 and all(len(line.split(",")) == 12 for line in au_lines)
+    first = found.iloc[0]
+    v, a = map(float, va[1 + int(first["frame"])].split(","))
+    assert v == pytest.approx(first["valence"], abs=1e-5)
+
+
+def test_predict_video_bad_files(recognizer, tmp_path):
+    with pytest.raises(InferenceError, match="not found"):
+        recognizer.predict_video(tmp_path / "missing.mp4", progress=False)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(InferenceError, match="bad.mp4"):
+        recognizer.predict_video(bad, progress=False)
+    with pytest.raises(ValueError, match="smoothing spec"):
+        recognizer.predict_video(bad, smooth="max:3", progress=False)
+
+
+def test_overlay_and_plot(recognizer, face_video, astronaut, tmp_path):
+    import cv2
+
+    from affect_tf.visualize import overlay_image, plot_va, write_overlay_video
+
+    table = recognizer.predict_images(astronaut)
+    drawn = overlay_image(astronaut, table)
+    x, y, w, h = (int(table.iloc[0][k]) for k in ("x", "y", "w", "h"))
+    changed = np.any(drawn != astronaut, axis=-1)
+    assert changed[y : y + h, x].any() and not changed[-20:, :20].any()
+    video = recognizer.predict_video(face_video, progress=False)
+    out = write_overlay_video(face_video, video, tmp_path / "overlay.mp4")
+    capture = cv2.VideoCapture(str(out))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 24
+    capture.release()
+    png = plot_va(video, tmp_path / "va.png")
+    assert Image.open(png).size[0] > 400
+
+
+def test_empty_inputs_give_an_empty_table(recognizer):
+    table = recognizer.predict_images([])
+    assert isinstance(table, pd.DataFrame) and len(table) == 0 and "valence" in table.columns
