@@ -434,7 +434,12 @@ def _video(args: argparse.Namespace) -> int:
     if args.abaw:
         written = write_abaw(table, args.abaw, Path(args.input).stem, args.au_threshold)
         print("ABAW files -> " + ", ".join(str(p) for p in written.values()))
-    return 0 if a["frames_with_face"] else 1
+    if not a["frames_with_face"]:
+        print(
+            f"affect-tf video: error: no face found in any frame of {args.input}", file=sys.stderr
+        )
+        return 1
+    return 0
 
 
 def _explain(args: argparse.Namespace) -> int:

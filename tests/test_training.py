@@ -100,7 +100,7 @@ def test_evaluate_json_and_predict_csv_agree(trained, tmp_path, capsys):
     assert (
         cli.main(
             [
-                "predict",
+                "predict-examples",
                 "--model",
                 str(out / "model.keras"),
                 "--data",
