@@ -16,7 +16,7 @@ class UsageError(Exception):
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from affect_tf.data.synth import SynthConfig, expression_grid, write_corpus
+    from affect_tf.data.synth import SynthConfig, expression_grid, write_corpus, write_video
 
     try:
         config = SynthConfig(
@@ -28,6 +28,13 @@ def _synth(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if args.video:
+        path = write_video(config, args.out)
+        print(
+            f"SynthAffect video: {config.num_videos} clips of {config.frames_per_video} "
+            f"frames -> {path}"
+        )
+        return 0
     start = time.perf_counter()
     manifest = write_corpus(config, args.out, workers=args.workers, progress=not args.quiet)
     seconds = time.perf_counter() - start
@@ -574,6 +581,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image format")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--grid", help="also write a grid image of faces per expression to this PNG")
+    p.add_argument(
+        "--video",
+        action="store_true",
+        help="write the videos one after another as one mp4 (OUT is the .mp4 file) instead",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
 

@@ -822,3 +822,19 @@ def expression_grid(
     params = [cv2.IMWRITE_JPEG_QUALITY, 90] if path.suffix.lower() in (".jpg", ".jpeg") else []
     cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR), params)
     return path
+
+
+def write_video(config: SynthConfig, path: str | Path, fps: float = 15.0) -> Path:
+    """Renders the corpus's videos one after another into one mp4 (for ``affect-tf video``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(
+        str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (config.size, config.size)
+    )
+    try:
+        for video in range(config.num_videos):
+            for frame in render_video(config, video):
+                writer.write(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return path

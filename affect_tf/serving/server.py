@@ -54,6 +54,12 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model_base_path", help="folder of numeric SavedModel versions")
     parser.add_argument("--model_config_file", help="ModelServerConfig text proto (models.config)")
     parser.add_argument(
+        "--model_config_file_poll_wait_seconds",
+        type=float,
+        default=0.0,
+        help="re-read --model_config_file this often (0: never)",
+    )
+    parser.add_argument(
         "--file_system_poll_wait_seconds",
         type=float,
         default=1.0,
@@ -105,6 +111,7 @@ class ModelServer:
         self.rest_server = None
         self.grpc_port = None
         self.rest_port = None
+        self._stopped = threading.Event()
 
     def start(self) -> None:
         from affect_tf.serving.grpc_service import make_grpc_server
@@ -112,6 +119,8 @@ class ModelServer:
 
         self.manager.start()
         args = self.args
+        if args.model_config_file and args.model_config_file_poll_wait_seconds > 0:
+            threading.Thread(target=self._watch_config, daemon=True).start()
         self.grpc_server, self.grpc_port = make_grpc_server(
             self.manager, args.port, self.metrics, args.grpc_max_threads, args.host
         )
@@ -125,7 +134,23 @@ class ModelServer:
             threading.Thread(target=self.rest_server.serve_forever, daemon=True).start()
             print(f"Exporting HTTP/REST API at:{args.host}:{self.rest_port} ...", flush=True)
 
+    def _watch_config(self) -> None:
+        """Re-reads ``--model_config_file`` and applies it when it changed (new labels,
+        policies or models), as TF Serving's ``--model_config_file_poll_wait_seconds``."""
+        path = Path(self.args.model_config_file)
+        last = path.read_text()
+        while not self._stopped.wait(self.args.model_config_file_poll_wait_seconds):
+            try:
+                text = path.read_text()
+                if text != last:
+                    self.manager.reload(read_model_config(path))
+                    last = text
+                    log.info("applied the changed model config %s", path)
+            except (OSError, ValueError) as e:
+                log.error("model config %s not applied: %s", path, e)
+
     def stop(self) -> None:
+        self._stopped.set()
         if self.rest_server is not None:
             self.rest_server.shutdown()
             self.rest_server.server_close()
