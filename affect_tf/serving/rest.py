@@ -129,6 +129,9 @@ def format_predict(outputs: dict[str, np.ndarray], style: str) -> dict:
 def make_handler(manager: ModelManager, metrics: Metrics, metrics_path: str | None):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body are two writes; with Nagle on, the client's delayed ACK adds ~40 ms
+        # to every keep-alive request.
+        disable_nagle_algorithm = True
         server_version = "affect-tf-model-server"
 
         def log_message(self, format, *args):  # noqa: A002 - http.server's signature
