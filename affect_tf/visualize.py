@@ -74,6 +74,7 @@ def write_overlay_video(
     capture = cv2.VideoCapture(str(video))
     fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
     rows = table[table["face_found"].astype(bool)].set_index("frame")
+    sampled = set(table["frame"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = None
@@ -88,7 +89,7 @@ def write_overlay_video(
                 writer = cv2.VideoWriter(str(out), fourcc, fps, (frame.shape[1], frame.shape[0]))
             if index in rows.index:
                 current = rows.loc[index]
-            elif index in set(table["frame"]):
+            elif index in sampled:
                 current = None  # sampled, no face
             if current is not None:
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
