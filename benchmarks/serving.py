@@ -102,17 +102,11 @@ def load(protocol: str, ports: tuple[int, int], image: bytes, clients: int, seco
 
 
 def video_speed(model: str, frames: int = 120) -> dict:
-    import cv2
-
-    from affect_tf.data.synth import SynthConfig, render_video
+    from affect_tf.data.synth import SynthConfig, write_video
     from affect_tf.inference import AffectRecognizer
 
-    path = Path("/tmp/affect_bench_clip.mp4")
-    config = SynthConfig(n=10_000, size=192, frames_per_video=frames, seed=5)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (192, 192))
-    for frame in render_video(config, 0):
-        writer.write(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
-    writer.release()
+    config = SynthConfig(n=frames, size=192, frames_per_video=frames, seed=5)
+    path = write_video(config, Path("/tmp/affect_bench_clip.mp4"), fps=25)
     recognizer = AffectRecognizer.load(model)
     recognizer.predict_video(path, progress=False, max_frames=5)  # warm: MTCNN, tracing
     table = recognizer.predict_video(path, smooth="mean:15", progress=False)

@@ -74,14 +74,8 @@ def exported(tiny_model, tmp_path_factory):
 @pytest.fixture(scope="session")
 def face_video(tmp_path_factory) -> Path:
     """A 24-frame SynthAffect clip (one face, changing expression) as mp4."""
-    import cv2
-
-    from affect_tf.data.synth import SynthConfig, render_video
+    from affect_tf.data.synth import SynthConfig, write_video
 
     path = tmp_path_factory.mktemp("video") / "clip.mp4"
-    config = SynthConfig(n=1000, size=128, frames_per_video=24, seed=11)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12, (128, 128))
-    for frame in render_video(config, 0):
-        writer.write(cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
+    # n = frames_per_video: one video, rendered as video 0 of seed 11.
+    return write_video(SynthConfig(n=24, size=128, frames_per_video=24, seed=11), path, fps=12)
