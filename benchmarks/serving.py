@@ -15,9 +15,6 @@ import argparse
 import json
 import os
 import platform
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,44 +22,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str) -> tuple[subprocess.Popen, int, int]:
-    from affect_tf.serving import AffectClient, ServingClientError
-
-    grpc_port, rest_port = _free_port(), _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "affect_tf.cli",
-            "serve",
-            f"--port={grpc_port}",
-            f"--rest_api_port={rest_port}",
-            f"--model_base_path={model}",
-            "--enable_batching",
-            f"--batching_parameters_file={ROOT / 'serving' / 'batching_parameters.txt'}",
-            "--host=127.0.0.1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = AffectClient("127.0.0.1", "rest", rest_port=rest_port, retries=0)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if any(s["state"] == "AVAILABLE" for s in client.status()):
-                return process, grpc_port, rest_port
-        except ServingClientError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("the server did not come up")
 
 
 def load(protocol: str, ports: tuple[int, int], image: bytes, clients: int, seconds: float) -> dict:
@@ -129,18 +88,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from affect_tf.data.synth import SynthConfig, video_records
+    from affect_tf.serving.server import launch
 
     image = video_records(SynthConfig(n=1, size=96, seed=1), 0)[0].image
-    process, grpc_port, rest_port = start_server(args.model)
+    server = launch(
+        [
+            f"--model_base_path={args.model}",
+            "--enable_batching",
+            f"--batching_parameters_file={ROOT / 'serving' / 'batching_parameters.txt'}",
+        ]
+    )
     try:
         rows = [
-            load(protocol, (grpc_port, rest_port), image, clients, args.seconds)
+            load(protocol, (server.grpc_port, server.rest_port), image, clients, args.seconds)
             for clients in (1, 8, 32)
             for protocol in ("rest", "grpc")
         ]
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        server.stop()
     video = video_speed(args.model)
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

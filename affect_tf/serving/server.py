@@ -15,9 +15,14 @@ picks up newly pushed versions without a restart, and batches concurrent request
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 from affect_tf.serving.models import (
@@ -191,6 +196,56 @@ def _has_versions(server: ModelServer, name: str) -> bool:
         return True
     except Exception:  # noqa: BLE001 - no version yet is a state, not an error here
         return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclasses.dataclass
+class LocalServer:
+    """An ``affect-tf serve`` child process and its ports (see ``launch``)."""
+
+    process: subprocess.Popen
+    grpc_port: int
+    rest_port: int
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def launch(flags: list[str], stdout=subprocess.DEVNULL, timeout: float = 180.0) -> LocalServer:
+    """Starts ``affect-tf serve FLAGS`` on free loopback ports in a child process and returns
+    once a model version is AVAILABLE (tests, benchmarks, notebooks).
+
+    Raises:
+        RuntimeError: The process exited or no version became available within ``timeout``.
+    """
+    from affect_tf.serving.client import AffectClient, ServingClientError
+
+    grpc_port, rest_port = free_port(), free_port()
+    command = [sys.executable, "-m", "affect_tf.cli", "serve", f"--port={grpc_port}"]
+    command += [f"--rest_api_port={rest_port}", "--host=127.0.0.1", *flags]
+    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.STDOUT)
+    client = AffectClient("127.0.0.1", "rest", rest_port=rest_port, retries=0)
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if any(s["state"] == "AVAILABLE" for s in client.status()):
+                return LocalServer(process, grpc_port, rest_port)
+        except ServingClientError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    process.wait()
+    raise RuntimeError(
+        f"Expected affect-tf serve to load a model within {timeout:.0f} s. Received: "
+        f"exit status {process.returncode} for {' '.join(command)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,9 +8,6 @@ import base64
 import http.client
 import json
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -19,14 +16,9 @@ import pytest
 import tensorflow as tf
 
 from affect_tf.serving import AffectClient, ServingClientError
+from affect_tf.serving.server import free_port, launch
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,41 +47,23 @@ def server(exported, tmp_path_factory):
     (root / "monitoring.config").write_text(
         'prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n'
     )
-    grpc_port, rest_port = _free_port(), _free_port()
     log = (root / "server.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "affect_tf.cli",
-            "serve",
-            f"--port={grpc_port}",
-            f"--rest_api_port={rest_port}",
-            f"--model_config_file={config}",
-            "--enable_batching=true",
-            f"--batching_parameters_file={root / 'batching.txt'}",
-            f"--monitoring_config_file={root / 'monitoring.config'}",
-            "--file_system_poll_wait_seconds=0.5",
-            "--host=127.0.0.1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    rest = AffectClient("127.0.0.1", "rest", rest_port=rest_port, retries=0)
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if any(s["state"] == "AVAILABLE" for s in rest.status()):
-                break
-        except ServingClientError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("server did not start:\n" + (root / "server.log").read_text()[-3000:])
-        time.sleep(0.5)
+    try:
+        launched = launch(
+            [
+                f"--model_config_file={config}",
+                "--enable_batching=true",
+                f"--batching_parameters_file={root / 'batching.txt'}",
+                f"--monitoring_config_file={root / 'monitoring.config'}",
+                "--file_system_poll_wait_seconds=0.5",
+            ],
+            stdout=log,
+        )
+    except RuntimeError as e:
+        pytest.fail(f"{e}\n" + (root / "server.log").read_text()[-3000:])
+    grpc_port, rest_port = launched.grpc_port, launched.rest_port
     yield {"grpc": grpc_port, "rest": rest_port, "base": base, "root": root}
-    process.terminate()
-    process.wait(timeout=30)
+    launched.stop()
     log.close()
 
 
@@ -304,7 +278,7 @@ def test_new_version_is_picked_up_and_labels_route(server, records):
 
 
 def test_client_retries_unavailable_with_backoff():
-    client = AffectClient("127.0.0.1", "rest", rest_port=_free_port(), retries=2, backoff=0.05)
+    client = AffectClient("127.0.0.1", "rest", rest_port=free_port(), retries=2, backoff=0.05)
     start = time.monotonic()
     with pytest.raises(ServingClientError) as error:
         client.status()
