@@ -30,25 +30,27 @@ def load(protocol: str, ports: tuple[int, int], image: bytes, clients: int, seco
 
     grpc_port, rest_port = ports
     latencies: list[list[float]] = [[] for _ in range(clients)]
-    stop = time.monotonic() + seconds
-    barrier = threading.Barrier(clients)
+    # The clock starts once every client is connected and warm (the barrier's action).
+    stop = [0.0]
+    barrier = threading.Barrier(
+        clients, action=lambda: stop.__setitem__(0, time.monotonic() + seconds)
+    )
 
     def run(i: int) -> None:
         client = AffectClient("127.0.0.1", protocol, rest_port=rest_port, grpc_port=grpc_port)
         client.predict([image])  # connection set-up outside the measurement
         barrier.wait()
-        while time.monotonic() < stop:
+        while time.monotonic() < stop[0]:
             start = time.perf_counter()
             client.predict_raw({"image": np.array([image], dtype=object)})
             latencies[i].append(time.perf_counter() - start)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    begin = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    wall = time.monotonic() - begin
+    wall = time.monotonic() - (stop[0] - seconds)
     flat = np.array([x for per in latencies for x in per]) * 1000
     return {
         "protocol": protocol,
