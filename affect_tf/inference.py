@@ -23,10 +23,12 @@ import pandas as pd
 
 from affect_tf import targets as tg
 from affect_tf.labels import AUS, EXPRESSIONS
+from affect_tf.model.config import AffectConfig
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 BOX_COLUMNS = ("x", "y", "w", "h")
-DEFAULT_MARGIN = 0.25  # AffectConfig's default; used when a TFLite file is all there is
+# AffectConfig's default margin (every preset's); used when a TFLite file is all there is.
+DEFAULT_MARGIN = AffectConfig.margin
 
 
 class InferenceError(ValueError):
@@ -293,8 +295,11 @@ class AffectRecognizer:
             )
         return self._align(image, np.asarray(landmarks, np.float32).reshape(5, 2)).numpy()
 
-    def predict_faces(self, faces: np.ndarray) -> dict[str, np.ndarray]:
-        """Aligned faces ``(N, S, S, 3)`` in [0, 255] -> serving outputs, in batches."""
+    def predict_faces(self, faces: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Aligned faces ``(N, S, S, 3)`` (or a list of ``(S, S, 3)``) in [0, 255] -> serving
+        outputs, in batches."""
+        if isinstance(faces, list) and not faces:
+            faces = np.zeros((0, self.image_size, self.image_size, 3))
         faces = np.asarray(faces, np.float32)
         expected = (self.image_size, self.image_size, 3)
         if faces.ndim != 4 or faces.shape[1:] != expected:
@@ -307,7 +312,7 @@ class AffectRecognizer:
             for i in range(0, len(faces), self.batch_size)
         ]
         if not parts:
-            return {k: np.zeros((0, *tg.SERVING_OUTPUT_SHAPES[k])) for k in tg.SERVING_OUTPUTS}
+            return tg.empty_serving_outputs()
         return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in tg.SERVING_OUTPUTS}
 
     def predict_images(
@@ -367,9 +372,7 @@ class AffectRecognizer:
                     {"source": source, "face": k, **dict(zip(BOX_COLUMNS, det.box, strict=True))}
                     | {"score": det.score}
                 )
-        outputs = self.predict_faces(
-            np.stack(crops) if crops else np.zeros((0, self.image_size, self.image_size, 3))
-        )
+        outputs = self.predict_faces(crops)
         table = pd.concat([pd.DataFrame(rows), outputs_frame(outputs)], axis=1)
         if not rows:
             table = pd.DataFrame(columns=["source", "face", *BOX_COLUMNS, "score", *table.columns])
@@ -472,9 +475,7 @@ class AffectRecognizer:
             )
         table = pd.DataFrame(rows)
         found = table["face_found"].to_numpy(bool)
-        outputs = self.predict_faces(
-            np.stack(crops) if crops else np.zeros((0, self.image_size, self.image_size, 3))
-        )
+        outputs = self.predict_faces(crops)
         if smoothing is not None and found.any():
             method, window = smoothing
             smoothed = smooth_by_video(

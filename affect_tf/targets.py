@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import numpy as np
 from keras import ops
 
 from affect_tf.data import examples as ex
@@ -42,6 +43,11 @@ TARGET_LAYOUT: Final[dict[str, str]] = {
     EXPRESSION: "class index, expr_mask",
     AU: "12 occurrences, then 12 masks",
 }
+
+
+def empty_serving_outputs() -> dict:
+    """Serving outputs for zero faces (NumPy, float64), shaped as ``SERVING_OUTPUT_SHAPES``."""
+    return {name: np.zeros((0, *SERVING_OUTPUT_SHAPES[name])) for name in SERVING_OUTPUTS}
 
 
 def targets_from_features(features: dict) -> dict:

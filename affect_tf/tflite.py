@@ -107,7 +107,7 @@ class Runner:
             for name in tg.SERVING_OUTPUTS:
                 parts[name].append(np.asarray(out[name]))
         if not parts[tg.VALENCE]:
-            return {name: np.zeros((0, *tg.SERVING_OUTPUT_SHAPES[name])) for name in parts}
+            return tg.empty_serving_outputs()
         return {name: np.concatenate(v) for name, v in parts.items()}
 
 

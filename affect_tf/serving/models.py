@@ -275,11 +275,7 @@ class ServedVersion:
     ) -> dict[str, np.ndarray]:
         """Checks the inputs against the signature, runs (batched if enabled), filters outputs."""
         signature_name = signature_name or "serving_default"
-        if signature_name not in self.signatures:
-            raise invalid(
-                f'Serving signature name: "{signature_name}" not found in signature def. '
-                f"Expected one of {sorted(self.signatures)}"
-            )
+        self.input_names(signature_name)  # an unknown signature is INVALID_ARGUMENT here
         arrays = self._check_inputs(signature_name, inputs)
         outputs_def = self.signature_defs[signature_name].outputs
         for name in output_filter or ():
@@ -293,6 +289,17 @@ class ServedVersion:
         if output_filter:
             outputs = {k: v for k, v in outputs.items() if k in output_filter}
         return outputs
+
+    def input_names(self, signature_name: str | None) -> list[str]:
+        """The input names of a signature (default ``serving_default``); INVALID_ARGUMENT
+        naming the signatures there are when it does not exist."""
+        signature_name = signature_name or "serving_default"
+        if signature_name not in self.signatures:
+            raise invalid(
+                f'Serving signature name: "{signature_name}" not found in signature def. '
+                f"Expected one of {sorted(self.signatures)}"
+            )
+        return list(self.input_specs[signature_name])
 
     def _check_inputs(self, signature_name: str, inputs: dict) -> dict[str, np.ndarray]:
         specs = self.input_specs[signature_name]
@@ -570,6 +577,11 @@ class ModelManager:
             log.info("Unloaded servable version {name: %s version: %d}", name, version)
 
     # -- lookups --
+
+    def available_versions(self, name: str) -> list[int]:
+        """The loaded versions of a model (none yet: empty)."""
+        with self._lock:
+            return sorted(self._served.get(name, {}))
 
     @property
     def configs(self) -> list:

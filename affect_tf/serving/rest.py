@@ -208,9 +208,7 @@ def make_handler(manager: ModelManager, metrics: Metrics, metrics_path: str | No
                         f"{type(body).__name__}"
                     )
                 signature = body.get("signature_name") or "serving_default"
-                if signature not in served.input_specs:
-                    served.predict(signature, {})  # raises the signature-not-found error
-                inputs, style = parse_predict_body(body, list(served.input_specs[signature]))
+                inputs, style = parse_predict_body(body, served.input_names(signature))
                 outputs = served.predict(signature, inputs)
                 self._send(200, format_predict(outputs, style))
             except ServingError as e:

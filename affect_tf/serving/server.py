@@ -170,8 +170,7 @@ def serve(args: argparse.Namespace) -> int:
     server = ModelServer(args)
     server.start()
     for config in server.manager.configs:
-        rows = server.manager.status(config.name) if _has_versions(server, config.name) else []
-        available = [v for v, state, _ in rows if state == "AVAILABLE"]
+        available = server.manager.available_versions(config.name)
         print(
             f"model {config.name!r} from {config.base_path}: versions {available or 'none yet'}"
             + (" (batching on)" if server.manager.batching else ""),
@@ -188,14 +187,6 @@ def serve(args: argparse.Namespace) -> int:
     done.wait()
     server.stop()
     return 0
-
-
-def _has_versions(server: ModelServer, name: str) -> bool:
-    try:
-        server.manager.status(name)
-        return True
-    except Exception:  # noqa: BLE001 - no version yet is a state, not an error here
-        return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
