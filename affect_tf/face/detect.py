@@ -65,6 +65,11 @@ class FaceDetector:
         min_score: Detections below this confidence are dropped.
         policy: Default policy of ``detect_one``.
         device: TensorFlow device string for MTCNN.
+        compiled: Run MTCNN's three networks as ``tf.function`` graphs (one trace each, any
+            image size) instead of the package's eager Keras calls. Same boxes and landmarks;
+            eager execution costs ~1 ms of Python per layer call, and P-Net runs once per
+            pyramid scale, so eager detection took 80 ms on a 192 px frame and 186 ms on a
+            512 px photo against 21 ms and 77 ms compiled (``benchmarks.run``).
     """
 
     def __init__(
@@ -73,6 +78,7 @@ class FaceDetector:
         min_score: float = 0.9,
         policy: Policy = "largest",
         device: str = "CPU:0",
+        compiled: bool = True,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"Expected policy in {POLICIES}. Received: policy={policy!r}")
@@ -80,6 +86,9 @@ class FaceDetector:
         from mtcnn import MTCNN
 
         self._mtcnn = MTCNN(device=device)
+        if compiled:
+            _compile_stages(self._mtcnn)
+        self.compiled = compiled
         self.min_face_size = min_face_size
         self.min_score = min_score
         self.policy = policy
@@ -101,6 +110,18 @@ class FaceDetector:
     def detect_one(self, image: np.ndarray, policy: Policy | None = None) -> Detection | None:
         """The face chosen by ``policy`` (default: the detector's), or None."""
         return select_face(self.detect(image), policy or self.policy)
+
+
+def _compile_stages(mtcnn) -> None:
+    """Swaps each MTCNN stage's Keras network for a ``tf.function`` over it."""
+    import tensorflow as tf
+
+    # One relaxed signature: P-Net sees every pyramid scale, R-Net/O-Net any number of
+    # patches, so fixed shapes would retrace on nearly every call.
+    signature = [tf.TensorSpec([None, None, None, 3], tf.float32)]
+    for stage in mtcnn.stages:
+        network = stage._model  # the package keeps it there; ``stage.model`` is read-only
+        stage._model = tf.function(network, input_signature=signature)
 
 
 def _check_rgb(image: np.ndarray) -> np.ndarray:

@@ -63,3 +63,27 @@ def test_box_iou():
     assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
     assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
     assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_compiled_mtcnn_equals_the_eager_package(detector, astronaut):
+    """The tf.function networks (the default) give the package's eager answer, on a face, on
+    several image sizes (one trace serves all) and on an image without a face."""
+    from affect_tf.face.detect import FaceDetector
+
+    eager = FaceDetector(compiled=False)
+    assert detector.compiled and not eager.compiled
+    rng = np.random.default_rng(0)
+    images = [
+        astronaut,
+        astronaut[::2, ::2].copy(),
+        astronaut[40:300, 100:420].copy(),
+        rng.integers(0, 255, (90, 130, 3), dtype=np.uint8),
+    ]
+    for image in images:
+        want, got = eager.detect(image), detector.detect(image)
+        assert len(want) == len(got)
+        for a, b in zip(want, got, strict=True):
+            np.testing.assert_allclose(a.box, b.box, atol=1e-2)
+            np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-2)
+            assert abs(a.score - b.score) < 1e-4
+    assert len(detector.detect(images[1])) == 1
