@@ -103,6 +103,28 @@ def test_single_task_model_trains_only_its_task():
     assert "va_ccc_valence" in logs and "expression_f1" not in logs
 
 
+def test_predict_of_one_batch_equals_keras_own_predict():
+    """The one-batch shortcut (no tf.data set-up per call) answers as Keras' path does, for
+    float and uint8 arrays and tensors; more than a batch still goes through Keras."""
+    import tensorflow as tf
+
+    model = AffectModel(get_preset("tiny"))
+    x, _ = batch(n=40)
+    for inputs in (x[:1], x[:32], x[:5].astype("uint8"), tf.constant(x[:3])):
+        want = keras.Model.predict(model, inputs, verbose=0)
+        got = model.predict(inputs, verbose=0)
+        assert set(got) == set(want)
+        for key in want:
+            assert isinstance(got[key], np.ndarray)
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-5)
+    full = model.predict(x, verbose=0)  # 40 > 32: Keras' batched path
+    assert full["au"].shape == (40, 12)
+    np.testing.assert_allclose(full["va"][:1], model.predict(x[:1])["va"], atol=1e-5)
+    np.testing.assert_allclose(
+        model.predict(x, batch_size=64)["va"], full["va"], atol=1e-5
+    )
+
+
 def test_wrong_input_is_a_clear_error():
     model = AffectModel(get_preset("tiny"))
     with pytest.raises(ValueError, match=r"\(None, 48, 48, 3\).*\(2, 32, 32, 3\)"):
