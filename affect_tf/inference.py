@@ -12,8 +12,10 @@ come back as a pandas DataFrame whose columns are named by ``affect_tf.labels``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import time
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -33,6 +35,22 @@ DEFAULT_MARGIN = AffectConfig.margin
 
 class InferenceError(ValueError):
     """A user-facing problem with an input (unreadable image, no face, bad video, bad model)."""
+
+
+class StageClock:
+    """Wall seconds per stage of a batch job (``with clock("detect"): ...``), so a run can
+    say where its time went (``table.attrs["stage_seconds"]``; ``benchmarks.run``)."""
+
+    def __init__(self, *stages: str) -> None:
+        self.seconds = dict.fromkeys(stages, 0.0)
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 # --- named outputs ---------------------------------------------------------------------------
@@ -335,7 +353,8 @@ class AffectRecognizer:
 
         Returns:
             One row per face: ``source``, ``face`` (index within the image), ``x, y, w, h``,
-            ``score``, then ``outputs_frame``'s columns. ``attrs["skipped"]`` lists the skips.
+            ``score``, then ``outputs_frame``'s columns. ``attrs["skipped"]`` lists the skips,
+            ``attrs["stage_seconds"]`` the seconds spent to decode, detect, align and model.
         """
         if faces not in ("all", "largest"):
             raise ValueError(f"Expected faces in ('all', 'largest'). Received: faces={faces!r}")
@@ -345,6 +364,7 @@ class AffectRecognizer:
         rows: list[dict] = []
         crops: list[np.ndarray] = []
         skipped: list[dict] = []
+        clock = StageClock("decode", "detect", "align", "model")
         iterator: Iterable = enumerate(items)
         if progress:
             from tqdm import tqdm
@@ -353,8 +373,10 @@ class AffectRecognizer:
         for index, item in iterator:
             source = _source_name(item, index)
             try:
-                image = read_image(item)
-                detections = self.detector.detect(image)
+                with clock("decode"):
+                    image = read_image(item)
+                with clock("detect"):
+                    detections = self.detector.detect(image)
                 if not detections:
                     raise InferenceError(f"Expected a face in the image. Received: {source} (none)")
             except InferenceError as e:
@@ -367,16 +389,19 @@ class AffectRecognizer:
             else:  # left to right, so face indices are stable and readable
                 detections = sorted(detections, key=lambda d: d.box[0])
             for k, det in enumerate(detections):
-                crops.append(self.align(image, det.landmarks))
+                with clock("align"):
+                    crops.append(self.align(image, det.landmarks))
                 rows.append(
                     {"source": source, "face": k, **dict(zip(BOX_COLUMNS, det.box, strict=True))}
                     | {"score": det.score}
                 )
-        outputs = self.predict_faces(crops)
+        with clock("model"):
+            outputs = self.predict_faces(crops)
         table = pd.concat([pd.DataFrame(rows), outputs_frame(outputs)], axis=1)
         if not rows:
             table = pd.DataFrame(columns=["source", "face", *BOX_COLUMNS, "score", *table.columns])
         table.attrs["skipped"] = skipped
+        table.attrs["stage_seconds"] = clock.seconds
         return table
 
     # --- video ---------------------------------------------------------------------------
@@ -401,13 +426,12 @@ class AffectRecognizer:
             Columns ``frame``, ``time_s``, ``face_found``, ``x, y, w, h``, ``score``, then
             ``outputs_frame``'s columns (smoothed) and ``valence_raw``, ``arousal_raw``,
             ``expression_raw`` (before smoothing). ``attrs``: ``fps``, ``frames`` (in the
-            file), ``frames_with_face``, ``smooth``, ``seconds``.
+            file), ``frames_with_face``, ``smooth``, ``seconds``, ``stage_seconds`` (decode,
+            detect, align, model, smooth).
 
         Raises:
             InferenceError: The file is missing or OpenCV cannot decode it.
         """
-        import time
-
         import cv2
 
         from affect_tf.face.detect import box_iou
@@ -438,15 +462,19 @@ class AffectRecognizer:
         crops: list[np.ndarray] = []
         last_box = None
         index = 0
+        clock = StageClock("decode", "detect", "align", "model", "smooth")
         start = time.perf_counter()
         try:
             while max_frames is None or index < max_frames:
-                ok, frame = capture.read()
+                with clock("decode"):
+                    ok, frame = capture.read()
                 if not ok:
                     break
                 if index % every == 0:
-                    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                    detections = self.detector.detect(rgb)
+                    with clock("decode"):
+                        rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                    with clock("detect"):
+                        detections = self.detector.detect(rgb)
                     chosen = None
                     if detections:
                         if last_box is not None:
@@ -455,7 +483,8 @@ class AffectRecognizer:
                                 chosen = best
                         chosen = chosen or max(detections, key=lambda d: d.area)
                         last_box = chosen.box
-                        crops.append(self.align(rgb, chosen.landmarks))
+                        with clock("align"):
+                            crops.append(self.align(rgb, chosen.landmarks))
                     row = {"frame": index, "time_s": index / fps, "face_found": chosen is not None}
                     row |= dict(
                         zip(BOX_COLUMNS, chosen.box if chosen else [np.nan] * 4, strict=True)
@@ -475,17 +504,19 @@ class AffectRecognizer:
             )
         table = pd.DataFrame(rows)
         found = table["face_found"].to_numpy(bool)
-        outputs = self.predict_faces(crops)
+        with clock("model"):
+            outputs = self.predict_faces(crops)
         if smoothing is not None and found.any():
             method, window = smoothing
-            smoothed = smooth_by_video(
-                np.zeros(int(found.sum())),
-                table.loc[found, "frame"].to_numpy(),
-                outputs,
-                method,
-                window,
-                normalise=(tg.EXPRESSION_PROBS,),
-            )
+            with clock("smooth"):
+                smoothed = smooth_by_video(
+                    np.zeros(int(found.sum())),
+                    table.loc[found, "frame"].to_numpy(),
+                    outputs,
+                    method,
+                    window,
+                    normalise=(tg.EXPRESSION_PROBS,),
+                )
         else:
             smoothed = outputs
         raw = outputs_frame(outputs)
@@ -502,6 +533,7 @@ class AffectRecognizer:
                 "frames_with_face": int(found.sum()),
                 "smooth": smooth if smoothing else None,
                 "seconds": time.perf_counter() - start,
+                "stage_seconds": clock.seconds,
                 "source": str(path),
             }
         )

@@ -84,6 +84,9 @@ def test_predict_images_folder_skips_and_counts(recognizer, photo_dir):
     skipped = {s["source"].rsplit("/", 1)[-1]: s["reason"] for s in table.attrs["skipped"]}
     assert set(skipped) == {"blank.png", "truncated.jpg", "notes.jpg"}
     assert "Expected a face" in skipped["blank.png"]
+    stages = table.attrs["stage_seconds"]
+    assert set(stages) == {"decode", "detect", "align", "model"}
+    assert all(v > 0 for v in stages.values())
     with pytest.raises(InferenceError, match="blank.png"):
         recognizer.predict_images(photo_dir / "blank.png", on_error="raise")
 
@@ -115,6 +118,9 @@ def test_same_numbers_from_savedmodel_keras_and_tflite(recognizer, exported, tin
 def test_predict_video_smoothing_and_abaw(recognizer, face_video, tmp_path):
     table = recognizer.predict_video(face_video, smooth="mean:5", progress=False)
     assert table.attrs["frames"] == 24 and len(table) == 24
+    stages = table.attrs["stage_seconds"]
+    assert set(stages) == {"decode", "detect", "align", "model", "smooth"}
+    assert all(v > 0 for v in stages.values()) and sum(stages.values()) <= table.attrs["seconds"]
     found = table[table["face_found"]]
     assert len(found) >= 12, "MTCNN should find the SynthAffect face in most frames"
     # Smoothed = the smoothing module's mean over the raw per-frame values at the same frames.
