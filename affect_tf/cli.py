@@ -417,6 +417,7 @@ def _video(args: argparse.Namespace) -> int:
             smooth=args.smooth,
             progress=not args.quiet,
             max_frames=args.max_frames,
+            track=not args.no_track,
         )
     except (InferenceError, ValueError) as e:
         raise UsageError(str(e)) from None
@@ -425,7 +426,8 @@ def _video(args: argparse.Namespace) -> int:
     table.to_csv(out, index=False, float_format="%.6g")
     a = table.attrs
     print(
-        f"{a['frames']} frames, {len(table)} read, {a['frames_with_face']} with a face, "
+        f"{a['frames']} frames, {len(table)} read, {a['frames_with_face']} with a face "
+        f"({a['frames_tracked']} tracked), "
         f"{a['seconds']:.1f} s ({len(table) / max(a['seconds'], 1e-9):.1f} frames/s); "
         f"smoothing {a['smooth'] or 'off'} -> {out}"
     )
@@ -537,6 +539,11 @@ def add_inference_commands(sub) -> None:
     p.add_argument("--every", type=int, default=1, help="read every N-th frame (default 1)")
     p.add_argument("--smooth", default="mean:15", help="mean:K, median:K or none (default mean:15)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument(
+        "--no-track",
+        action="store_true",
+        help="run full MTCNN detection on every frame (default: follow the face with O-Net)",
+    )
     p.add_argument("--overlay", help="write the video with the predictions drawn (mp4)")
     p.add_argument("--plot", help="write valence/arousal over time (PNG)")
     p.add_argument("--abaw", help="write the ABAW VA/EXPR/AU prediction files into this folder")

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from affect_tf.face.detect import box_iou
 from affect_tf.inference import (
     AffectRecognizer,
     InferenceError,
@@ -129,10 +130,13 @@ def test_predict_video_smoothing_and_abaw(recognizer, face_video, tmp_path):
     assert found["valence"].std() <= found["valence_raw"].std() + 1e-9
     np.testing.assert_allclose(found[list(EXPRESSIONS)].sum(axis=1), 1.0, atol=1e-6)
 
-    every = recognizer.predict_video(face_video, every=3, smooth=None, progress=False)
+    # Sampling: without tracking every sampled frame is detected as in the full pass.
+    detected = recognizer.predict_video(face_video, smooth=None, progress=False, track=False)
+    every = recognizer.predict_video(face_video, every=3, smooth=None, progress=False, track=False)
     assert every["frame"].tolist() == list(range(0, 24, 3))
-    both = every[every["face_found"]].merge(found, on="frame", suffixes=("", "_all"))
-    np.testing.assert_allclose(both["valence"], both["valence_raw_all"], atol=1e-5)
+    both = every[every["face_found"]].merge(detected, on="frame", suffixes=("", "_all"))
+    np.testing.assert_allclose(both["valence"], both["valence_all"], atol=1e-5)
+    assert every.attrs["frames_tracked"] == 0 and detected.attrs["frames_tracked"] == 0
 
     files = write_abaw(table, tmp_path, "clip")
     va = files["VA"].read_text().splitlines()
@@ -143,6 +147,41 @@ def test_predict_video_smoothing_and_abaw(recognizer, face_video, tmp_path):
     first = found.iloc[0]
     v, a = map(float, va[1 + int(first["frame"])].split(","))
     assert v == pytest.approx(first["valence"], abs=1e-5)
+
+
+def test_video_tracking_follows_the_detected_face(recognizer, face_video):
+    """O-Net tracking (the default) finds the face in at least the frames full detection
+    does, in the same place (box IoU, landmarks within a few % of the face), and reads the
+    same affect there."""
+    tracked = recognizer.predict_video(face_video, smooth=None, progress=False)
+    detected = recognizer.predict_video(face_video, smooth=None, progress=False, track=False)
+    assert tracked.attrs["frames_tracked"] > 12
+    assert tracked.attrs["frames_with_face"] >= detected.attrs["frames_with_face"]
+    both = tracked[tracked["face_found"]].merge(
+        detected[detected["face_found"]], on="frame", suffixes=("", "_det")
+    )
+    assert len(both) >= 12
+    for _, row in both.iterrows():
+        box, det = (
+            tuple(row[["x", "y", "w", "h"]]),
+            tuple(row[["x_det", "y_det", "w_det", "h_det"]]),
+        )
+        assert box_iou(box, det) > 0.75, (row["frame"], box, det)
+    assert np.abs(both["valence"] - both["valence_det"]).mean() < 0.1
+    with pytest.raises(ValueError, match="redetect_every"):
+        recognizer.predict_video(face_video, redetect_every=0, progress=False)
+
+
+def test_refine_recovers_a_shifted_box(detector, astronaut):
+    """O-Net alone, fed a box shifted by a tenth of the face, lands on the detected face."""
+    face = detector.detect_one(astronaut)
+    x, y, w, h = face.box
+    again = detector.refine(astronaut, (x + 0.1 * w, y - 0.1 * h, w, h))
+    assert again is not None and again.score > 0.9
+    assert box_iou(again.box, face.box) > 0.8
+    assert np.abs(again.landmarks - face.landmarks).max() < 0.08 * w
+    # Nothing face-like there: no face, not a guess.
+    assert detector.refine(np.full((200, 200, 3), 128, np.uint8), (50, 50, 80, 80)) is None
 
 
 def test_predict_video_bad_files(recognizer, tmp_path):

@@ -89,6 +89,9 @@ class FaceDetector:
         if compiled:
             _compile_stages(self._mtcnn)
         self.compiled = compiled
+        # Tracking: the same O-Net, fed the previous box instead of P-Net/R-Net proposals.
+        self._previous = _GivenBoxes()
+        self._tracker = MTCNN(stages=[self._previous, self._mtcnn.stages[-1]], device=device)
         self.min_face_size = min_face_size
         self.min_score = min_score
         self.policy = policy
@@ -110,6 +113,39 @@ class FaceDetector:
     def detect_one(self, image: np.ndarray, policy: Policy | None = None) -> Detection | None:
         """The face chosen by ``policy`` (default: the detector's), or None."""
         return select_face(self.detect(image), policy or self.policy)
+
+    def refine(self, image: np.ndarray, box: tuple[float, ...]) -> Detection | None:
+        """The face near ``box`` (``x, y, w, h``, e.g. from the previous video frame), found by
+        MTCNN's last network alone: O-Net reads the square around the box and regresses the
+        new box, landmarks and score. The tracking step of ``predict_video``: it skips the
+        image pyramid (P-Net) and the proposals (R-Net), where ``detect`` spends its time.
+
+        Returns:
+            The refined face, or None when O-Net's score there is below ``min_score`` (the
+            face moved too far, turned away or left: call ``detect``).
+        """
+        image = _check_rgb(image)
+        x, y, w, h = (float(v) for v in box)
+        side, cx, cy = max(w, h), x + w / 2, y + h / 2
+        self._previous.boxes = np.array(
+            [[0.0, cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2, 1.0]]
+        )
+        detections = _to_detections(self._tracker.detect_faces(image), self.min_score)
+        return max(detections, key=lambda d: d.score) if detections else None
+
+
+class _GivenBoxes:
+    """An MTCNN stage that proposes the boxes it is given (in place of P-Net and R-Net)."""
+
+    id = 0
+    name = "given boxes"
+
+    def __init__(self) -> None:
+        self.boxes = np.zeros((0, 6))
+
+    def __call__(self, bboxes_batch=None, images_normalized=None, images_oshapes=None, **kwargs):
+        # MTCNN's box rows: image index, x1, y1, x2, y2, score.
+        return self.boxes
 
 
 def _compile_stages(mtcnn) -> None:
