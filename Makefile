@@ -8,8 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: setup system venv test demo lint format clean
+.PHONY: setup system venv test demo bench lint format clean
 
 setup: system $(STAMP)
 
@@ -29,6 +30,11 @@ test: setup
 
 demo: setup
 	AFFECT_OUTPUT_ROOT=$(DEMO_OUT) bash scripts/demo.sh
+
+# One run of every benchmark -> benchmarks/results/benchmarks.json and docs/benchmarks.md
+# (about 15 min on 2 cores; BENCH_ARGS=--quick: under 3).
+bench: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check affect_tf pipelines tests benchmarks

@@ -66,10 +66,9 @@ class FaceDetector:
         policy: Default policy of ``detect_one``.
         device: TensorFlow device string for MTCNN.
         compiled: Run MTCNN's three networks as ``tf.function`` graphs (one trace each, any
-            image size) instead of the package's eager Keras calls. Same boxes and landmarks;
-            eager execution costs ~1 ms of Python per layer call, and P-Net runs once per
-            pyramid scale, so eager detection took 80 ms on a 192 px frame and 186 ms on a
-            512 px photo against 21 ms and 77 ms compiled (``benchmarks.run``).
+            image size) instead of the package's eager Keras calls. Same boxes and landmarks,
+            4-5x faster: eager execution pays Python per layer call, and P-Net runs once per
+            pyramid scale (``docs/benchmarks.md``).
     """
 
     def __init__(

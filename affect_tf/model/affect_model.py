@@ -143,9 +143,10 @@ class AffectModel(keras.Model):
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """``keras.Model.predict``, without Keras' per-call input pipeline for one batch.
 
-        Keras builds and traces a ``tf.data`` pipeline on every ``predict`` call: 77 ms for one
-        64 px face on 2 CPU cores, against 4 ms for the model itself (``benchmarks.run``), which
-        made predicting a face or a frame at a time 20x slower than it need be. An array (or
+        Keras builds and traces a ``tf.data`` pipeline on every ``predict`` call: ~75 ms for
+        one 64 px face on 2 CPU cores, against ~3 ms for the model itself
+        (``docs/benchmarks.md``), which made predicting a face or a frame at a time 20x slower
+        than it need be. An array (or
         tensor) of at most one batch therefore runs straight through ``predict_on_batch``: the
         same compiled predict function, the same outputs, no progress bar. Larger inputs,
         datasets, generators, ``steps`` and callbacks take Keras' own path.

