@@ -120,9 +120,7 @@ def test_predict_of_one_batch_equals_keras_own_predict():
     full = model.predict(x, verbose=0)  # 40 > 32: Keras' batched path
     assert full["au"].shape == (40, 12)
     np.testing.assert_allclose(full["va"][:1], model.predict(x[:1])["va"], atol=1e-5)
-    np.testing.assert_allclose(
-        model.predict(x, batch_size=64)["va"], full["va"], atol=1e-5
-    )
+    np.testing.assert_allclose(model.predict(x, batch_size=64)["va"], full["va"], atol=1e-5)
 
 
 def test_wrong_input_is_a_clear_error():
