@@ -492,11 +492,11 @@ class AffectRecognizer:
                         if chosen is None:
                             since_detection = 0
                             detections = self.detector.detect(rgb)
-                            if detections and last_box is not None:
-                                best = max(detections, key=lambda d: box_iou(d.box, last_box))
-                                if box_iou(best.box, last_box) > 0.1:
-                                    chosen = best
                             if detections:
+                                if last_box is not None:
+                                    best = max(detections, key=lambda d: box_iou(d.box, last_box))
+                                    if box_iou(best.box, last_box) > 0.1:
+                                        chosen = best
                                 chosen = chosen or max(detections, key=lambda d: d.area)
                     if chosen is not None:
                         last_box = chosen.box

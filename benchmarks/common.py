@@ -11,6 +11,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +76,6 @@ def describe_machine() -> dict:
     versions = {}
     for name in ("tensorflow", "keras", "ai_edge_litert", "numpy", "mtcnn"):
         try:
-            from importlib.metadata import version
-
             versions[name] = version(name.replace("_", "-"))
         except Exception:  # noqa: BLE001 - a missing package is reported as such
             versions[name] = None

@@ -113,14 +113,14 @@ class TFLiteBatch:
         return {name: self.interpreter.get_tensor(index) for name, index in self.outputs}
 
 
-def callers(model, files: dict, batch: int, threads: int) -> dict:
-    """Runtime name -> a function of a ``(batch, S, S, 3)`` array."""
+def callers(model, loaded, files: dict, batch: int, threads: int) -> dict:
+    """Runtime name -> a function of a ``(batch, S, S, 3)`` array (``loaded``: the SavedModel
+    of ``files["saved_model"]``, loaded once for both batch sizes)."""
     import keras
     import tensorflow as tf
 
     from affect_tf.export import SERVING_ALIGNED
 
-    loaded = tf.saved_model.load(files["saved_model"])
     signature = loaded.signatures[SERVING_ALIGNED]
     out = {
         "keras_model_predict": lambda x: keras.Model.predict(model, x, batch_size=batch, verbose=0),
@@ -139,11 +139,14 @@ def measure_inference(
     model, files: dict, faces: np.ndarray, min_seconds: float, threads: int | None = None
 ) -> dict:
     """``{runtime: {"b1": time_calls result, "b32": ...}}`` on ``faces`` (tiled to 32)."""
+    import tensorflow as tf
+
     threads = threads or len(os.sched_getaffinity(0))
+    loaded = tf.saved_model.load(files["saved_model"])
     results: dict[str, dict] = {}
     for batch in BATCHES:
         x = np.resize(faces, (batch, *faces.shape[1:])).astype(np.float32)
-        for name, fn in callers(model, files, batch, threads).items():
+        for name, fn in callers(model, loaded, files, batch, threads).items():
             results.setdefault(name, {})[f"b{batch}"] = time_calls(
                 lambda fn=fn, x=x: fn(x), items_per_call=batch, min_seconds=min_seconds, min_calls=5
             )

@@ -146,10 +146,10 @@ class AffectModel(keras.Model):
         Keras builds and traces a ``tf.data`` pipeline on every ``predict`` call: ~75 ms for
         one 64 px face on 2 CPU cores, against ~3 ms for the model itself
         (``docs/benchmarks.md``), which made predicting a face or a frame at a time 20x slower
-        than it need be. An array (or
-        tensor) of at most one batch therefore runs straight through ``predict_on_batch``: the
-        same compiled predict function, the same outputs, no progress bar. Larger inputs,
-        datasets, generators, ``steps`` and callbacks take Keras' own path.
+        than it need be. An array (or tensor) of at most one batch therefore runs straight
+        through ``predict_on_batch``: the same compiled predict function, the same outputs, no
+        progress bar. Larger inputs, datasets, generators, ``steps`` and callbacks take Keras'
+        own path.
         """
         size = batch_size or 32
         if (
