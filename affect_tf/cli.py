@@ -662,6 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_inference_commands(sub)
 
+    from affect_tf.gan.cli import add_gan_commands
+
+    add_gan_commands(sub)
+
     p = sub.add_parser(
         "demo",
         help="without TFX: SynthAffect -> tf.Examples -> train -> held-out evaluation "

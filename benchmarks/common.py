@@ -153,3 +153,24 @@ def folder_bytes(path: str | Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def write_section(path: str | Path, key: str, text: str, title: str = "# Results") -> Path:
+    """Writes ``text`` as the section ``key`` of a markdown page, keeping the other sections.
+
+    Each benchmark that reports into a shared page (``docs/results.md``) owns the text between
+    ``<!-- section:KEY -->`` and ``<!-- /section:KEY -->``; a new section goes at the end.
+    """
+    path = Path(path)
+    start, end = f"<!-- section:{key} -->", f"<!-- /section:{key} -->"
+    block = f"{start}\n{text.strip()}\n{end}\n"
+    page = path.read_text() if path.is_file() else f"{title}\n\n"
+    if start in page and end in page:
+        before, rest = page.split(start, 1)
+        after = rest.split(end, 1)[1].lstrip("\n")
+        page = before + block + ("\n" + after if after else "")
+    else:
+        page = page.rstrip("\n") + "\n\n" + block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    return path

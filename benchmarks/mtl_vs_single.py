@@ -24,6 +24,7 @@ from affect_tf.data.dataset import measure_priors
 from affect_tf.data.synth import SynthConfig, write_corpus
 from affect_tf.model import get_preset
 from affect_tf.training import evaluate, train
+from benchmarks.common import write_section
 
 VARIANTS = {
     "single-task VA": {"tasks": ("va",), "heads": "mlp"},
@@ -155,10 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     json_path = Path(args.json) if args.json else out / "results.json"
     json_path.write_text(json.dumps(report, indent=2, default=float))
-    md = Path(args.md)
-    md.parent.mkdir(parents=True, exist_ok=True)
-    md.write_text(
-        "# Results\n\n"
+    md = write_section(
+        args.md,
+        "mtl_vs_single",
         "## Multi-task vs single-task on SynthAffect\n\n"
         f"Command: `{report['command']}` (JSON: `{json_path}`).\n\n"
         f"Preset `{args.preset}`, {args.epochs} epochs each, same data and optimiser for every row. Training: "
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "run-to-run noise of such short trainings; the gaps to the baselines and between "
         "single- and multi-task AU/EXPR are not. The baselines are exact on the test set: the "
         "training majority class everywhere (macro F1 = its F1 / 8), a constant VA prediction "
-        "(CCC 0), every AU always on (F1 = 2p / (1 + p) per AU).\n"
+        "(CCC 0), every AU always on (F1 = 2p / (1 + p) per AU).\n",
     )
     print(f"wrote {md} and {json_path}")
     return 0

@@ -1,0 +1,33 @@
+"""Generation: a conditional GAN whose discriminator is the multi-task affect model.
+
+``GANConfig`` / ``GAN_PRESETS`` (import-light) configure it; ``train_gan`` trains and
+checkpoints it; ``load_gan`` and ``generate`` sample faces for expression / AU / VA conditions;
+``write_generated_examples`` turns generated faces into labelled tf.Examples (augmentation).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "GANConfig": "affect_tf.gan.config",
+    "GAN_PRESETS": "affect_tf.gan.config",
+    "get_gan_preset": "affect_tf.gan.config",
+    "CONDITION_DIM": "affect_tf.gan.conditions",
+    "ConditionPriors": "affect_tf.gan.conditions",
+    "AffectDiscriminator": "affect_tf.gan.networks",
+    "build_generator": "affect_tf.gan.networks",
+    "AffectGAN": "affect_tf.gan.model",
+    "train_gan": "affect_tf.gan.train",
+    "load_gan": "affect_tf.gan.train",
+    "generate": "affect_tf.gan.train",
+    "write_generated_examples": "affect_tf.gan.train",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'affect_tf.gan' has no attribute {name!r}")
