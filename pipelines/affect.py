@@ -107,6 +107,8 @@ def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = Non
             "epochs": config.epochs,
             "strategy": config.strategy,
             "overrides": overrides,
+            # Off unless set: generated faces join the training stream (docs/pipeline.md).
+            "gan_examples": config.gan_examples,
         },
     )
     baseline = tfx.dsl.Resolver(

@@ -306,6 +306,7 @@ def make_transformed_dataset(
     shuffle_buffer: int = 4096,
     seed: int | None = None,
     cache: bool = True,
+    extra_files: Sequence[str] = (),
 ) -> tf.data.Dataset:
     """Batches of ``(images, targets)`` through a TFX Transform graph (the Trainer's input).
 
@@ -315,8 +316,11 @@ def make_transformed_dataset(
         raw_feature_spec: ``TFTransformOutput.raw_feature_spec()``.
         split, eval_percent: As in ``make_dataset`` (a by-video hold-out inside the files).
         cache: Keep the transformed faces in memory after the first pass.
+        extra_files: More raw tf.Example files, used whole (not split), e.g. generated faces.
     """
     ds = _filter_split(serialized_examples(files), split, eval_percent)
+    if extra_files:
+        ds = ds.concatenate(serialized_examples(list(extra_files)))
 
     def transform(serialized):
         transformed = tft_layer(tf.io.parse_example(serialized, raw_feature_spec))

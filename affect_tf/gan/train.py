@@ -337,6 +337,7 @@ def train_gan(
             steps_per_epoch=config.steps_per_epoch,
             callbacks=[_Checkpoint(out, meta, priors, history, config.epochs)],
             verbose=verbose,
+            shuffle=False,  # the tf.data stream shuffles itself
         )
     seconds = time.perf_counter() - start
     faces = make_dataset(

@@ -68,6 +68,9 @@ class PipelineConfig:
         beam_args: Extra Beam pipeline arguments (e.g. ``--runner=FlinkRunner ...``), space
             separated in the environment variable, a list in YAML.
         enable_cache: TFX component caching (unchanged inputs -> cached outputs).
+        gan_examples: Optional generated, labelled faces (tf.Example files or a glob, e.g. from
+            ``affect-tf gan examples``) that the Trainer adds to its training stream (never to
+            validation or the Evaluator's eval split). Empty (the default): off.
     """
 
     pipeline_name: str = "affect"
@@ -100,6 +103,7 @@ class PipelineConfig:
     beam_workers: int = 0
     beam_args: tuple[str, ...] = ()
     enable_cache: bool = True
+    gan_examples: str = ""
 
     def __post_init__(self) -> None:
         def fail(name: str, expected: str) -> None:
@@ -137,6 +141,11 @@ class PipelineConfig:
             fail("batch_size", "at least 1 (or unset for the preset's)")
         if self.strategy not in STRATEGIES:
             fail("strategy", f"one of {STRATEGIES}")
+        if self.gan_examples:
+            from glob import glob
+
+            if not (Path(self.gan_examples).exists() or glob(self.gan_examples)):
+                fail("gan_examples", "tf.Example files of generated faces (a file, folder or glob)")
         unknown = set(self.thresholds) - set(THRESHOLD_METRICS)
         if unknown:
             fail("thresholds", f"metric names from {THRESHOLD_METRICS}")

@@ -99,6 +99,12 @@ def run_fn(fn_args) -> None:
         print("warning: the train split is too small for a validation hold-out; using eval")
         n_train, val_files, val_split = count_examples(train_files), eval_files, None
         n_val = count_examples(eval_files)
+    # Optional: generated faces (``affect-tf gan examples``) join the training stream only.
+    gan_files = resolve_files(custom["gan_examples"]) if custom.get("gan_examples") else []
+    n_gan = count_examples(gan_files) if gan_files else 0
+    if gan_files:
+        print(f"adding {n_gan} generated faces from {gan_files} to the training stream")
+    n_train += n_gan
     train_ds = make_transformed_dataset(
         train_files,
         tft_layer,
@@ -108,6 +114,7 @@ def run_fn(fn_args) -> None:
         split="train" if val_split else None,
         eval_percent=VALIDATION_PERCENT,
         seed=seed,
+        extra_files=gan_files,
     )
     val_ds = make_transformed_dataset(
         val_files,

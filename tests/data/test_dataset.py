@@ -87,3 +87,25 @@ def test_priors_hand_checked(tmp_path):
 def test_resolve_files_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing found"):
         resolve_files(tmp_path / "none*.tfrecord")
+
+
+def test_transformed_dataset_adds_extra_files_whole(records):
+    from affect_tf.data.dataset import count_examples, make_transformed_dataset
+
+    def transform_layer(features):  # what the Transform graph computes for the image and labels
+        image = tf.map_fn(
+            lambda f: preprocess_face(f[0], f[1], f[2], 32),
+            (features[ex.IMAGE], features[ex.LANDMARKS], features[ex.BBOX]),
+            fn_output_signature=tf.float32,
+        )
+        return {**features, ex.TRANSFORMED_IMAGE: image}
+
+    def total(**kwargs):
+        ds = make_transformed_dataset(files, transform_layer, ex.FEATURE_SPEC, 8, **kwargs)
+        return sum(int(x.shape[0]) for x, _ in ds)
+
+    files = [str(records)]
+    n_train = count_examples(files, "train")
+    assert total(split="train") == n_train
+    # Extra files (generated faces) are used whole, on top of the split.
+    assert total(split="train", extra_files=files) == n_train + count_examples(files)

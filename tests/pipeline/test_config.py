@@ -69,6 +69,7 @@ def test_environment_strings_are_parsed_per_type():
         ({"AFFECT_AU_THRESHOLD": "1.5"}, "au_threshold="),
         ({"AFFECT_TFLITE_VARIANTS": "fp64"}, "tflite_variants="),
         ({"AFFECT_ENABLE_CACHE": "maybe"}, "enable_cache"),
+        ({"AFFECT_GAN_EXAMPLES": "/no/such/*.tfrecord.gz"}, "gan_examples="),
     ],
 )
 def test_bad_settings_fail_early_naming_the_setting(env, setting):

@@ -40,6 +40,17 @@ def test_graph_builds_with_every_component(tmp_path):
     assert (tmp_path / "schema" / "schema.pbtxt").is_file()
 
 
+def test_generated_faces_hook_is_off_by_default_and_reaches_the_trainer(tmp_path):
+    config = PipelineConfig.load({}, output_root=str(tmp_path))
+    trainer = {c.id: c for c in create_pipeline(config).components}["Trainer"]
+    assert json.loads(trainer.exec_properties["custom_config"])["gan_examples"] == ""
+    gan = tmp_path / "gan.tfrecord.gz"
+    gan.write_bytes(b"")
+    config = PipelineConfig.load({"AFFECT_GAN_EXAMPLES": str(gan)}, output_root=str(tmp_path))
+    trainer = {c.id: c for c in create_pipeline(config).components}["Trainer"]
+    assert json.loads(trainer.exec_properties["custom_config"])["gan_examples"] == str(gan)
+
+
 def test_compiles_for_kubeflow_v2(tmp_path):
     config = PipelineConfig.load({}, output_root=str(tmp_path))
     out = compile_kubeflow(config, str(tmp_path / "affect_pipeline.json"), image="affect-tf:1")
