@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"== GAN ({gan_config.steps} steps, {args.label_percent} % labels)", flush=True)
     gan_dir = out / "gan"
     done = (gan_dir / GAN_FILE).is_file() and read_meta(gan_dir).get("finished")
+    done = done and read_meta(gan_dir)["config"] == gan_config.to_dict()
     if not done:
         train_gan(gan_config, [str(labelled), str(unlabelled)], gan_dir, verbose=0)
     loaded = load_gan(gan_dir)

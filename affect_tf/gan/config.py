@@ -31,6 +31,10 @@ class GANConfig:
         fake_affect_warmup: Steps over which that weight ramps up linearly from 0: the
             discriminator's task heads are still guessing at first, and a generator chasing
             them draws adversarial noise instead of faces.
+        mode_seeking_weight: Weight of the mode-seeking term (Mao et al. 2019, MSGAN): pairs of
+            generated faces share a condition, and the generator minimises the inverse of
+            their pixel distance over their noise distance, so the noise keeps varying the face
+            instead of each condition collapsing onto one face. 0: off.
         r1_weight: γ of the R1 gradient penalty on real faces (Mescheder et al. 2018), applied
             every ``r1_every`` steps and scaled by it ("lazy" regularisation, StyleGAN2).
         batch_size: Real faces per step (the generator makes as many).
@@ -55,6 +59,7 @@ class GANConfig:
     real_affect_weight: float = 1.0
     fake_affect_weight: float = 1.0
     fake_affect_warmup: int = 500
+    mode_seeking_weight: float = 0.0
     r1_weight: float = 1.0
     r1_every: int = 4
     batch_size: int = 32
@@ -116,6 +121,7 @@ GAN_PRESETS: dict[str, GANConfig] = {
         gen_filters=16,
         batch_size=16,
         fake_affect_warmup=20,
+        mode_seeking_weight=1.0,
         steps=200,
         steps_per_epoch=50,
     ),
@@ -127,6 +133,7 @@ GAN_PRESETS: dict[str, GANConfig] = {
         noise_dim=64,
         gen_filters=16,
         batch_size=32,
+        mode_seeking_weight=1.0,
         steps=3000,
         steps_per_epoch=250,
     ),

@@ -38,6 +38,7 @@ LOSS_NAMES = (
     "d_real_acc",
     "d_fake_acc",
     "fake_expr_acc",
+    "diversity",
 )
 
 
@@ -129,6 +130,11 @@ class AffectGAN(keras.Model):
         real = ops.cast(real, "float32")
         batch = ops.shape(real)[0]
         conditions = ops.cast(conditions, "float32")[:batch]
+        half = batch // 2
+        if c.mode_seeking_weight > 0:
+            # Pairs of faces share a condition (first half = second half) so that the
+            # mode-seeking term can compare two noise vectors under one condition.
+            conditions = ops.concatenate([conditions[:half], conditions[: batch - half]], axis=0)
         cond_targets = condition_targets(conditions)
 
         # --- discriminator ---------------------------------------------------------------------
@@ -162,7 +168,14 @@ class AffectGAN(keras.Model):
 
         # --- generator -------------------------------------------------------------------------
         with tf.GradientTape() as tape:
-            fake = self.generator({NOISE: self._noise(batch), CONDITION: conditions}, training=True)
+            noise = self._noise(batch)
+            fake = self.generator({NOISE: noise, CONDITION: conditions}, training=True)
+            # Mode seeking (Mao et al. 2019): image distance over noise distance between two
+            # faces of one condition; the generator minimises its inverse, so the noise keeps
+            # changing the face (identity, pose, lighting) instead of being ignored.
+            image_gap = ops.mean(ops.abs(fake[:half] - fake[half : 2 * half])) / 127.5
+            noise_gap = ops.mean(ops.abs(noise[:half] - noise[half : 2 * half]))
+            diversity = image_gap / (noise_gap + 1e-5)
             out = self.discriminator(ops.concatenate([real, fake], axis=0), training=True)
             g_fake = real_fake_logits(out)[batch:]
             fake_out = {k: out[k][batch:] for k in tg.OUTPUTS}
@@ -172,6 +185,8 @@ class AffectGAN(keras.Model):
                 1.0, ops.cast(self.g_optimizer.iterations, "float32") / max(1, c.fake_affect_warmup)
             )
             g_loss = c.adversarial_weight * g_adv + ramp * c.fake_affect_weight * fake_affect
+            if c.mode_seeking_weight > 0:
+                g_loss = g_loss + c.mode_seeking_weight / (diversity + 1e-5)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(
             zip(tape.gradient(g_loss, variables), variables, strict=True)
@@ -189,6 +204,7 @@ class AffectGAN(keras.Model):
             "d_real_acc": ops.mean(ops.cast(d_real > 0, "float32")),
             "d_fake_acc": ops.mean(ops.cast(d_fake < 0, "float32")),
             "fake_expr_acc": ops.mean(ops.cast(ops.equal(asked, read), "float32")),
+            "diversity": diversity,
         }
         for name, value in values.items():
             self.trackers[name].update_state(value)

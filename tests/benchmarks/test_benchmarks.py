@@ -80,3 +80,28 @@ def test_committed_page_is_rendered_from_the_committed_json():
     results = json.loads((ROOT / "benchmarks/results/benchmarks.json").read_text())
     assert (ROOT / "docs/benchmarks.md").read_text() == report.render(results)
     assert not results["quick"] and set(results["presets"]) == {"mobile", "demo", "full"}
+
+
+def test_write_section_keeps_the_other_sections(tmp_path):
+    from benchmarks.common import write_section
+
+    page = tmp_path / "results.md"
+    write_section(page, "a", "## A\n\none")
+    write_section(page, "b", "## B\n\ntwo")
+    write_section(page, "a", "## A\n\nthree")
+    text = page.read_text()
+    assert text.startswith("# Results\n")
+    assert "three" in text and "one" not in text and "two" in text
+    assert text.index("## A") < text.index("## B")  # a section stays where it was
+    assert text.count("<!-- section:a -->") == 1
+
+
+def test_frechet_distance_matches_the_closed_form():
+    from benchmarks.gan_eval import frechet_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((20000, 2))
+    b = rng.standard_normal((20000, 2)) * 2.0 + np.array([1.0, 0.0])
+    # N(0, I) vs N((1, 0), 4I): |mu|^2 + tr(I + 4I - 2 * 2I) = 1 + 2 = 3.
+    assert abs(frechet_distance(a, b) - 3.0) < 0.1
+    assert frechet_distance(a, a) < 1e-6
