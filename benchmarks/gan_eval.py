@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=96, help="SynthAffect frame size")
     parser.add_argument("--preset", default="demo", help="GAN preset")
     parser.add_argument("--steps", type=int, help="GAN steps (default: the preset's)")
+    parser.add_argument(
+        "--mode-seeking", type=float, help="mode-seeking weight (default: the preset's)"
+    )
     parser.add_argument("--label-percent", type=int, default=10)
     parser.add_argument("--reference-epochs", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=12, help="augmentation runs: epochs")
@@ -160,14 +163,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-generated", type=int, default=1024, help="faces for fidelity/FD")
     parser.add_argument("--out", default="runs/gan_eval")
     parser.add_argument("--md", default="docs/results.md")
-    parser.add_argument("--grid", default="docs/gan_grid.png")
+    parser.add_argument("--grid", default="docs/gan_grid.jpg")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.gan_eval " + " ".join(
         argv if argv is not None else sys.argv[1:]
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    gan_config = get_gan_preset(args.preset, **({"steps": args.steps} if args.steps else {}))
+    overrides = {"steps": args.steps} if args.steps else {}
+    if args.mode_seeking is not None:
+        overrides["mode_seeking_weight"] = args.mode_seeking
+    gan_config = get_gan_preset(args.preset, **overrides)
     affect = gan_config.affect_config
     clock = time.perf_counter()
 

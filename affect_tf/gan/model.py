@@ -186,7 +186,8 @@ class AffectGAN(keras.Model):
             )
             g_loss = c.adversarial_weight * g_adv + ramp * c.fake_affect_weight * fake_affect
             if c.mode_seeking_weight > 0:
-                g_loss = g_loss + c.mode_seeking_weight / (diversity + 1e-5)
+                capped = ops.minimum(diversity, c.mode_seeking_cap)
+                g_loss = g_loss + c.mode_seeking_weight / (capped + 1e-5)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(
             zip(tape.gradient(g_loss, variables), variables, strict=True)

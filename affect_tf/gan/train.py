@@ -112,7 +112,7 @@ def grid_image(rows: Sequence[np.ndarray], labels: Sequence[str], gap: int = 2) 
 
 
 def write_png(image: np.ndarray, path: str | Path) -> Path:
-    """Writes an RGB uint8 image (PNG by the extension)."""
+    """Writes an RGB uint8 image (PNG, JPEG, ... by the extension)."""
     import cv2
 
     path = Path(path)
@@ -164,6 +164,10 @@ class _Checkpoint(keras.callbacks.Callback):
             + f"  ({seconds:.0f} s)",
             flush=True,
         )
+
+
+def _images_only(images, targets):
+    return images
 
 
 def recalibrate_batch_norm(model: keras.Model, images: tf.data.Dataset, batches: int = 50) -> int:
@@ -349,7 +353,7 @@ def train_gan(
         augment=False,
         seed=seed,
         cache=False,
-    ).map(lambda x, y: x)
+    ).map(_images_only)
     recalibrate_batch_norm(gan.discriminator.recognizer, faces)
     gan.generator.save(out / GENERATOR_FILE)
     gan.discriminator.save(out / DISCRIMINATOR_FILE)
