@@ -301,8 +301,10 @@ def render(r: dict, args) -> str:
         f"GAN preset `{r['gan_config']['name']}`: {r['gan_config']['image_size']}x"
         f"{r['gan_config']['image_size']} faces, {r['gan_config']['steps']} steps of "
         f"{r['gan_config']['batch_size']} ({r['gan_seconds'] / 60:.0f} min), trained on the "
-        f"{args.n_train}-frame training corpus (seed 0) of which only {args.label_percent} % of "
-        f"the videos keep their labels ({r['split']['labelled']} labelled faces, "
+        f"{args.n_train}-frame training corpus (seed 0) of which only the videos in "
+        f"{args.label_percent} % of the hash buckets of `video_id` keep their labels "
+        f"({r['split']['labelled']} labelled faces = "
+        f"{r['split']['labelled'] / max(1, args.n_train):.1%}, "
         f"{r['split']['unlabelled']} unlabelled; labelled expressions "
         + ", ".join(
             f"{n} {int(c)}"
