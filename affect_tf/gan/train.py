@@ -311,20 +311,21 @@ def train_gan(
     meta.update(epoch=initial_epoch, history=history)
     write_meta(out, meta)
 
-    real = (
-        make_dataset(
+    def faces(batch_size: int, cache: bool = True) -> tf.data.Dataset:
+        """Shuffled, aligned real faces and their targets (every file, no split)."""
+        margin = config.affect_config.margin
+        return make_dataset(
             files,
             config.image_size,
-            config.affect_config.margin,
-            256,
+            margin,
+            batch_size,
             training=True,
             augment=False,
             seed=seed,
+            cache=cache,
         )
-        .unbatch()
-        .repeat()
-        .batch(config.batch_size, drop_remainder=True)
-    )
+
+    real = faces(256).unbatch().repeat().batch(config.batch_size, drop_remainder=True)
     conditions = priors.dataset(config.batch_size, config.balance_conditions, seed=seed)
     data = tf.data.Dataset.zip((real, conditions)).prefetch(tf.data.AUTOTUNE)
     print(
@@ -344,17 +345,7 @@ def train_gan(
             shuffle=False,  # the tf.data stream shuffles itself
         )
     seconds = time.perf_counter() - start
-    faces = make_dataset(
-        files,
-        config.image_size,
-        config.affect_config.margin,
-        64,
-        training=True,
-        augment=False,
-        seed=seed,
-        cache=False,
-    ).map(_images_only)
-    recalibrate_batch_norm(gan.discriminator.recognizer, faces)
+    recalibrate_batch_norm(gan.discriminator.recognizer, faces(64, cache=False).map(_images_only))
     gan.generator.save(out / GENERATOR_FILE)
     gan.discriminator.save(out / DISCRIMINATOR_FILE)
     gan.discriminator.recognizer.save(out / RECOGNIZER_FILE)

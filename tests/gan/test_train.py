@@ -205,46 +205,14 @@ def test_cli_sample_bad_input(trained, tmp_path, capsys, args, message):
 
 
 def test_cli_rejects_a_folder_that_is_not_a_gan(tmp_path, capsys):
-    code = main(
-        [
-            "gan",
-            "sample",
-            "--model",
-            str(tmp_path),
-            "--expression",
-            "Fear",
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
+    out = str(tmp_path / "x.tfrecord.gz")
+    code = main(["gan", "sample", "--model", str(tmp_path), "--expression", "Fear", "--out", out])
     assert code == 2
     assert "Expected a GAN folder" in capsys.readouterr().err
-    code = main(
-        [
-            "gan",
-            "examples",
-            "--model",
-            str(tmp_path),
-            "--counts",
-            "Fear=2",
-            "--out",
-            str(tmp_path / "x.tfrecord.gz"),
-        ]
-    )
-    assert code == 2
-    code = main(
-        [
-            "gan",
-            "examples",
-            "--model",
-            str(tmp_path),
-            "--counts",
-            "Fear:2",
-            "--out",
-            str(tmp_path / "x.tfrecord.gz"),
-        ]
-    )
-    assert code == 2 and "EXPRESSION=COUNT" in capsys.readouterr().err
+    examples = ["gan", "examples", "--model", str(tmp_path), "--out", out, "--counts"]
+    assert main([*examples, "Fear=2"]) == 2
+    assert main([*examples, "Fear:2"]) == 2
+    assert "EXPRESSION=COUNT" in capsys.readouterr().err
 
 
 def test_cli_train_missing_data(tmp_path, capsys):
