@@ -67,6 +67,8 @@ class AffectGAN(keras.Model):
         self.gan_config = GANConfig.from_dict(config) if isinstance(config, dict) else config
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+        # Both players are built models; the GAN itself has no weights of its own.
+        self.built = True
 
     def compile(self, g_optimizer=None, d_optimizer=None, **kwargs):
         """Adam for both players (``GANConfig`` learning rates and betas) unless given."""
@@ -80,6 +82,13 @@ class AffectGAN(keras.Model):
         )
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def get_compile_config(self):
+        # The optimizers follow from the GANConfig, so a loaded GAN compiles itself the same way.
+        return {"optimizers": "from_gan_config"}
+
+    def compile_from_config(self, config):
+        self.compile()
 
     @property
     def metrics(self):

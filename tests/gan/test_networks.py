@@ -119,3 +119,24 @@ def test_recalibrate_batch_norm_averages_the_batches():
     np.testing.assert_allclose(norm.moving_mean.numpy(), [3.0, 5.0])
     np.testing.assert_allclose(norm.moving_variance.numpy(), [1.0, 5.0])
     assert norm.momentum == 0.99
+
+
+def test_gan_save_load_round_trip(generator, discriminator, tmp_path):
+    import warnings
+
+    from affect_tf.gan.model import AffectGAN
+
+    gan = AffectGAN(generator, discriminator, CONFIG)
+    gan.compile()
+    gan.save(tmp_path / "gan.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no "compile() was not called" warning
+        loaded = keras.models.load_model(tmp_path / "gan.keras")
+    assert isinstance(loaded, AffectGAN) and loaded.gan_config == CONFIG
+    assert isinstance(loaded.discriminator, AffectDiscriminator)
+    assert float(loaded.g_optimizer.learning_rate) == pytest.approx(CONFIG.g_learning_rate)
+    np.testing.assert_allclose(
+        np.asarray(loaded(_inputs(), training=False)),
+        np.asarray(gan(_inputs(), training=False)),
+        atol=1e-4,
+    )
