@@ -6,20 +6,14 @@ import argparse
 import re
 from pathlib import Path
 
+from affect_tf.cli import UsageError
 from affect_tf.labels import EXPRESSIONS
-
-
-def _usage_error():
-    from affect_tf.cli import UsageError
-
-    return UsageError
 
 
 def _train(args: argparse.Namespace) -> int:
     from affect_tf.cli import _training_files
     from affect_tf.gan.config import get_gan_preset
 
-    UsageError = _usage_error()
     overrides = {}
     if args.steps:
         overrides["steps"] = args.steps
@@ -33,11 +27,11 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     out = Path(args.out)
     files = _training_files(args.data, out)
-    from affect_tf.gan.train import NotAGANError, train_gan
+    from affect_tf.gan.train import train_gan
 
     try:
         result = train_gan(config, files, out, resume=not args.no_resume, seed=args.seed)
-    except (ValueError, NotAGANError) as e:
+    except ValueError as e:  # NotAGANError included
         raise UsageError(str(e)) from None
     last = {k: v[-1] for k, v in result.history.items()}
     print(
@@ -57,14 +51,13 @@ def _load(folder: str):
     try:
         return load_gan(folder)
     except NotAGANError as e:
-        raise _usage_error()(str(e)) from None
+        raise UsageError(str(e)) from None
 
 
 def _conditions(args: argparse.Namespace, priors) -> tuple[list[int], list]:
     """The expressions asked for and one condition per expression (clear errors)."""
     from affect_tf.gan.conditions import expression_index, parse_au_assignments
 
-    UsageError = _usage_error()
     try:
         expressions = (
             list(range(len(EXPRESSIONS)))
@@ -86,7 +79,6 @@ def _sample(args: argparse.Namespace) -> int:
 
     from affect_tf.gan.train import generate, grid_image, write_png
 
-    UsageError = _usage_error()
     if args.n < 1:
         raise UsageError(f"Expected --n >= 1. Received: --n {args.n}")
     loaded = _load(args.model)
@@ -123,7 +115,6 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _parse_counts(text: str) -> dict[str, int]:
-    UsageError = _usage_error()
     counts: dict[str, int] = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         match = re.fullmatch(r"([A-Za-z]+)=(\d+)", item)
@@ -137,15 +128,14 @@ def _parse_counts(text: str) -> dict[str, int]:
 
 def _examples(args: argparse.Namespace) -> int:
     from affect_tf.gan.conditions import expression_index
-    from affect_tf.gan.train import NotAGANError, write_generated_examples
+    from affect_tf.gan.train import write_generated_examples
 
-    UsageError = _usage_error()
     counts = _parse_counts(args.counts)
     try:
         for name in counts:
             expression_index(name)
         path = write_generated_examples(args.model, counts, args.out, seed=args.seed)
-    except (ValueError, NotAGANError) as e:
+    except ValueError as e:  # NotAGANError included
         raise UsageError(str(e)) from None
     print(f"{sum(counts.values())} generated, labelled faces ({args.counts}) -> {path}")
     return 0

@@ -215,6 +215,17 @@ def test_cli_rejects_a_folder_that_is_not_a_gan(tmp_path, capsys):
     assert "EXPRESSION=COUNT" in capsys.readouterr().err
 
 
+def test_cli_train_and_examples(corpus, tmp_path, capsys):
+    out = tmp_path / "g"
+    args = ["--steps", "4", "--steps-per-epoch", "2", "--batch-size", "8", "--out", str(out)]
+    assert main(["gan", "train", "--data", corpus, "--preset", "tiny", *args]) == 0
+    assert "generator.keras" in capsys.readouterr().out and (out / "recognizer.keras").is_file()
+    records = tmp_path / "g.tfrecord.gz"
+    counts = ["--counts", "Fear=3,Other=2", "--out", str(records)]
+    assert main(["gan", "examples", "--model", str(out), *counts]) == 0
+    assert measure_priors([str(records)], split=None).n == 5
+
+
 def test_cli_train_missing_data(tmp_path, capsys):
     code = main(
         [
