@@ -24,12 +24,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from affect_tf import targets as tg
 from affect_tf.data.dataset import make_dataset, measure_priors
 from affect_tf.gan.conditions import CONDITION_DIM, ConditionPriors
 from affect_tf.gan.config import GANConfig
 from affect_tf.gan.model import LOSS_NAMES, AffectGAN, check_condition_width
 from affect_tf.gan.networks import CONDITION, NOISE, AffectDiscriminator, build_generator
-from affect_tf.labels import EXPRESSIONS
+from affect_tf.labels import AUS, EXPRESSIONS
 
 KIND = "affect_tf.gan"
 GAN_FILE = "gan.json"
@@ -164,6 +165,16 @@ class _Checkpoint(keras.callbacks.Callback):
             + f"  ({seconds:.0f} s)",
             flush=True,
         )
+
+
+def _has_label(images, targets):
+    """Whether a face has any label (``affect_tf.targets`` layout)."""
+    masks = [
+        targets[tg.VA][2:3],
+        targets[tg.EXPRESSION][1:2],
+        targets[tg.AU][len(AUS) :],
+    ]
+    return tf.reduce_max(tf.concat(masks, axis=0)) > 0
 
 
 def _images_only(images, targets):
@@ -325,12 +336,23 @@ def train_gan(
             cache=cache,
         )
 
-    real = faces(256).unbatch().repeat().batch(config.batch_size, drop_remainder=True)
+    real = faces(256).unbatch().repeat()
+    labelled_share = config.labelled_share
+    if labelled_share:
+        # A second stream of the labelled faces only; each real face of a batch comes from it
+        # with probability labelled_share, otherwise from all faces.
+        labelled = faces(256).unbatch().filter(_has_label).repeat()
+        real = tf.data.Dataset.sample_from_datasets(
+            [labelled, real], weights=[labelled_share, 1.0 - labelled_share], seed=seed
+        )
+    real = real.batch(config.batch_size, drop_remainder=True)
     conditions = priors.dataset(config.batch_size, config.balance_conditions, seed=seed)
     data = tf.data.Dataset.zip((real, conditions)).prefetch(tf.data.AUTOTUNE)
     print(
         f"[gan] {label_priors.n} faces ({int(priors.counts.sum())} with an expression label), "
-        f"{config.steps} steps of {config.batch_size} at {config.image_size}px -> {out}",
+        f"{config.steps} steps of {config.batch_size} at {config.image_size}px"
+        + (f", >= {config.labelled_share:.0%} labelled faces a batch" if labelled_share else "")
+        + f" -> {out}",
         flush=True,
     )
     start = time.perf_counter()

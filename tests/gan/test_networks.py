@@ -140,3 +140,8 @@ def test_gan_save_load_round_trip(generator, discriminator, tmp_path):
         np.asarray(gan(_inputs(), training=False)),
         atol=1e-4,
     )
+
+
+def test_labelled_share_is_validated():
+    with pytest.raises(ValueError, match=r"labelled_share in \[0, 1\)"):
+        GANConfig(labelled_share=1.0)
