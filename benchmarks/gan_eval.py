@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mode-seeking", type=float, help="mode-seeking weight (default: the preset's)"
     )
+    parser.add_argument(
+        "--labelled-share", type=float, help="GAN labelled_share (default: the preset's)"
+    )
     parser.add_argument("--label-percent", type=int, default=10)
     parser.add_argument("--reference-epochs", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=12, help="augmentation runs: epochs")
@@ -173,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"steps": args.steps} if args.steps else {}
     if args.mode_seeking is not None:
         overrides["mode_seeking_weight"] = args.mode_seeking
+    if args.labelled_share is not None:
+        overrides["labelled_share"] = args.labelled_share
     gan_config = get_gan_preset(args.preset, **overrides)
     affect = gan_config.affect_config
     clock = time.perf_counter()
