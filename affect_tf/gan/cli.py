@@ -14,13 +14,12 @@ def _train(args: argparse.Namespace) -> int:
     from affect_tf.cli import _training_files
     from affect_tf.gan.config import get_gan_preset
 
-    overrides = {}
-    if args.steps:
-        overrides["steps"] = args.steps
-    if args.steps_per_epoch:
-        overrides["steps_per_epoch"] = args.steps_per_epoch
-    if args.batch_size:
-        overrides["batch_size"] = args.batch_size
+    given = {
+        "steps": args.steps,
+        "steps_per_epoch": args.steps_per_epoch,
+        "batch_size": args.batch_size,
+    }
+    overrides = {field: value for field, value in given.items() if value is not None}
     try:
         config = get_gan_preset(args.preset, **overrides)
     except ValueError as e:
