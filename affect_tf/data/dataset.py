@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import keras
@@ -278,6 +278,20 @@ class LabelPriors:
         }
 
 
+def label_batches(
+    files: Sequence[str],
+    split: str | None = "train",
+    eval_percent: int = 10,
+    batch_size: int = 1024,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Label-only parsed batches (``LABEL_SPEC``, NumPy) of the files (the chosen split)."""
+    ds = _filter_split(serialized_examples(files), split, eval_percent)
+    ds = ds.batch(batch_size).map(
+        lambda s: tf.io.parse_example(s, LABEL_SPEC), num_parallel_calls=AUTOTUNE
+    )
+    yield from ds.as_numpy_iterator()
+
+
 def measure_priors(
     files: Sequence[str],
     split: str | None = "train",
@@ -285,12 +299,8 @@ def measure_priors(
     batch_size: int = 1024,
 ) -> LabelPriors:
     """One label-only pass over the files (the chosen split) -> ``LabelPriors``."""
-    ds = _filter_split(serialized_examples(files), split, eval_percent)
-    ds = ds.batch(batch_size).map(
-        lambda s: tf.io.parse_example(s, LABEL_SPEC), num_parallel_calls=AUTOTUNE
-    )
     priors = LabelPriors()
-    for batch in ds.as_numpy_iterator():
+    for batch in label_batches(files, split, eval_percent, batch_size):
         priors.update(batch)
     return priors
 

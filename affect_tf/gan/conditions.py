@@ -171,19 +171,20 @@ class ConditionPriors:
     @classmethod
     def from_files(cls, files: Sequence[str], split: str | None = None, eval_percent: int = 10):
         """One label-only pass over tf.Example files (the chosen by-video split)."""
-        import tensorflow as tf
+        from affect_tf.data.dataset import label_batches
 
-        from affect_tf.data.dataset import LABEL_SPEC, _filter_split, serialized_examples
+        return cls.from_label_batches(list(label_batches(files, split, eval_percent)), files)
 
-        ds = _filter_split(serialized_examples(files), split, eval_percent)
-        ds = ds.batch(4096).map(lambda s: tf.io.parse_example(s, LABEL_SPEC))
-        parts: dict[str, list] = {}
-        for batch in ds.as_numpy_iterator():
-            for key, value in batch.items():
-                parts.setdefault(key, []).append(value)
-        if not parts:
+    @classmethod
+    def from_label_batches(cls, batches: Sequence[Mapping[str, np.ndarray]], files=()):
+        """From ``data.dataset.label_batches`` output (concatenated).
+
+        Raises:
+            ValueError: When there are no faces, or none with an expression label.
+        """
+        if not batches:
             raise ValueError(f"Expected labelled faces. Received: none in {list(files)}")
-        return cls.from_labels({k: np.concatenate(v) for k, v in parts.items()})
+        return cls.from_labels({k: np.concatenate([b[k] for b in batches]) for k in batches[0]})
 
     @property
     def present(self) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from affect_tf import targets as tg
-from affect_tf.data.dataset import make_dataset, measure_priors
+from affect_tf.data.dataset import LabelPriors, label_batches, make_dataset
 from affect_tf.gan.conditions import CONDITION_DIM, ConditionPriors
 from affect_tf.gan.config import GANConfig
 from affect_tf.gan.model import LOSS_NAMES, AffectGAN, check_condition_width
@@ -293,10 +293,14 @@ def train_gan(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = [str(f) for f in files]
-    label_priors = measure_priors(files, split=None)
+    # One label pass serves both the discriminator's priors and the generator's conditions.
+    batches = list(label_batches(files, split=None))
+    label_priors = LabelPriors()
+    for batch in batches:
+        label_priors.update(batch)
     if label_priors.n == 0:
         raise ValueError(f"Expected faces to train on. Received: none in {files}")
-    priors = ConditionPriors.from_files(files)
+    priors = ConditionPriors.from_label_batches(batches, files)
     gan = build_gan(config, label_priors, seed=seed)
 
     meta = {
