@@ -123,7 +123,7 @@ def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = Non
         schema=schema_gen.outputs["schema"],
         example_splits=["eval"],
         eval_config=eval_config(
-            dict(config.thresholds), config.max_p_mtl_drop, config.au_threshold
+            dict(config.thresholds), config.max_p_mtl_drop, config.au_threshold, config.min_gain
         ),
     )
     pusher = tfx.components.Pusher(

@@ -170,3 +170,42 @@ def test_metric_arguments_are_checked():
         m.ConcordanceCorrelation(2)
     with pytest.raises(ValueError, match="thresholds"):
         m.AUMeanF1([0.5, 0.5])
+
+
+def test_unmeasured_tasks_are_none_and_trivial_baselines_by_hand():
+    # Two examples, AUs only: AU1 labelled on both (one positive), AU2 on one (negative).
+    au_labels = np.zeros((2, NUM_AUS))
+    au_labels[0, 0] = 1
+    au_mask = np.zeros((2, NUM_AUS))
+    au_mask[:, 0] = 1
+    au_mask[1, 1] = 1
+    targets = {
+        "va": np.zeros((2, 3)),
+        "expression": np.zeros((2, 2)),
+        "au": np.concatenate([au_labels, au_mask], axis=1),
+    }
+    ev = m.AffectEvaluator()
+    ev.update(np.zeros((2, 2)), np.full((2, 8), 1 / 8), au_labels, targets)
+    result = ev.result()
+    assert result["tasks_measured"] == ["au"]
+    assert result["va"] is None and result["ccc_valence"] is None and result["expr_f1"] is None
+    assert set(result["expr_f1_per_class"].values()) == {None}
+    assert result["n_labelled"] == {"va": 0, "expression": 0, "au": 2}
+    # Mean over the labelled AUs only: AU1 perfect (1), AU2 labelled, never positive (0).
+    assert result["au_f1"] == pytest.approx(0.5)
+    assert result["au_f1_per_au"]["AU1"] == 1.0 and result["au_f1_per_au"]["AU4"] is None
+    # All AUs on: AU1 2*1/(2*1+1) = 2/3, AU2 0 -> 1/3.
+    assert result["trivial"] == {"au_f1": pytest.approx(1 / 3)}
+    assert result["gain"]["au_f1"] == pytest.approx(0.5 - 1 / 3)
+    assert result["p_mtl"] == pytest.approx(0.5)
+    assert "n/a" in m.format_report(result) and "over au" in m.format_report(result)
+
+
+def test_nothing_measured_fails_the_gate():
+    ev = m.AffectEvaluator()
+    targets = {"va": np.zeros((1, 3)), "expression": np.zeros((1, 2)), "au": np.zeros((1, 24))}
+    ev.update(np.zeros((1, 2)), np.full((1, 8), 1 / 8), np.zeros((1, 12)), targets)
+    result = ev.result()
+    assert result["p_mtl"] is None and result["tasks_measured"] == []
+    failures, _ = m.gate(result)
+    assert failures and "no task is measured" in failures[0]

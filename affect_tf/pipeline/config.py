@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from affect_tf.metrics import DEFAULT_MIN_GAIN, THRESHOLD_TASK
 from affect_tf.model.config import PRESETS
 
 ENV_PREFIX = "AFFECT_"
@@ -26,7 +27,7 @@ TFLITE_VARIANTS = ("fp32", "fp16", "int8")
 STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 # The ABAW metric names TFMA reports (``affect_tf.pipeline.evaluation``) that may carry a
 # value threshold; keys of ``PipelineConfig.thresholds``.
-THRESHOLD_METRICS = ("ccc_valence", "ccc_arousal", "expr_f1", "au_f1", "p_mtl")
+THRESHOLD_METRICS = tuple(THRESHOLD_TASK)
 
 
 class ConfigError(ValueError):
@@ -55,10 +56,17 @@ class PipelineConfig:
         strategy: ``tf.distribute`` choice: ``auto`` (MirroredStrategy + mixed float16 when
             GPUs are visible), ``mirrored``, ``multiworker`` (TF_CONFIG from the cluster) or
             ``default``.
-        thresholds: Value thresholds (lower bounds) on the eval split, by metric name in
-            ``THRESHOLD_METRICS``; a model below any is not blessed.
+        thresholds: Absolute value thresholds (lower bounds) on the eval split, by metric name
+            in ``THRESHOLD_METRICS``; none by default. Each applies only when the eval split
+            labels its task (a threshold on a task the corpus lacks is ignored, and the summary
+            says so); ``p_mtl`` is over the measured tasks.
+        min_gain: The default gate, relative to the trivial predictors on the same eval split:
+            each measured task's score (mean CCC, expression macro F1, AU mean F1) must be at
+            least this much above a constant VA (CCC 0), the majority class, and every AU on.
+            -1 turns it off.
         max_p_mtl_drop: Change threshold: the candidate's P_MTL may be at most this much below
-            the latest blessed model's (0 = it must be at least as good).
+            the latest blessed model's, both over the tasks the eval split labels (0 = it must
+            be at least as good).
         au_threshold: Probability threshold of the AU decisions in evaluation.
         tflite_variants: Which TFLite files to export (subset of fp32, fp16, int8).
         parity_examples: Eval examples used for the TFLite vs SavedModel agreement check and
@@ -87,15 +95,8 @@ class PipelineConfig:
     epochs: int | None = None
     batch_size: int | None = None
     strategy: str = "auto"
-    thresholds: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {
-            "p_mtl": 1.2,
-            "ccc_valence": 0.3,
-            "ccc_arousal": 0.3,
-            "expr_f1": 0.3,
-            "au_f1": 0.3,
-        }
-    )
+    thresholds: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    min_gain: float = DEFAULT_MIN_GAIN
     max_p_mtl_drop: float = 0.05
     au_threshold: float = 0.5
     tflite_variants: tuple[str, ...] = TFLITE_VARIANTS
@@ -153,6 +154,8 @@ class PipelineConfig:
             bound = 3.0 if name == "p_mtl" else 1.0
             if not -1.0 <= float(value) <= bound:
                 fail("thresholds", f"{name} in [-1, {bound}]")
+        if not -1.0 <= self.min_gain <= 1.0:
+            fail("min_gain", "a score margin in [-1, 1] (-1: no gate relative to trivial baselines)")
         if not 0.0 <= self.max_p_mtl_drop <= 3.0:
             fail("max_p_mtl_drop", "a P_MTL difference in [0, 3]")
         if not 0.0 < self.au_threshold < 1.0:

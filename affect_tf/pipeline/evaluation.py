@@ -1,5 +1,11 @@
 """TFMA evaluation with the project's own metrics: exact ABAW numbers, masks respected.
 
+A task the eval split does not label is *not measured*: its keys are absent from TFMA's output
+(the summary shows ``n/a``), ``p_mtl`` sums the measured tasks, and the blessing rule
+(``affect_tf.metrics.gate``: every measured task above its trivial baseline, plus any value
+thresholds the user set on measured tasks) is one metric, ``gate_failures``, that must be 0.
+
+
 ``AffectMetrics`` is a ``tfma.metrics.Metric`` whose Beam combiner accumulates the same
 sufficient statistics as ``affect-tf evaluate`` (``affect_tf.metrics.AffectEvaluator``: CCC
 moments, the expression confusion matrix, AU tp/fp/fn), merges them by addition across
@@ -27,23 +33,64 @@ from affect_tf import targets as tg
 from affect_tf.data import examples as ex
 from affect_tf.export import SERVING_EXAMPLES
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
-from affect_tf.metrics import REPORT_KEYS, AffectEvaluator
+from affect_tf.metrics import (
+    DEFAULT_MIN_GAIN,
+    REPORT_KEYS,
+    TASK_SCORE,
+    TASKS,
+    AffectEvaluator,
+    gate,
+)
 
 METRIC_NAME = "affect"
+GATE_FAILURES = "gate_failures"
 # The scalar keys of the evaluation report (the per-AU dict becomes ``au_f1/<AU>`` below).
 SCALAR_KEYS = tuple(key for key in REPORT_KEYS if not key.endswith("_per_au"))
 PER_CLASS_KEYS = tuple(f"expr_f1/{name}" for name in EXPRESSIONS) + tuple(
     f"au_f1/{au}" for au in AUS
 )
-METRIC_KEYS = SCALAR_KEYS + PER_CLASS_KEYS
+COUNT_KEYS = tuple(f"n_labelled/{task}" for task in TASKS)
+TRIVIAL_KEYS = tuple(f"trivial/{TASK_SCORE[task]}" for task in TASKS)
+METRIC_KEYS = SCALAR_KEYS + PER_CLASS_KEYS + COUNT_KEYS + TRIVIAL_KEYS + (GATE_FAILURES,)
 SLICE_FEATURE = ex.SOURCE
 
 
-def report_values(result: dict) -> dict[str, float]:
-    """An ``AffectEvaluator.result()`` flattened to the TFMA metric names."""
-    out = {key: float(result[key]) for key in SCALAR_KEYS}
-    out.update({f"expr_f1/{k}": float(v) for k, v in result["expr_f1_per_class"].items()})
-    out.update({f"au_f1/{k}": float(v) for k, v in result["au_f1_per_au"].items()})
+def report_values(result: dict, failures: int | None = None) -> dict[str, float]:
+    """An ``AffectEvaluator.result()`` flattened to the TFMA metric names; the scores of a task
+    not measured are left out (TFMA has no null), ``n_labelled/<task>`` says why."""
+    out = {key: float(result[key]) for key in SCALAR_KEYS if result[key] is not None}
+    # The change threshold compares P_MTL with the baseline's on the same split; with nothing
+    # measured both are 0 and ``gate_failures`` already fails the candidate.
+    out.setdefault("p_mtl", 0.0)
+    out.update(
+        {f"expr_f1/{k}": float(v) for k, v in result["expr_f1_per_class"].items() if v is not None}
+    )
+    out.update({f"au_f1/{k}": float(v) for k, v in result["au_f1_per_au"].items() if v is not None})
+    out.update({f"n_labelled/{k}": float(v) for k, v in result["n_labelled"].items()})
+    out.update({f"trivial/{k}": float(v) for k, v in result["trivial"].items()})
+    if failures is not None:
+        out[GATE_FAILURES] = float(failures)
+    return out
+
+
+def report_from_values(values: dict) -> dict:
+    """TFMA's flat metric values back to the report layout (None for what was not measured)."""
+    if not values:
+        return {}
+    out = {k: values.get(k) for k in SCALAR_KEYS if k != "n"}
+    out["n"] = int(values["n"]) if "n" in values else None
+    out["expr_f1_per_class"] = {e: values.get(f"expr_f1/{e}") for e in EXPRESSIONS}
+    out["au_f1_per_au"] = {a: values.get(f"au_f1/{a}") for a in AUS}
+    out["n_labelled"] = {t: int(values.get(f"n_labelled/{t}", 0)) for t in TASKS}
+    out["tasks_measured"] = [t for t in TASKS if out["n_labelled"][t] > 0]
+    out["trivial"] = {
+        TASK_SCORE[t]: values[f"trivial/{TASK_SCORE[t]}"]
+        for t in out["tasks_measured"]
+        if f"trivial/{TASK_SCORE[t]}" in values
+    }
+    out["gain"] = {k: out[k] - v for k, v in out["trivial"].items() if out.get(k) is not None}
+    if GATE_FAILURES in values:
+        out[GATE_FAILURES] = int(values[GATE_FAILURES])
     return out
 
 
@@ -61,10 +108,19 @@ def _targets(features: dict) -> dict[str, np.ndarray]:
 class _AffectCombiner(beam.CombineFn):
     """Accumulates ``AffectEvaluator`` statistics; exact over the whole slice."""
 
-    def __init__(self, keys: dict[str, metric_types.MetricKey], model_name: str, au_threshold):
+    def __init__(
+        self,
+        keys: dict[str, metric_types.MetricKey],
+        model_name: str,
+        au_threshold,
+        thresholds: dict[str, float] | None = None,
+        min_gain: float = DEFAULT_MIN_GAIN,
+    ):
         self._keys = keys
         self._model_name = model_name
         self._au_threshold = au_threshold
+        self._thresholds = dict(thresholds or {})
+        self._min_gain = min_gain
 
     def create_accumulator(self) -> AffectEvaluator:
         return AffectEvaluator(self._au_threshold)
@@ -92,13 +148,17 @@ class _AffectCombiner(beam.CombineFn):
         return result
 
     def extract_output(self, accumulator: AffectEvaluator) -> dict:
-        values = report_values(accumulator.result())
-        return {key: values[name] for name, key in self._keys.items()}
+        report = accumulator.result()
+        failures, _ = gate(report, self._thresholds, self._min_gain)
+        values = report_values(report, len(failures))
+        return {key: values[name] for name, key in self._keys.items() if name in values}
 
 
 def _affect_computations(
     name: str = METRIC_NAME,
     au_threshold: float = 0.5,
+    thresholds: dict[str, float] | None = None,
+    min_gain: float = DEFAULT_MIN_GAIN,
     eval_config: config_pb2.EvalConfig | None = None,
     model_names: list[str] | None = None,
     output_names: list[str] | None = None,
@@ -123,7 +183,7 @@ def _affect_computations(
                         model_names=[model_name] if model_name else None,
                     )
                 ],
-                combiner=_AffectCombiner(keys, model_name, au_threshold),
+                combiner=_AffectCombiner(keys, model_name, au_threshold, thresholds, min_gain),
             )
         )
     return computations
@@ -135,40 +195,58 @@ class AffectMetrics(tfma.metrics.Metric):
     Args:
         name: Metric name (informational; the reported keys are ``METRIC_KEYS``).
         au_threshold: Probability threshold of the AU decisions.
+        thresholds: Absolute lower bounds by metric name, applied to measured tasks only.
+        min_gain: Each measured task's required margin over its trivial baseline.
     """
 
-    def __init__(self, name: str = METRIC_NAME, au_threshold: float = 0.5):
-        super().__init__(_affect_computations, name=name, au_threshold=au_threshold)
+    def __init__(
+        self,
+        name: str = METRIC_NAME,
+        au_threshold: float = 0.5,
+        thresholds: dict[str, float] | None = None,
+        min_gain: float = DEFAULT_MIN_GAIN,
+    ):
+        super().__init__(
+            _affect_computations,
+            name=name,
+            au_threshold=au_threshold,
+            thresholds=dict(thresholds or {}),
+            min_gain=min_gain,
+        )
 
 
 metric_types.register_metric(AffectMetrics)
 
 
 def eval_config(
-    thresholds: dict[str, float], max_p_mtl_drop: float, au_threshold: float = 0.5
+    thresholds: dict[str, float],
+    max_p_mtl_drop: float,
+    au_threshold: float = 0.5,
+    min_gain: float = DEFAULT_MIN_GAIN,
 ) -> config_pb2.EvalConfig:
-    """The Evaluator's config: our metrics, slices overall and by source, thresholds.
+    """The Evaluator's config: our metrics, slices overall and by source, the gate.
 
     Args:
-        thresholds: Lower bounds by metric name (``affect_tf.pipeline.config.THRESHOLD_METRICS``).
-        max_p_mtl_drop: The candidate's P_MTL may be at most this much below the baseline's.
+        thresholds: Absolute lower bounds by metric name
+            (``affect_tf.pipeline.config.THRESHOLD_METRICS``), on measured tasks only.
+        max_p_mtl_drop: The candidate's P_MTL may be at most this much below the baseline's
+            (both over the tasks the eval split labels).
         au_threshold: AU decision threshold.
+        min_gain: Each measured task at least this far above its trivial baseline.
     """
     import json
 
-    metric_thresholds = {
-        name: config_pb2.MetricThreshold(
-            value_threshold=config_pb2.GenericValueThreshold(lower_bound={"value": bound})
-        )
-        for name, bound in thresholds.items()
-    }
-    p_mtl = metric_thresholds.setdefault("p_mtl", config_pb2.MetricThreshold())
-    p_mtl.change_threshold.CopyFrom(
-        config_pb2.GenericChangeThreshold(
+    gate_threshold = config_pb2.MetricThreshold(
+        value_threshold=config_pb2.GenericValueThreshold(upper_bound={"value": 0.0})
+    )
+    p_mtl = config_pb2.MetricThreshold(
+        change_threshold=config_pb2.GenericChangeThreshold(
             direction=config_pb2.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -float(max_p_mtl_drop)},
         )
     )
+    metric_config = {"au_threshold": au_threshold, "thresholds": dict(thresholds)}
+    metric_config["min_gain"] = min_gain
     return config_pb2.EvalConfig(
         model_specs=[config_pb2.ModelSpec(signature_name=SERVING_EXAMPLES)],
         slicing_specs=[
@@ -181,11 +259,11 @@ def eval_config(
                     config_pb2.MetricConfig(
                         class_name=AffectMetrics.__name__,
                         module=__name__,
-                        config=json.dumps({"au_threshold": au_threshold}),
+                        config=json.dumps(metric_config),
                     ),
                     config_pb2.MetricConfig(class_name="ExampleCount"),
                 ],
-                thresholds=metric_thresholds,
+                thresholds={GATE_FAILURES: gate_threshold, "p_mtl": p_mtl},
             )
         ],
     )

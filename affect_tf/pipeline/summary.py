@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from affect_tf.metrics import format_report
 from affect_tf.pipeline.config import TFLITE_VARIANTS as VARIANTS
 from affect_tf.pipeline.config import PipelineConfig
 
@@ -94,10 +95,11 @@ def last_run(store, pipeline_name: str) -> dict:
 
 
 def _metrics(evaluation_uri: str) -> tuple[dict, dict, dict]:
-    """(overall candidate metrics, per-source metrics, baseline overall metrics)."""
+    """(overall candidate metrics, per-source metrics, baseline overall metrics), each in the
+    report layout with None for tasks the eval split does not label."""
     import tensorflow_model_analysis as tfma
 
-    from affect_tf.labels import AUS, EXPRESSIONS
+    from affect_tf.pipeline.evaluation import report_from_values
 
     overall, by_source, baseline = {}, {}, {}
     for record in tfma.load_metrics(evaluation_uri):
@@ -109,52 +111,41 @@ def _metrics(evaluation_uri: str) -> tuple[dict, dict, dict]:
             value = kv.value.double_value.value
             target = base if kv.key.model_name == "baseline" else values
             target[kv.key.name] = value
-        report = _report(values, EXPRESSIONS, AUS)
+        report = report_from_values(values)
         keys = list(record.slice_key.single_slice_keys)
         if not keys:
             overall = report
-            baseline = _report(base, EXPRESSIONS, AUS) if base else {}
+            baseline = report_from_values(base) if base else {}
         else:
             by_source[keys[0].bytes_value.decode()] = report
     return overall, by_source, baseline
 
 
-def _report(values: dict, expressions, aus) -> dict:
-    if not values:
-        return {}
-    from affect_tf.pipeline.evaluation import SCALAR_KEYS
-
-    out = {k: values[k] for k in SCALAR_KEYS if k in values and k != "n"}
-    if "n" in values:
-        out["n"] = int(values["n"])
-    out["expr_f1_per_class"] = {e: values.get(f"expr_f1/{e}") for e in expressions}
-    out["au_f1_per_au"] = {a: values.get(f"au_f1/{a}") for a in aus}
-    return out
-
-
-def _reasons(evaluation_uri: str) -> list[str]:
-    """The failed thresholds as ``<metric> = x < threshold y`` lines."""
+def _reasons(evaluation_uri: str, config: PipelineConfig, by_slice: dict) -> list[str]:
+    """The failed checks as lines: the gate's own reasons (``affect_tf.metrics.gate`` on the
+    slice's report) and the change threshold against the latest blessed model."""
     import tensorflow_model_analysis as tfma
+
+    from affect_tf.metrics import gate
+    from affect_tf.pipeline.evaluation import GATE_FAILURES
 
     result = tfma.load_validation_result(evaluation_uri)
     reasons = []
     for per_slice in result.metric_validations_per_slice:
+        keys = list(per_slice.slice_key.single_slice_keys)
         where = (
-            " on "
-            + ", ".join(
-                f"{k.column}={k.bytes_value.decode() or k.int64_value}"
-                for k in per_slice.slice_key.single_slice_keys
-            )
-            if per_slice.slice_key.single_slice_keys
+            " on " + ", ".join(f"{k.column}={k.bytes_value.decode() or k.int64_value}" for k in keys)
+            if keys
             else ""
         )
+        report = by_slice.get(keys[0].bytes_value.decode() if keys else None) or {}
         for failure in per_slice.failures:
             name = failure.metric_key.name
             value = failure.metric_value.double_value.value
             threshold = failure.metric_threshold
-            if threshold.HasField("value_threshold"):
-                bound = threshold.value_threshold.lower_bound.value
-                reasons.append(f"{name} = {value:.4f} < threshold {bound:.4f}{where}")
+            if name == GATE_FAILURES and report:
+                failed, _ = gate(report, dict(config.thresholds), config.min_gain)
+                reasons += [f"{line}{where}" for line in failed]
             elif threshold.HasField("change_threshold"):
                 bound = threshold.change_threshold.absolute.value
                 reasons.append(
@@ -162,7 +153,7 @@ def _reasons(evaluation_uri: str) -> list[str]:
                     f"< allowed {bound:+.4f}{where}"
                 )
             else:
-                reasons.append(f"{name}: {failure.message.strip()}{where}")
+                reasons.append(f"{name} = {value:.4f}: {failure.message.strip()}{where}")
     return reasons
 
 
@@ -234,8 +225,20 @@ def summarize(config: PipelineConfig) -> dict:
     if evaluation is not None:
         out["metrics"], out["metrics_by_source"], baseline = _metrics(evaluation.uri)
         out["baseline"] = {"metrics": baseline} if baseline else None
+        from affect_tf.metrics import gate
+
+        out["gate"] = {
+            "min_gain": config.min_gain,
+            "thresholds": dict(config.thresholds),
+            "max_p_mtl_drop": config.max_p_mtl_drop,
+            "tasks_measured": out["metrics"].get("tasks_measured", []),
+            "notes": gate(out["metrics"], dict(config.thresholds), config.min_gain)[1]
+            if out["metrics"]
+            else [],
+        }
         if not out["blessed"]:
-            out["not_blessed_reasons"] = _reasons(evaluation.uri)
+            by_slice = {None: out["metrics"], **out["metrics_by_source"]}
+            out["not_blessed_reasons"] = _reasons(evaluation.uri, config, by_slice)
     pushed = outputs.get("Pusher", {}).get("PushedModel")
     if pushed is not None and _prop(pushed, "pushed"):
         out["pushed"]["saved_model"] = _prop(pushed, "pushed_destination")
@@ -316,14 +319,27 @@ def format_summary(summary: dict) -> str:
         anomalies = {k: v for k, v in (data.get("anomalies") or {}).items() if v}
         lines.append(f"  data anomalies: {anomalies or 'none'}")
     if m:
-        lines.append(
-            f"  eval split: P_MTL {m['p_mtl']:.3f} = VA {m['va']:.3f} (CCC V "
-            f"{m['ccc_valence']:.3f}, A {m['ccc_arousal']:.3f}) + EXPR F1 {m['expr_f1']:.3f} "
-            f"(acc {m['expr_acc']:.3f}) + AU F1 {m['au_f1']:.3f}   [n={m.get('n')}]"
-        )
+        lines.append(f"  eval split [n={m.get('n')}]: {format_report(m)}")
+        trivial = m.get("trivial") or {}
+        if trivial:
+            lines.append(
+                "  trivial baselines on it: "
+                + ", ".join(f"{k} {v:.3f} (gain {m['gain'][k]:+.3f})" for k, v in trivial.items())
+            )
+        per_class = {k: v for k, v in (m.get("expr_f1_per_class") or {}).items() if v is not None}
+        if per_class:
+            lines.append(
+                "  expression F1 per class: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in per_class.items())
+            )
+        per_au = {k: v for k, v in (m.get("au_f1_per_au") or {}).items() if v is not None}
+        if per_au:
+            lines.append("  AU F1: " + ", ".join(f"{k} {v:.2f}" for k, v in per_au.items()))
+    for note in (summary.get("gate") or {}).get("notes", []):
+        lines.append(f"  note: {note}")
     base = (summary.get("baseline") or {}).get("metrics")
-    if base:
-        lines.append(f"  baseline (latest blessed): P_MTL {base['p_mtl']:.3f}")
+    if base and base.get("p_mtl") is not None:
+        lines.append(f"  baseline (latest blessed): P_MTL {base['p_mtl']:.3f} on the same split")
     pushed = summary["pushed"]
     lines.append(f"  pushed SavedModel: {pushed['saved_model'] or 'nothing'}")
     checks = summary.get("tflite_checks", {})
