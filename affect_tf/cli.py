@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,7 @@ def _demo(args: argparse.Namespace) -> int:
     """
     from affect_tf.data.convert import convert_corpus
     from affect_tf.data.synth import SynthConfig, expression_grid, write_corpus
+    from affect_tf.metrics import format_report
     from affect_tf.model import get_preset
     from affect_tf.training import evaluate, train
 
@@ -136,12 +138,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"{stats['labelled']['au']}), {results['test'].stats.written} held-out"
     )
     for title, m in (("held-out", metrics), ("+ mean:5", smoothed)):
-        print(
-            f"  {title:9s} P_MTL {m['p_mtl']:.3f} = VA {m['va']:.3f} "
-            f"(CCC V {m['ccc_valence']:.3f}, "
-            f"A {m['ccc_arousal']:.3f}) + EXPR F1 {m['expr_f1']:.3f} (acc {m['expr_acc']:.3f}) "
-            f"+ AU F1 {m['au_f1']:.3f}"
-        )
+        print(f"  {title:9s} {format_report(m)}")
     print("  times:    " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     print("artifacts:")
     print(f"  corpora        {out}/synth_{{train,validation,test}}/ (manifest.csv + images)")
@@ -210,6 +207,7 @@ def _load_model(path: str):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from affect_tf.metrics import format_report
     from affect_tf.model import get_preset
     from affect_tf.training import train
 
@@ -222,16 +220,29 @@ def _train(args: argparse.Namespace) -> int:
         overrides["tasks"] = tuple(t.strip() for t in args.tasks.split(","))
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
+    for name in ("weights", "schedule", "imbalance", "augment", "warmup_epochs"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.backbone_lr_scale is not None:
+        overrides["backbone_lr_scale"] = args.backbone_lr_scale
+    if args.weights and args.schedule is None and get_preset(args.preset).schedule == "scratch":
+        overrides["schedule"] = "finetune"  # pretrained weights: fine-tune unless told
+    if args.weights == "":
+        overrides["schedule"] = args.schedule or "scratch"
     try:
         config = get_preset(args.preset, **overrides)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if args.warm_start and not Path(args.warm_start).is_file():
+        raise UsageError(f"Expected a .keras model. Received: --warm-start {args.warm_start}")
     out = Path(args.out)
     files = _training_files(args.data, out)
     val_files = _training_files(args.val_data, out / "val") if args.val_data else None
     print(
         f"training preset {config.name!r} ({config.backbone}, {config.heads} heads, "
-        f"{config.image_size}px, tasks {','.join(config.tasks)}) -> {out}"
+        f"{config.image_size}px, tasks {','.join(config.tasks)}; weights "
+        f"{config.weights or 'random'}, schedule {config.schedule}, imbalance "
+        f"{config.imbalance}, augment {config.augment}) -> {out}"
     )
     try:
         result = train(
@@ -245,34 +256,43 @@ def _train(args: argparse.Namespace) -> int:
             resume=not args.no_resume,
             verbose=2,
             seed=args.seed,
+            warm_start=args.warm_start,
         )
-    except ValueError as e:  # data that cannot train (no examples, no validation videos)
+    except ValueError as e:  # data that cannot train, weights that cannot be had or do not fit
         raise UsageError(str(e)) from None
     v = result.validation
-    print(
-        f"done in {result.seconds:.0f} s; validation ({v['n']} examples): P_MTL {v['p_mtl']:.3f} = "
-        f"VA {v['va']:.3f} (CCC V {v['ccc_valence']:.3f}, A {v['ccc_arousal']:.3f}) + "
-        f"EXPR F1 {v['expr_f1']:.3f} + AU F1 {v['au_f1']:.3f}"
-    )
+    print(f"done in {result.seconds:.0f} s; validation ({v['n']} examples): {format_report(v)}")
     print(f"model: {out / 'model.keras'}; curves: {out / 'training_curves.png'}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from affect_tf.metrics import format_report, gate
     from affect_tf.smoothing import parse_smooth
     from affect_tf.training import evaluate, load_au_thresholds
 
+    from_model = args.au_thresholds == "model"
     try:
         parse_smooth(args.smooth)
-        thresholds = load_au_thresholds(args.au_thresholds)
+        thresholds = 0.5 if from_model else load_au_thresholds(args.au_thresholds)
     except ValueError as e:
         raise UsageError(str(e)) from None
     model = _load_model(args.model)
+    if from_model:
+        if model.au_thresholds is None:
+            raise UsageError(
+                "Expected a model with AU thresholds tuned on validation data (trained on AU "
+                f"labels). Received: --model {args.model} without them"
+            )
+        thresholds = model.au_thresholds
     out = Path(args.out) if args.out else None
     files = _training_files(args.data, (out.parent if out else Path("runs")) / "evaluate")
     result = evaluate(model, files, smooth=args.smooth, au_thresholds=thresholds)
+    failures, notes = gate(result)
+    result["gate"] = {"passed": not failures, "failures": failures, "notes": notes}
     text = json.dumps(result, indent=2)
     print(text)
+    print(format_report(result), file=sys.stderr)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
@@ -612,7 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_convert)
 
-    from affect_tf.model.config import BACKBONE_NAMES, PRESETS
+    from affect_tf.model.config import BACKBONE_NAMES, IMBALANCE, PRESETS, SCHEDULES
 
     p = sub.add_parser("train", help="train an AffectModel on tf.Examples or a manifest corpus")
     p.add_argument(
@@ -629,6 +649,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--steps-per-epoch", type=int)
     p.add_argument("--patience", type=int, default=5, help="early stopping on validation P_MTL")
+    p.add_argument(
+        "--weights",
+        help="backbone init: imagenet (Keras' download), a .weights.h5 file, an earlier .keras "
+        "model's backbone, or '' for random (default: the preset's)",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        help="scratch | frozen (heads only) | finetune (frozen warm-up, then all at a lower "
+        "backbone learning rate); default the preset's, finetune when --weights is given",
+    )
+    p.add_argument("--warmup-epochs", type=int, help="finetune: frozen epochs first")
+    p.add_argument("--backbone-lr-scale", type=float, help="finetune: backbone LR factor")
+    p.add_argument(
+        "--imbalance", choices=IMBALANCE, help="expression class imbalance (default the preset's)"
+    )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="augmentation layers in the model while training (default the preset's)",
+    )
+    p.add_argument("--warm-start", help="start every weight from an earlier .keras model")
     p.add_argument(
         "--no-resume", action="store_true", help="start over even if OUT holds an unfinished run"
     )
@@ -647,8 +690,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_and_data(p)
     p.add_argument(
         "--au-thresholds",
-        help="AU decision threshold: a number (default 0.5) or the au_thresholds.json that "
-        "training tuned on its validation split",
+        help="AU decision threshold: a number (default 0.5), the au_thresholds.json that "
+        "training tuned on its validation split, or 'model' (the thresholds saved in it)",
     )
     p.add_argument("--out", help="also write the JSON here")
     p.set_defaults(func=_evaluate)
@@ -694,11 +737,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Library log lines (``affect_tf.*``, INFO and up) on the current ``sys.stdout``."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _show_library_logs() -> None:
+    logger = logging.getLogger("affect_tf")
+    if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+        logger.addHandler(_StdoutHandler())
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``affect-tf`` console script."""
     from affect_tf.data.corpus import CorpusError
 
     args = build_parser().parse_args(argv)
+    _show_library_logs()
     try:
         return args.func(args)
     except (UsageError, CorpusError) as e:

@@ -57,6 +57,7 @@ def masked_cross_entropy(
     class_weights: Sequence[float] | None = None,
     label_smoothing: float = 0.0,
     from_logits: bool = True,
+    logit_offsets: Sequence[float] | None = None,
 ):
     """Softmax cross-entropy over the 8 expressions, averaged over the valid examples.
 
@@ -65,9 +66,14 @@ def masked_cross_entropy(
         y_pred: ``(B, 8)`` logits (or probabilities with ``from_logits=False``).
         class_weights: Per-class weights (e.g. inverse frequency); the mean is weighted by them.
         label_smoothing: Mass moved uniformly onto all classes.
+        logit_offsets: Added to the logits inside the loss only (logit adjustment, Menon et
+            al. 2021: ``τ·log π_c`` with the training class priors π), so that the raw logits
+            the model outputs are balanced across classes.
     """
     labels, mask = tg.split_expression(y_true)
     y_pred = ops.cast(y_pred, "float32")
+    if logit_offsets is not None and from_logits:
+        y_pred = y_pred + ops.convert_to_tensor(list(logit_offsets), "float32")
     classes = y_pred.shape[-1] or NUM_EXPRESSIONS
     target = ops.one_hot(ops.clip(labels, 0, classes - 1), classes)
     if label_smoothing:
@@ -118,6 +124,7 @@ def affect_loss(
     pos_weights: Sequence[float] | None = None,
     label_smoothing: float = 0.0,
     log_vars=None,
+    logit_offsets: Sequence[float] | None = None,
 ):
     """The composite multi-task loss: λ_va·CCC loss + λ_expr·CE + λ_au·BCE.
 
@@ -125,7 +132,7 @@ def affect_loss(
         y_true, y_pred: Dicts keyed by output name (``va``, ``expression``, ``au``); a task
             missing from either is left out.
         weights: λ per task (α/β in Kollias et al.); default 1 each.
-        class_weights, pos_weights, label_smoothing: Passed to the task losses.
+        class_weights, pos_weights, label_smoothing, logit_offsets: Passed to the task losses.
         log_vars: Optional per-task log-variances ``s`` (learned uncertainty weighting,
             Kendall et al.): each task term becomes ``exp(−s)·L + s``, in the order va,
             expression, au.
@@ -139,7 +146,11 @@ def affect_loss(
         terms[tg.VA] = ccc_loss(y_true[tg.VA], y_pred[tg.VA])
     if tg.EXPRESSION in y_true and tg.EXPRESSION in y_pred:
         terms[tg.EXPRESSION] = masked_cross_entropy(
-            y_true[tg.EXPRESSION], y_pred[tg.EXPRESSION], class_weights, label_smoothing
+            y_true[tg.EXPRESSION],
+            y_pred[tg.EXPRESSION],
+            class_weights,
+            label_smoothing,
+            logit_offsets=logit_offsets,
         )
     if tg.AU in y_true and tg.AU in y_pred:
         terms[tg.AU] = masked_binary_cross_entropy(y_true[tg.AU], y_pred[tg.AU], pos_weights)

@@ -316,7 +316,9 @@ def trivial_scores(confusion, au_counts, au_labelled) -> dict[str, float | None]
         positives = np.asarray(au_counts, np.float64)[0] + np.asarray(au_counts, np.float64)[2]
         negatives = labelled - positives
         per_au = np.where(
-            2 * positives + negatives > 0, 2 * positives / np.maximum(2 * positives + negatives, 1), 0
+            2 * positives + negatives > 0,
+            2 * positives / np.maximum(2 * positives + negatives, 1),
+            0,
         )
         au = float(per_au[labelled > 0].mean())
     return {"va": 0.0, "expr_f1": expr, "au_f1": au}
@@ -410,9 +412,7 @@ class AffectEvaluator:
         trivial = trivial_scores(self.confusion, self.au, self.au_labelled)
         out["trivial"] = {TASK_SCORE[t]: trivial[TASK_SCORE[t]] for t in measured}
         out["gain"] = {k: out[k] - v for k, v in out["trivial"].items()}
-        out["p_mtl"] = (
-            float(sum(out[TASK_SCORE[t]] for t in measured)) if measured else None
-        )
+        out["p_mtl"] = float(sum(out[TASK_SCORE[t]] for t in measured)) if measured else None
         return out
 
 
@@ -522,3 +522,20 @@ def tune_au_thresholds(
             scores.append((f1_from_binary_counts(counts)[0], -abs(t - 0.5), t))
         best[k] = max(scores)[2]
     return best
+
+
+def evaluate_run(run: dict, au_thresholds: float | Sequence[float] = 0.5) -> dict:
+    """The report of predictions and packed targets (``run``: ``va``, ``expression``, ``au``
+    probabilities and ``t_va``, ``t_expression``, ``t_au`` targets, as NumPy arrays)."""
+    evaluator = AffectEvaluator(au_thresholds)
+    targets = {tg.VA: run["t_va"], tg.EXPRESSION: run["t_expression"], tg.AU: run["t_au"]}
+    evaluator.update(run[tg.VA], run[tg.EXPRESSION], run[tg.AU], targets)
+    result = evaluator.result()
+    result["au_thresholds"] = np.broadcast_to(np.asarray(au_thresholds, float), (NUM_AUS,)).tolist()
+    return result
+
+
+def tuned_au_thresholds(run: dict) -> list[float]:
+    """Per-AU thresholds that maximise each AU's F1 on a (validation) run."""
+    labels, masks = run["t_au"][:, :NUM_AUS], run["t_au"][:, NUM_AUS:]
+    return tune_au_thresholds(run[tg.AU], labels, masks).tolist()

@@ -129,9 +129,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def real_faces(files: list[str], size: int, margin: float, n: int, seed: int = 0) -> np.ndarray:
-    ds = make_dataset(
-        files, size, margin, 256, training=True, augment=False, seed=seed, cache=False
-    )
+    ds = make_dataset(files, size, margin, 256, training=True, seed=seed, cache=False)
     out, total = [], 0
     for images, _ in ds:
         out.append(images.numpy())

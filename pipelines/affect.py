@@ -94,12 +94,19 @@ def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = Non
         splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
         materialize=False,
     )
-    overrides = {"batch_size": config.batch_size, **(trainer_overrides or {})}
+    overrides = {**config.model_overrides(), **(trainer_overrides or {})}
+    latest_model = None
+    if config.warm_start:
+        latest_model = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        ).with_id("latest_model_resolver")
     trainer = tfx.components.Trainer(
         run_fn="pipelines.modules.trainer_module.run_fn",
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        base_model=latest_model.outputs["model"] if latest_model else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={
@@ -107,6 +114,9 @@ def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = Non
             "epochs": config.epochs,
             "strategy": config.strategy,
             "overrides": overrides,
+            "patience": config.patience,
+            "seed": config.seed,
+            "warm_start": config.warm_start,
             # Off unless set: generated faces join the training stream (docs/pipeline.md).
             "gan_examples": config.gan_examples,
         },
@@ -150,6 +160,7 @@ def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = Non
             statistics_gen,
             example_validator,
             transform,
+            *([latest_model] if latest_model else []),
             trainer,
             baseline,
             evaluator,

@@ -146,3 +146,19 @@ def test_loss_argument_checks():
         L.MaskedCrossEntropy(class_weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="12 positive weights"):
         L.MaskedBinaryCrossEntropy(pos_weights=[1.0])
+
+
+def test_logit_adjustment_by_hand():
+    from affect_tf.losses import masked_cross_entropy
+
+    # Logits 0 everywhere, offsets log(priors): the loss is -log softmax(offsets)[label].
+    priors = np.array([0.5, 0.3, 0.1, 0.05, 0.02, 0.01, 0.01, 0.01])
+    offsets = np.log(priors)
+    y_true = np.array([[0, 1], [2, 1], [5, 0]], np.float32)
+    loss = float(masked_cross_entropy(y_true, np.zeros((3, 8), np.float32), logit_offsets=offsets))
+    expected = -(np.log(priors[0] / priors.sum()) + np.log(priors[2] / priors.sum())) / 2
+    assert loss == pytest.approx(expected, rel=1e-5)
+    # No offsets: uniform logits give log 8 for every valid example.
+    assert float(masked_cross_entropy(y_true, np.zeros((3, 8), np.float32))) == pytest.approx(
+        np.log(8), rel=1e-5
+    )

@@ -11,7 +11,6 @@ import glob
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -85,18 +84,43 @@ def _filter_split(ds: tf.data.Dataset, split: str | None, eval_percent: int) -> 
     )
 
 
-def make_augmenter(seed: int | None = None) -> keras.Sequential:
-    """Geometric and photometric jitter applied to batches of aligned faces while training."""
-    # Mild: alignment already removes pose and scale, so heavy geometric jitter only adds noise.
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomTranslation(0.03, 0.03, fill_mode="reflect", seed=seed),
-            keras.layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed),
-            keras.layers.RandomContrast(0.1, seed=seed),
-        ],
-        name="augment",
-    )
+def balance_expressions(
+    ds: tf.data.Dataset,
+    counts: Sequence[float],
+    unlabelled: int,
+    size: int,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Class-balanced sampling of aligned ``(image, targets, ...)`` elements, ``size`` of them.
+
+    Each expression class present in ``counts`` gets the same share of the labelled part;
+    examples without an expression label (other tasks only) keep their own share. Every class
+    is its own repeated stream, so rare classes are repeated and frequent ones subsampled.
+
+    Args:
+        ds: Unbatched elements whose second item holds the packed targets.
+        counts: Training examples per expression class (``LabelPriors.expression_counts``).
+        unlabelled: Training examples without an expression label.
+        size: Elements to draw (one epoch).
+        seed: Sampling seed.
+    """
+    counts = np.asarray(counts, np.float64)
+    present = [c for c in range(NUM_EXPRESSIONS) if counts[c] > 0]
+    if len(present) < 2:
+        return ds.take(size)
+
+    def label_of(*element):
+        expression = element[1][tg.EXPRESSION]
+        return tf.where(expression[1] > 0, tf.cast(expression[0], tf.int32), NUM_EXPRESSIONS)
+
+    streams = [ds.filter(lambda *e, c=c: tf.equal(label_of(*e), c)).repeat() for c in present]
+    share = unlabelled / max(unlabelled + counts.sum(), 1.0)
+    weights = [(1.0 - share) / len(streams)] * len(streams)
+    if unlabelled:
+        rest = ds.filter(lambda *e: tf.equal(label_of(*e), NUM_EXPRESSIONS))
+        streams.append(rest.repeat())
+        weights.append(share)
+    return tf.data.Dataset.sample_from_datasets(streams, weights, seed=seed).take(size)
 
 
 def make_dataset(
@@ -105,13 +129,13 @@ def make_dataset(
     margin: float = 0.25,
     batch_size: int = 32,
     training: bool = False,
-    augment: bool | None = None,
     split: str | None = None,
     eval_percent: int = 10,
     shuffle_buffer: int = 4096,
     seed: int | None = None,
     with_meta: bool = False,
     cache: bool = True,
+    balance: tuple[Sequence[float], int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of ``(images, targets)`` (or ``(images, targets, meta)`` with ``with_meta``).
 
@@ -119,12 +143,13 @@ def make_dataset(
         files: TFRecord files of tf.Examples (``resolve_files``).
         image_size, margin: The model's crop.
         batch_size: Batch size.
-        training: Shuffle (and augment, unless ``augment`` is False).
-        augment: Random geometric/photometric jitter; defaults to ``training``.
+        training: Shuffle. (Augmentation is part of the model: ``AffectConfig.augment``.)
         split: None for every example, or 'train'/'eval' for the by-video hash split.
         eval_percent: Share of videos in the 'eval' split.
         with_meta: Also yield ``{"video_id", "frame", "source"}`` for per-video evaluation.
         cache: Keep the aligned crops in memory after the first pass (they are small).
+        balance: ``(expression counts, examples without one, examples per epoch)``:
+            class-balanced sampling (``balance_expressions``) of the training stream.
     """
     ds = _filter_split(serialized_examples(files), split, eval_percent)
 
@@ -138,14 +163,11 @@ def make_dataset(
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
     if cache:
         ds = ds.cache()
+    if balance is not None:
+        ds = balance_expressions(ds, *balance, seed=seed)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    if training if augment is None else augment:
-        augmenter = make_augmenter(seed)
-        ds = ds.map(
-            lambda x, y, m: (augmenter(x, training=True), y, m), num_parallel_calls=AUTOTUNE
-        )
     if not with_meta:
         ds = ds.map(lambda x, y, m: (x, y))
     return ds.prefetch(AUTOTUNE)
@@ -204,6 +226,11 @@ class LabelPriors:
             return np.ones(NUM_EXPRESSIONS)
         weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 1.0)
         return np.clip(weights, 1.0 / max_weight, max_weight)
+
+    def balance_spec(self, size: int | None = None) -> tuple[np.ndarray, int, int]:
+        """``make_dataset(balance=...)`` for class-balanced epochs of ``size`` (default n)."""
+        labelled = int(round(float(np.sum(self.expression_counts))))
+        return np.asarray(self.expression_counts), self.n - labelled, size or self.n
 
     def pos_weights(self, max_weight: float = 20.0) -> np.ndarray:
         """Per-AU negatives/positives, in [1, max_weight] (1 for an AU never labelled positive)."""
@@ -317,6 +344,7 @@ def make_transformed_dataset(
     seed: int | None = None,
     cache: bool = True,
     extra_files: Sequence[str] = (),
+    balance: tuple[Sequence[float], int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of ``(images, targets)`` through a TFX Transform graph (the Trainer's input).
 
@@ -327,6 +355,7 @@ def make_transformed_dataset(
         split, eval_percent: As in ``make_dataset`` (a by-video hold-out inside the files).
         cache: Keep the transformed faces in memory after the first pass.
         extra_files: More raw tf.Example files, used whole (not split), e.g. generated faces.
+        balance: As in ``make_dataset``.
     """
     ds = _filter_split(serialized_examples(files), split, eval_percent)
     if extra_files:
@@ -339,6 +368,8 @@ def make_transformed_dataset(
     ds = ds.batch(256).map(transform, num_parallel_calls=AUTOTUNE).unbatch()
     if cache:
         ds = ds.cache()
+    if balance is not None:
+        ds = balance_expressions(ds, *balance, seed=seed)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(AUTOTUNE)

@@ -335,7 +335,6 @@ def train_gan(
             margin,
             batch_size,
             training=True,
-            augment=False,
             seed=seed,
             cache=cache,
         )
@@ -378,7 +377,7 @@ def train_gan(
     write_png(expression_grid(gan.generator, priors, seed=0), out / "samples.png")
     (out / "history.json").write_text(json.dumps(history, indent=2))
     if history:
-        from affect_tf.training import plot_history
+        from affect_tf.fitting import plot_history
 
         plot_history(history, out / "training_curves.png")
     meta.update(finished=True, seconds=seconds, history=history)

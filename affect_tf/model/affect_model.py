@@ -13,7 +13,6 @@ Training uses the composite masked loss of ``affect_tf.losses.affect_loss`` (com
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -22,9 +21,11 @@ from keras import layers, ops
 from affect_tf import targets as tg
 from affect_tf.losses import affect_loss
 from affect_tf.metrics import training_metrics
+from affect_tf.model.augment import build_augmenter
 from affect_tf.model.backbones import build_backbone
 from affect_tf.model.config import PRESETS, AffectConfig
 from affect_tf.model.heads import GCNHeads, mlp_heads
+from affect_tf.model.optim import BackboneScaledAdamW
 
 TASK_ORDER = (tg.VA, tg.EXPRESSION, tg.AU)
 
@@ -46,9 +47,15 @@ class AffectModel(keras.Model):
         config: An ``AffectConfig`` (or its dict); default the ``tiny`` preset.
         adjacency: ``(22, 22)`` label-graph adjacency for GCN heads (``heads.label_adjacency``);
             identity when None.
-        class_weights: 8 expression weights for the cross-entropy (None: unweighted).
+        class_weights: 8 expression weights for the cross-entropy (None: unweighted), used
+            with ``imbalance="class_weights"``.
         pos_weights: 12 AU positive weights for the BCE (None: 1).
-        backbone_weights: Optional local weights file for the backbone.
+        class_priors: 8 training class frequencies, for ``imbalance="logit_adjustment"``.
+        au_thresholds: 12 AU decision thresholds tuned on validation data (None: 0.5), saved
+            with the model; ``AffectRecognizer`` and ``affect-tf evaluate`` use them when asked.
+
+    The backbone starts random: ``affect_tf.model.pretrained.load_backbone_weights`` applies
+    ``config.weights`` when training starts (building a model never downloads anything).
     """
 
     def __init__(
@@ -57,7 +64,8 @@ class AffectModel(keras.Model):
         adjacency: Sequence[Sequence[float]] | np.ndarray | None = None,
         class_weights: Sequence[float] | None = None,
         pos_weights: Sequence[float] | None = None,
-        backbone_weights: str | Path | None = None,
+        class_priors: Sequence[float] | None = None,
+        au_thresholds: Sequence[float] | None = None,
         **kwargs,
     ):
         if isinstance(config, dict):
@@ -65,8 +73,16 @@ class AffectModel(keras.Model):
         config = config or PRESETS["tiny"]
         size = config.image_size
         image = keras.Input((size, size, 3), name="image")
-        backbone = build_backbone(config.backbone, size, backbone_weights)
-        x = backbone(image)
+        backbone = build_backbone(config.backbone, size)
+        # Augmentation inside the model: active only when training (``augment`` docstring).
+        x = build_augmenter()(image) if config.augment else image
+        if config.schedule == "scratch":
+            x = backbone(x)
+        else:
+            # A pretrained backbone keeps its BatchNorm statistics (inference mode), frozen or
+            # fine-tuned, as Keras' transfer-learning guide recommends.
+            x = backbone(x, training=False)
+            backbone.trainable = config.schedule != "frozen"
         x = layers.Dense(config.embedding_dim, use_bias=False, name="embedding_dense")(x)
         x = layers.BatchNormalization(name="embedding_bn")(x)
         embedding = layers.Activation("relu", name=tg.EMBEDDING)(x)
@@ -87,6 +103,8 @@ class AffectModel(keras.Model):
         self.adjacency = None if adjacency is None else np.asarray(adjacency, np.float64).tolist()
         self.class_weights = _as_list(class_weights, 8, "expression class weights")
         self.pos_weights = _as_list(pos_weights, 12, "AU positive weights")
+        self.class_priors = _as_list(class_priors, 8, "expression class priors")
+        self.au_thresholds = _as_list(au_thresholds, 12, "AU thresholds")
         # Task log-variances for learned uncertainty weighting (unused, and frozen, otherwise).
         self.task_log_vars = self.add_weight(
             shape=(3,), initializer="zeros", trainable=config.uncertainty, name="task_log_vars"
@@ -109,10 +127,11 @@ class AffectModel(keras.Model):
             y,
             y_pred,
             weights=weights,
-            class_weights=self.class_weights if config.class_weighting else None,
+            class_weights=self.class_weights if config.imbalance == "class_weights" else None,
             pos_weights=self.pos_weights if config.class_weighting else None,
             label_smoothing=config.label_smoothing,
             log_vars=self.task_log_vars if config.uncertainty else None,
+            logit_offsets=self.logit_offsets() if config.imbalance == "logit_adjustment" else None,
         )
         for task, value in terms.items():
             self.task_losses[task].update_state(value)
@@ -125,17 +144,49 @@ class AffectModel(keras.Model):
         base = super().metrics
         return [*base, *(m for m in self.task_losses.values() if all(m is not b for b in base))]
 
+    def logit_offsets(self, tau: float = 1.0) -> list[float] | None:
+        """``τ·log π`` of the training class priors (logit adjustment); None without priors."""
+        if self.class_priors is None:
+            return None
+        priors = np.asarray(self.class_priors, np.float64)
+        # A class never seen in training gets the smallest prior seen (not log 0).
+        floor = priors[priors > 0].min() if (priors > 0).any() else 1.0
+        return (tau * np.log(np.maximum(priors, floor) / max(priors.sum(), 1e-12))).tolist()
+
+    def backbone_variable_paths(self) -> list[str]:
+        """Paths of the backbone's trainable variables (``BackboneScaledAdamW``)."""
+        return [v.path for v in self.get_layer("backbone").trainable_variables]
+
     def compile_for_training(
-        self, steps_per_epoch: int, epochs: int | None = None, **kwargs
+        self,
+        steps_per_epoch: int,
+        epochs: int | None = None,
+        tasks: Sequence[str] | None = None,
+        backbone_lr_scale: float | None = None,
+        **kwargs,
     ) -> None:
-        """Compiles with AdamW + cosine decay and the ABAW metrics (composite loss)."""
+        """Compiles with AdamW + cosine decay and the ABAW metrics (composite loss).
+
+        Args:
+            steps_per_epoch, epochs: The length of the cosine decay.
+            tasks: Tasks to attach metrics to (those the validation data labels); default the
+                trained ones. A task without labels would log a constant 0, not a measurement.
+            backbone_lr_scale: Scale the backbone's learning rate (fine-tuning) by this.
+        """
         config = self.affect_config
         epochs = epochs or config.epochs
         schedule = keras.optimizers.schedules.CosineDecay(
             config.learning_rate, decay_steps=max(1, steps_per_epoch * epochs), alpha=0.05
         )
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=5.0)
-        metrics = {task: m for task, m in training_metrics().items() if task in config.tasks}
+        options = {"weight_decay": config.weight_decay, "clipnorm": 5.0}
+        if backbone_lr_scale is not None and backbone_lr_scale != 1.0:
+            optimizer = BackboneScaledAdamW(
+                backbone_lr_scale, self.backbone_variable_paths(), learning_rate=schedule, **options
+            )
+        else:
+            optimizer = keras.optimizers.AdamW(schedule, **options)
+        wanted = [t for t in config.tasks if tasks is None or t in tasks]
+        metrics = {task: m for task, m in training_metrics().items() if task in wanted}
         self.compile(optimizer=optimizer, metrics=metrics, **kwargs)
 
     # --- inference -----------------------------------------------------------------------------
@@ -195,6 +246,8 @@ class AffectModel(keras.Model):
             "adjacency": self.adjacency,
             "class_weights": self.class_weights,
             "pos_weights": self.pos_weights,
+            "class_priors": self.class_priors,
+            "au_thresholds": self.au_thresholds,
             "name": self.name,
             "trainable": self.trainable,
         }

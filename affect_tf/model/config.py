@@ -8,6 +8,13 @@ from typing import Any
 # The backbone names (``affect_tf.model.backbones.BACKBONES`` maps each to its builder). Kept
 # here, free of Keras, so that configuration and the CLI's argument parsing stay import-light.
 BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "mobilenet_v3_small", "small_cnn")
+# Backbones Keras Applications has ImageNet weights for (``weights="imagenet"``).
+IMAGENET_BACKBONES: tuple[str, ...] = ("efficientnet_b0", "mobilenet_v3_small")
+# How a pretrained backbone is trained (``affect_tf.fitting``).
+SCHEDULES: tuple[str, ...] = ("scratch", "frozen", "finetune")
+# How the expression loss copes with class imbalance (``AffectModel.compute_loss``,
+# ``affect_tf.data.dataset.balance_expressions``).
+IMBALANCE: tuple[str, ...] = ("none", "class_weights", "logit_adjustment", "sampling")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +36,24 @@ class AffectConfig:
         loss_weights: λ per task (va, expression, au).
         uncertainty: Learn the task weights (Kendall et al.) instead of fixed λ.
         label_smoothing: For the expression cross-entropy.
-        class_weighting: Weight expressions by inverse frequency and AU positives by neg/pos.
+        class_weighting: Weight AU positives by negatives/positives in the training labels.
+        imbalance: Expression class imbalance: ``none``; ``class_weights`` (inverse-frequency
+            weighted cross-entropy); ``logit_adjustment`` (Menon et al.: ``log prior`` added to
+            the logits inside the loss); ``sampling`` (class-balanced batches).
         learning_rate, weight_decay, batch_size, epochs: Optimisation (AdamW, cosine decay).
-        augment: Random flips, small shifts and colour jitter while training. Off in the
-            SynthAffect presets (``tiny``, ``demo``): the corpus already varies pose, lighting
-            and identity, and jitter slowed convergence there (val P_MTL 0.96 after 15 epochs
-            with it, 1.96 after 8 without).
+        augment: Augmentation layers inside the model, active only while training
+            (``affect_tf.model.augment``: flip, rotation/zoom/shift, colour jitter, blur,
+            random erasing); export and serving see the same graph. Off in the SynthAffect
+            presets (``tiny``, ``demo``): the corpus already varies pose, lighting, identity
+            and occlusion (measured in docs/results.md).
+        weights: Backbone initialisation: ``""`` (random), ``"imagenet"`` (Keras Applications'
+            own download), a local ``.weights.h5`` of this backbone at this size, or an earlier
+            ``.keras`` model of this project whose backbone (same name and size) is copied.
+        schedule: ``scratch`` (everything trains from the start), ``frozen`` (the pretrained
+            backbone stays fixed, the heads train), ``finetune`` (``warmup_epochs`` frozen, then
+            the whole network with the backbone at ``backbone_lr_scale`` x the learning rate).
+            Pretrained backbones run their BatchNorm in inference mode, as Keras recommends.
+        warmup_epochs, backbone_lr_scale: The ``finetune`` schedule's settings.
     """
 
     name: str = "custom"
@@ -59,6 +78,11 @@ class AffectConfig:
     batch_size: int = 32
     epochs: int = 10
     augment: bool = True
+    imbalance: str = "class_weights"
+    weights: str = ""
+    schedule: str = "scratch"
+    warmup_epochs: int = 2
+    backbone_lr_scale: float = 0.1
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONE_NAMES:
@@ -72,6 +96,30 @@ class AffectConfig:
         if unknown or not self.tasks:
             raise ValueError(
                 f"Expected tasks from ('va', 'expression', 'au'). Received: tasks={self.tasks!r}"
+            )
+        if self.imbalance not in IMBALANCE:
+            raise ValueError(
+                f"Expected imbalance in {IMBALANCE}. Received: imbalance={self.imbalance!r}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"Expected schedule in {SCHEDULES}. Received: schedule={self.schedule!r}"
+            )
+        if self.schedule != "scratch" and not self.weights:
+            raise ValueError(
+                f"Expected pretrained weights for schedule={self.schedule!r} (imagenet, a "
+                "local .weights.h5 or an earlier .keras model). Received: weights=''"
+            )
+        if self.weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
+            raise ValueError(
+                f"Expected a backbone with ImageNet weights in Keras Applications "
+                f"{IMAGENET_BACKBONES} for weights='imagenet'. Received: backbone="
+                f"{self.backbone!r}"
+            )
+        if self.warmup_epochs < 0 or not 0.0 <= self.backbone_lr_scale <= 1.0:
+            raise ValueError(
+                "Expected warmup_epochs >= 0 and backbone_lr_scale in [0, 1]. Received: "
+                f"warmup_epochs={self.warmup_epochs}, backbone_lr_scale={self.backbone_lr_scale}"
             )
         if self.image_size < 32:
             raise ValueError(f"Expected image_size >= 32. Received: image_size={self.image_size}")
@@ -133,6 +181,8 @@ PRESETS: dict[str, AffectConfig] = {
         batch_size=64,
         epochs=30,
         learning_rate=1e-3,
+        weights="imagenet",
+        schedule="finetune",
     ),
     # Savchenko's choice: EfficientNet-B0 at 224, GCN heads.
     "full": AffectConfig(
@@ -147,6 +197,8 @@ PRESETS: dict[str, AffectConfig] = {
         batch_size=64,
         epochs=40,
         learning_rate=5e-4,
+        weights="imagenet",
+        schedule="finetune",
     ),
 }
 

@@ -53,6 +53,15 @@ class PipelineConfig:
         preset: Model preset (``affect_tf.model.config.PRESETS``).
         epochs: Training epochs (None: the preset's).
         batch_size: Training batch size (None: the preset's).
+        patience: Early stopping patience (epochs without a better validation P_MTL).
+        seed: Seed of training (weights, data order, augmentation).
+        weights, schedule, imbalance, augment: Override the preset's ``AffectConfig`` fields
+            (None: the preset's): backbone initialisation (``imagenet``, a ``.weights.h5``, an
+            earlier ``.keras`` model), ``scratch``/``frozen``/``finetune``, the expression
+            imbalance treatment, augmentation layers. ``weights`` without ``schedule`` on a
+            ``scratch`` preset fine-tunes.
+        warm_start: Start the Trainer from the latest Model this pipeline trained (TFX
+            ``base_model``; same architecture), e.g. to continue on new data.
         strategy: ``tf.distribute`` choice: ``auto`` (MirroredStrategy + mixed float16 when
             GPUs are visible), ``mirrored``, ``multiworker`` (TF_CONFIG from the cluster) or
             ``default``.
@@ -94,6 +103,13 @@ class PipelineConfig:
     preset: str = "demo"
     epochs: int | None = None
     batch_size: int | None = None
+    patience: int = 5
+    seed: int = 0
+    weights: str | None = None
+    schedule: str | None = None
+    imbalance: str | None = None
+    augment: bool | None = None
+    warm_start: bool = False
     strategy: str = "auto"
     thresholds: Mapping[str, float] = dataclasses.field(default_factory=dict)
     min_gain: float = DEFAULT_MIN_GAIN
@@ -140,6 +156,17 @@ class PipelineConfig:
             fail("epochs", "at least 1 (or unset for the preset's)")
         if self.batch_size is not None and self.batch_size < 1:
             fail("batch_size", "at least 1 (or unset for the preset's)")
+        if self.patience < 1:
+            fail("patience", "at least 1 epoch")
+        if self.weights and self.weights != "imagenet" and not Path(self.weights).is_file():
+            fail("weights", "'imagenet', a .weights.h5 file or a .keras model that exists")
+        try:
+            self.model_config()
+        except ValueError as error:
+            name = next(
+                (k for k in ("schedule", "imbalance", "weights") if k in str(error)), "preset"
+            )
+            fail(name, f"a valid model setting ({error})")
         if self.strategy not in STRATEGIES:
             fail("strategy", f"one of {STRATEGIES}")
         if self.gan_examples:
@@ -155,7 +182,9 @@ class PipelineConfig:
             if not -1.0 <= float(value) <= bound:
                 fail("thresholds", f"{name} in [-1, {bound}]")
         if not -1.0 <= self.min_gain <= 1.0:
-            fail("min_gain", "a score margin in [-1, 1] (-1: no gate relative to trivial baselines)")
+            fail(
+                "min_gain", "a score margin in [-1, 1] (-1: no gate relative to trivial baselines)"
+            )
         if not 0.0 <= self.max_p_mtl_drop <= 3.0:
             fail("max_p_mtl_drop", "a P_MTL difference in [0, 3]")
         if not 0.0 < self.au_threshold < 1.0:
@@ -166,6 +195,24 @@ class PipelineConfig:
             fail("parity_examples", "8 to 10000 examples")
         if not 0 <= self.beam_workers <= 256:
             fail("beam_workers", "0 (in-process) to 256 processes")
+
+    def model_overrides(self) -> dict:
+        """The ``AffectConfig`` fields this config overrides (what the Trainer receives)."""
+        overrides = {
+            "batch_size": self.batch_size,
+            "weights": self.weights,
+            "schedule": self.schedule,
+            "imbalance": self.imbalance,
+            "augment": self.augment,
+        }
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if self.weights and self.schedule is None and PRESETS[self.preset].schedule == "scratch":
+            overrides["schedule"] = "finetune"
+        return overrides
+
+    def model_config(self):
+        """The Trainer's ``AffectConfig`` (the preset with ``model_overrides``)."""
+        return PRESETS[self.preset].replace(**self.model_overrides())
 
     # --- derived paths --------------------------------------------------------------------
 
@@ -255,7 +302,13 @@ def _read_yaml(path: Path) -> dict:
 def _coerce(name: str, value: Any, field: dataclasses.Field) -> Any:
     """Turns a YAML value or an environment string into the field's type."""
     kind = str(field.type)
+    optional = kind.endswith(" | None")
+    kind = kind.removesuffix(" | None")
     try:
+        if optional and (
+            value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        ):
+            return None
         if isinstance(value, str):
             if kind == "bool":
                 if value.lower() not in ("1", "0", "true", "false", "yes", "no"):

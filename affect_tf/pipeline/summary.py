@@ -134,7 +134,8 @@ def _reasons(evaluation_uri: str, config: PipelineConfig, by_slice: dict) -> lis
     for per_slice in result.metric_validations_per_slice:
         keys = list(per_slice.slice_key.single_slice_keys)
         where = (
-            " on " + ", ".join(f"{k.column}={k.bytes_value.decode() or k.int64_value}" for k in keys)
+            " on "
+            + ", ".join(f"{k.column}={k.bytes_value.decode() or k.int64_value}" for k in keys)
             if keys
             else ""
         )

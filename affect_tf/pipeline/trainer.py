@@ -9,18 +9,19 @@ TF Serving, TFMA and TFLite.
 - ``tf.distribute``: MirroredStrategy over the visible GPUs (mixed float16 on GPU), the
   default strategy on CPU; ``strategy`` in the custom config forces one (``multiworker``
   for ``MultiWorkerMirroredStrategy`` with ``TF_CONFIG`` set by the cluster).
+- Training is ``affect_tf.fitting.fit``, the same function as ``affect-tf train``: augmentation
+  inside the model, pretrained weights and schedules, class imbalance, early stopping on the
+  measured tasks, seed, AU thresholds tuned on the hold-out, warm start from the latest Model
+  (TFX ``base_model``, when ``warm_start`` is set).
 - Writes TensorBoard logs, ``history.json``, ``training_curves.png`` and ``priors.json`` to the
   ModelRun artifact; the SavedModel (+ ``assets.extra/affect_model.keras``) to the Model.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from affect_tf.data import examples as ex
@@ -28,13 +29,14 @@ from affect_tf.data.dataset import (
     LabelPriors,
     count_examples,
     make_transformed_dataset,
+    measure_priors,
     resolve_files,
     serialized_examples,
 )
 from affect_tf.export import export_saved_model
+from affect_tf.fitting import FitData, fit
 from affect_tf.model.config import AffectConfig, get_preset
 from affect_tf.pipeline.config import STRATEGIES
-from affect_tf.training import PMTLCallback, model_from_priors, plot_history
 
 VALIDATION_PERCENT = 10
 
@@ -69,42 +71,47 @@ def read_priors(files: list[str], tft_layer, raw_feature_spec: dict) -> LabelPri
     return LabelPriors.from_vector(tft_layer(features)[ex.LABEL_PRIORS][0].numpy())
 
 
-def run_fn(fn_args) -> None:
-    """TFX Trainer entry point (``fn_args``: ``tfx.components.FnArgs``)."""
-    import tensorflow_transform as tft
+def _warm_start_file(base_model: str | None) -> str | None:
+    """The ``.keras`` file inside TFX's ``base_model`` (the latest trained Model), if any."""
+    if not base_model:
+        return None
+    from affect_tf.export import KERAS_FILE
 
-    custom = dict(fn_args.custom_config or {})
-    config = model_config(custom)
-    seed = int(custom.get("seed", 0))
-    keras.utils.set_random_seed(seed)
-    run_dir = Path(fn_args.model_run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    for candidate in (
+        Path(base_model) / KERAS_FILE,
+        Path(base_model) / "Format-Serving" / KERAS_FILE,
+    ):
+        if candidate.is_file():
+            return str(candidate)
+    print(f"warning: no {KERAS_FILE} in the base model {base_model}; not warm-starting")
+    return None
 
-    tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    tft_layer = tft_output.transform_features_layer()
-    raw_spec = tft_output.raw_feature_spec()
-    # TFX hands file patterns (``.../Split-train/*``).
+
+def _datasets(config: AffectConfig, fn_args, custom: dict, tft_layer, raw_spec, seed: int):
+    """``FitData`` from ExampleGen's splits through the Transform graph."""
     train_files = resolve_files(list(fn_args.train_files))
     eval_files = resolve_files(list(fn_args.eval_files))
-    priors = read_priors(train_files, tft_layer, raw_spec)
-    (run_dir / "priors.json").write_text(json.dumps(priors.to_dict(), indent=2))
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-
-    n_train = count_examples(train_files, "train", VALIDATION_PERCENT)
-    n_val = count_examples(train_files, "eval", VALIDATION_PERCENT)
+    priors = read_priors(train_files, tft_layer, raw_spec)  # the analyzers': whole train split
     val_files, val_split = train_files, "eval"
-    if n_val == 0 or n_train == 0:
+    train_priors = measure_priors(train_files, "train", VALIDATION_PERCENT)
+    val_priors = measure_priors(train_files, "eval", VALIDATION_PERCENT)
+    if val_priors.n == 0 or train_priors.n == 0:
         # Too few videos for a hold-out: validate on ExampleGen's eval split (then the
         # Evaluator's numbers are no longer on unseen data -- say so).
         print("warning: the train split is too small for a validation hold-out; using eval")
-        n_train, val_files, val_split = count_examples(train_files), eval_files, None
-        n_val = count_examples(eval_files)
+        val_files, val_split = eval_files, None
+        val_priors = measure_priors(eval_files, None)
+        train_priors = priors
     # Optional: generated faces (``affect-tf gan examples``) join the training stream only.
     gan_files = resolve_files(custom["gan_examples"]) if custom.get("gan_examples") else []
     n_gan = count_examples(gan_files) if gan_files else 0
     if gan_files:
         print(f"adding {n_gan} generated faces from {gan_files} to the training stream")
-    n_train += n_gan
+    n_train = train_priors.n + n_gan
+    steps = max(1, -(-n_train // config.batch_size))
+    balance = None
+    if config.imbalance == "sampling":
+        balance = train_priors.balance_spec(steps * config.batch_size)
     train_ds = make_transformed_dataset(
         train_files,
         tft_layer,
@@ -115,7 +122,9 @@ def run_fn(fn_args) -> None:
         eval_percent=VALIDATION_PERCENT,
         seed=seed,
         extra_files=gan_files,
-    )
+        balance=balance,
+    ).apply(tf.data.experimental.assert_cardinality(steps))
+    val_steps = max(1, -(-val_priors.n // config.batch_size))
     val_ds = make_transformed_dataset(
         val_files,
         tft_layer,
@@ -123,60 +132,61 @@ def run_fn(fn_args) -> None:
         config.batch_size,
         split=val_split,
         eval_percent=VALIDATION_PERCENT,
-    )
-    steps = max(1, -(-n_train // config.batch_size))
-    train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(steps))
-    val_ds = val_ds.apply(
-        tf.data.experimental.assert_cardinality(max(1, -(-n_val // config.batch_size)))
-    )
+    ).apply(tf.data.experimental.assert_cardinality(val_steps))
+    # The model's label graph and loss weights: the Transform analyzers' (the whole train split).
+    return FitData(train_ds, val_ds, steps, val_steps, priors, val_priors)
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point (``fn_args``: ``tfx.components.FnArgs``): ``fitting.fit`` on the
+    Transform graph's output, then the SavedModel for TF Serving, TFMA and TFLite."""
+    import tensorflow_transform as tft
+
+    custom = dict(fn_args.custom_config or {})
+    # Built before any other TF op of this process: MultiWorkerMirroredStrategy needs that.
+    strategy = choose_strategy(custom.get("strategy", "auto"))
+    config = model_config(custom)
+    seed = int(custom.get("seed", 0))
+    keras.utils.set_random_seed(seed)
+    run_dir = Path(fn_args.model_run_dir)
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    tft_layer = tft_output.transform_features_layer()
+    raw_spec = tft_output.raw_feature_spec()
+    data = _datasets(config, fn_args, custom, tft_layer, raw_spec, seed)
     epochs = int(custom.get("epochs") or config.epochs)
     if fn_args.train_steps:
         # TrainArgs(num_steps) caps the total optimizer steps.
-        epochs = max(1, min(epochs, -(-int(fn_args.train_steps) // steps)))
-
-    strategy = choose_strategy(custom.get("strategy", "auto"))
+        epochs = max(1, min(epochs, -(-int(fn_args.train_steps) // data.steps)))
     if tf.config.list_logical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
-    with strategy.scope():
-        model = model_from_priors(config, priors)
-        model.compile_for_training(steps, epochs)
-    callbacks = [
-        PMTLCallback(),
-        keras.callbacks.EarlyStopping(
-            monitor="val_p_mtl",
-            mode="max",
-            patience=int(custom.get("patience", 5)),
-            restore_best_weights=True,
-        ),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), update_freq="epoch"),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
-    ]
+    warm_start = (
+        _warm_start_file(getattr(fn_args, "base_model", None)) if custom.get("warm_start") else None
+    )
     print(
-        f"training {config.name} ({config.backbone}, {config.heads} heads, {config.image_size}px)"
-        f" on {n_train} faces, validating on {n_val}, {epochs} epochs of {steps} steps"
-        f" ({strategy.__class__.__name__}, {strategy.num_replicas_in_sync} replica(s))",
+        f"training {config.name} ({config.backbone}, {config.heads} heads, {config.image_size}px;"
+        f" weights {config.weights or 'random'}, schedule {config.schedule}, imbalance "
+        f"{config.imbalance}, augment {config.augment}) on {data.steps} batches of "
+        f"{config.batch_size} faces, validating on "
+        f"{data.val_priors.n}, {epochs} epochs of {data.steps} steps "
+        f"({strategy.__class__.__name__}, {strategy.num_replicas_in_sync} replica(s))"
+        + (f", warm start from {warm_start}" if warm_start else ""),
         flush=True,
     )
-    start = time.perf_counter()
-    fit = model.fit(
-        train_ds,
-        validation_data=val_ds,
+    result = fit(
+        config,
+        data,
+        run_dir,
         epochs=epochs,
-        callbacks=callbacks,
-        verbose=2,
-        shuffle=False,  # the tf.data pipeline shuffles
+        patience=int(custom.get("patience", 5)),
+        seed=seed,
+        resume=False,
+        warm_start=warm_start,
+        strategy=strategy,
     )
-    seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-    (run_dir / "history.json").write_text(
-        json.dumps({"seconds": seconds, "n_train": n_train, "n_val": n_val, **history}, indent=2)
-    )
-    if history:
-        plot_history(history, run_dir / "training_curves.png")
-    best = int(np.argmax(history.get("val_p_mtl", [0.0])))
+    best = max(result.history.get("val_p_mtl", [float("nan")]))
     print(
-        f"best validation P_MTL {max(history.get('val_p_mtl', [float('nan')])):.4f} "
-        f"at epoch {best + 1}; {seconds:.1f} s",
+        f"best validation P_MTL {best:.4f} over {', '.join(result.tasks_measured)}; "
+        f"{result.seconds:.1f} s",
         flush=True,
     )
-    export_saved_model(model, tft_layer, raw_spec, fn_args.serving_model_dir)
+    export_saved_model(result.model, tft_layer, raw_spec, fn_args.serving_model_dir)

@@ -57,7 +57,7 @@ def test_split_is_by_video_and_complete(records):
     assert set(train).isdisjoint(val) and val
 
 
-def test_training_batches_are_augmented(records):
+def test_training_batches_are_shuffled_and_shaped(records):
     files = resolve_files(records)
     ds = make_dataset(files, 32, batch_size=8, training=True, seed=1)
     x, y = next(iter(ds))

@@ -125,7 +125,11 @@ def test_eval_config_thresholds_and_slices():
     assert thresholds["gate_failures"].value_threshold.upper_bound.value == 0.0
     assert thresholds["p_mtl"].change_threshold.absolute.value == pytest.approx(-0.05)
     metric = json.loads(config.metrics_specs[0].metrics[0].config)
-    assert metric == {"au_threshold": 0.4, "thresholds": {"p_mtl": 1.0, "au_f1": 0.2}, "min_gain": 0.1}
+    assert metric == {
+        "au_threshold": 0.4,
+        "thresholds": {"p_mtl": 1.0, "au_f1": 0.2},
+        "min_gain": 0.1,
+    }
     # The config TFMA stores builds the same metric back.
     assert ev.AffectMetrics(**metric).computations()[0].combiner._min_gain == 0.1
 
@@ -182,6 +186,7 @@ def test_gate_fails_a_model_no_better_than_the_majority_class():
     assert failures[0].startswith("expr_f1 = ") and "trivial baseline" in failures[0]
     # An absolute threshold on a measured task still applies; -1 turns the relative rule off.
     assert _values(features, predictions, min_gain=-1.0)["gate_failures"] == 0
-    assert _values(features, predictions, min_gain=-1.0, thresholds={"expr_f1": 0.5})[
-        "gate_failures"
-    ] == 1
+    assert (
+        _values(features, predictions, min_gain=-1.0, thresholds={"expr_f1": 0.5})["gate_failures"]
+        == 1
+    )

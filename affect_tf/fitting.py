@@ -1,0 +1,381 @@
+"""The one fit function: ``affect-tf train`` and the TFX Trainer's ``run_fn`` both call ``fit``.
+
+They differ only in where batches come from (raw tf.Examples aligned by ``make_dataset``, or
+the Transform graph by ``make_transformed_dataset``) and where the model goes afterwards; the
+rest is here, once: the checks on the labels (a corpus labelling none of the trained tasks is
+an error before training), the model from the label priors, pretrained backbones
+(``AffectConfig.weights``) and the warm start from an earlier model, the ``scratch`` /
+``frozen`` / ``finetune`` schedules, early stopping and checkpoints on the validation P_MTL of
+the tasks the validation data labels, seeds, resuming, AU thresholds tuned on the validation
+data (saved with the model), history, curves and TensorBoard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from affect_tf import targets as tg
+from affect_tf.data.dataset import LabelPriors
+from affect_tf.labels import AUS
+from affect_tf.metrics import TASKS, evaluate_run, tuned_au_thresholds
+from affect_tf.model.affect_model import AffectModel, probabilities
+from affect_tf.model.config import AffectConfig
+from affect_tf.model.pretrained import load_backbone_weights
+
+log = logging.getLogger(__name__)
+MODEL_FILE = "model.keras"
+LAST_FILE = "last.keras"
+STATE_FILE = "state.json"
+
+
+def p_mtl_from_logs(logs: dict, prefix: str = "val_") -> float:
+    """P_MTL from Keras log keys: the sum over the tasks that have metrics (measured ones)."""
+    get = lambda k: float(logs.get(prefix + k, 0.0))  # noqa: E731
+    va = (get("va_ccc_valence") + get("va_ccc_arousal")) / 2
+    return va + get("expression_f1") + get("au_f1")
+
+
+class PMTLCallback(keras.callbacks.Callback):
+    """Adds ``p_mtl`` and ``val_p_mtl`` to the epoch logs (put it before checkpoints/early stop)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["p_mtl"] = p_mtl_from_logs(logs, "")
+            if any(k.startswith("val_") for k in logs):
+                logs["val_p_mtl"] = p_mtl_from_logs(logs, "val_")
+
+
+class ResumeState(keras.callbacks.Callback):
+    """Saves the model, the epoch reached and the best validation P_MTL after each epoch, so a
+    killed run can resume (and its best checkpoint is only replaced by a better one)."""
+
+    def __init__(self, out_dir: Path, best: float = -np.inf):
+        super().__init__()
+        self.out_dir = out_dir
+        self.best = best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.best = max(self.best, float(logs.get("val_p_mtl", -np.inf)))
+        self.model.save(self.out_dir / LAST_FILE)
+        state = {
+            "epoch": epoch + 1,
+            "best_val_p_mtl": self.best,
+            "logs": {k: float(v) for k, v in logs.items()},
+        }
+        (self.out_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+
+def plot_history(history: dict, path: Path) -> Path:
+    """Loss and metric curves, train vs validation, one panel per quantity."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    cols = 4
+    rows = max(1, -(-len(keys) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        ax.plot(history[key], label="train")
+        if "val_" + key in history:
+            ax.plot(history["val_" + key], label="validation")
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def model_from_priors(config: AffectConfig, priors: LabelPriors) -> AffectModel:
+    """An untrained AffectModel with what the training labels say: the GCN label graph (for
+    ``gcn`` heads), expression class weights and priors, AU positive weights."""
+    counts = np.asarray(priors.expression_counts, np.float64)
+    return AffectModel(
+        config,
+        adjacency=priors.adjacency(config.gcn_tau, config.gcn_p) if config.heads == "gcn" else None,
+        class_weights=priors.class_weights(),
+        pos_weights=priors.pos_weights(),
+        class_priors=(counts / counts.sum()).tolist() if counts.sum() > 0 else None,
+    )
+
+
+def labelled_tasks(priors: LabelPriors) -> list[str]:
+    """The tasks with at least one labelled example among the priors' examples."""
+    counts = {
+        "va": priors.va_labelled,
+        "expression": float(np.sum(priors.expression_counts)),
+        "au": float(np.sum(priors.au_labelled)),
+    }
+    return [task for task in TASKS if counts[task] > 0]
+
+
+def check_tasks(config: AffectConfig, train: LabelPriors, val: LabelPriors) -> list[str]:
+    """The trained tasks the validation data measures (what early stopping monitors).
+
+    Raises:
+        ValueError: When the training data labels none of the trained tasks, or the
+            validation data measures none of them.
+    """
+    trained = [t for t in config.tasks if t in labelled_tasks(train)]
+    if not trained:
+        raise ValueError(
+            f"Expected labels for at least one trained task {tuple(config.tasks)}. Received: "
+            f"none of the {train.n} training examples has a label of any of them (every mask is"
+            " 0: check the corpus' label columns and the readers' invalid markers)"
+        )
+    unlabelled = [t for t in config.tasks if t not in trained]
+    if unlabelled:
+        log.warning(
+            "the training data has no %s labels: those heads get no gradient and are not measured",
+            ", ".join(unlabelled),
+        )
+    measured = [t for t in trained if t in labelled_tasks(val)]
+    if not measured:
+        raise ValueError(
+            f"Expected validation examples labelled for one of {trained}. Received: "
+            f"{val.n} validation examples without any of those labels"
+        )
+    return measured
+
+
+@dataclasses.dataclass
+class FitData:
+    """What ``fit`` trains on.
+
+    Attributes:
+        train: Batches ``(images, targets)`` of one epoch (shuffled; balanced when asked).
+        val: Validation batches ``(images, targets)``.
+        steps, val_steps: Batches per epoch of each.
+        priors, val_priors: Label statistics of the training and validation examples.
+    """
+
+    train: tf.data.Dataset
+    val: tf.data.Dataset
+    steps: int
+    val_steps: int
+    priors: LabelPriors
+    val_priors: LabelPriors
+
+
+@dataclasses.dataclass
+class FitResult:
+    model: AffectModel
+    out_dir: Path
+    history: dict
+    validation: dict
+    seconds: float
+    tasks_measured: list[str]
+
+
+def predict_dataset(model: keras.Model, ds: tf.data.Dataset) -> dict[str, np.ndarray]:
+    """Probabilities and packed targets of every batch of ``(images, targets[, meta])``."""
+    parts: dict[str, list] = {k: [] for k in ("expression", "au", "va", "t_va", "t_expression")}
+    parts["t_au"] = []
+    for batch in ds:
+        images, targets = batch[0], batch[1]
+        probs = probabilities(model.predict_on_batch(images))
+        for key in (tg.EXPRESSION, tg.AU, tg.VA):
+            parts[key].append(probs[key])
+            parts["t_" + key].append(np.asarray(targets[key]))
+    if not parts["va"]:
+        raise ValueError("Expected examples to run the model on. Received: an empty dataset")
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def _phases(config: AffectConfig, epochs: int) -> list[tuple[int, int, bool, float | None]]:
+    """``(first, end, backbone_trainable, backbone_lr_scale)`` per training phase."""
+    if config.schedule == "frozen":
+        return [(0, epochs, False, None)]
+    if config.schedule == "finetune":
+        warm = min(config.warmup_epochs, epochs)
+        phases = [(0, warm, False, None)] if warm else []
+        if warm < epochs:
+            phases.append((warm, epochs, True, config.backbone_lr_scale))
+        return phases
+    return [(0, epochs, True, None)]
+
+
+def _initial_model(config: AffectConfig, priors: LabelPriors, warm_start: str | None):
+    model = model_from_priors(config, priors)
+    if warm_start:
+        source = keras.models.load_model(warm_start, compile=False)
+        shapes = [w.shape for w in model.get_weights()]
+        if [w.shape for w in source.get_weights()] != shapes:
+            raise ValueError(
+                f"Expected a model of the same architecture to warm-start from "
+                f"({config.backbone}, {config.heads} heads, {config.image_size}px). "
+                f"Received: warm_start={str(warm_start)!r}"
+            )
+        model.set_weights(source.get_weights())
+        log.info("warm start: every weight from %s", warm_start)
+    elif config.weights:
+        load_backbone_weights(model, config.weights)
+    return model
+
+
+def _resume(out: Path, epochs: int, resume: bool) -> tuple[keras.Model | None, int, float]:
+    state_path = out / STATE_FILE
+    if not (resume and state_path.is_file() and (out / LAST_FILE).is_file()):
+        return None, 0, -np.inf
+    state = json.loads(state_path.read_text())
+    if state["epoch"] >= epochs:
+        log.info("the run in %s already finished %d epochs: training anew", out, state["epoch"])
+        return None, 0, -np.inf
+    log.info("resuming from epoch %d (%s)", state["epoch"], out / LAST_FILE)
+    model = keras.models.load_model(out / LAST_FILE)
+    return model, int(state["epoch"]), float(state.get("best_val_p_mtl", -np.inf))
+
+
+def _callbacks(out: Path, best: float, patience: int, append: bool, tensorboard: bool) -> list:
+    callbacks = [
+        PMTLCallback(),
+        keras.callbacks.ModelCheckpoint(
+            out / MODEL_FILE,
+            monitor="val_p_mtl",
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=best if np.isfinite(best) else None,
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor="val_p_mtl", mode="max", patience=patience, restore_best_weights=True
+        ),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=append),
+        ResumeState(out, best),
+    ]
+    if tensorboard:
+        callbacks.append(
+            keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard"), update_freq="epoch")
+        )
+    return callbacks
+
+
+def fit(
+    config: AffectConfig,
+    data: FitData,
+    out_dir: str | Path,
+    epochs: int | None = None,
+    patience: int = 5,
+    seed: int = 0,
+    resume: bool = True,
+    warm_start: str | None = None,
+    verbose: int = 2,
+    strategy: tf.distribute.Strategy | None = None,
+    tensorboard: bool = True,
+) -> FitResult:
+    """Trains an AffectModel on ``data`` and writes everything about the run to ``out_dir``.
+
+    Args:
+        config: Model and optimisation settings (its ``weights``/``schedule`` included).
+        data: Batches and label statistics (``FitData``).
+        out_dir: Receives ``model.keras`` (best on validation P_MTL, with its tuned AU
+            thresholds), ``last.keras`` + ``state.json`` (resuming), ``history.json/csv``,
+            ``training_curves.png``, ``tensorboard/``, ``validation.json``,
+            ``au_thresholds.json``, ``priors.json``, ``config.json``.
+        epochs: Overrides ``config.epochs`` (warm-up epochs included).
+        patience: Early stopping on the validation P_MTL (per phase).
+        seed: Seeds Python, NumPy and TensorFlow.
+        resume: Continue from ``last.keras`` when ``state.json`` says the run is unfinished.
+        warm_start: An earlier ``.keras`` model of the same architecture to start from
+            (every weight; TFX's ``base_model``); overrides ``config.weights``.
+        verbose: Keras progress (1 bar, 2 one line per epoch).
+        strategy: A ``tf.distribute`` strategy to build and compile under.
+
+    Raises:
+        ValueError: Labels that cannot train or validate any task; weights that do not fit.
+    """
+    keras.utils.set_random_seed(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    epochs = epochs or config.epochs
+    measured = check_tasks(config, data.priors, data.val_priors)
+    (out / "priors.json").write_text(json.dumps(data.priors.to_dict(), indent=2))
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    scope = strategy.scope() if strategy is not None else _NoScope()
+
+    model, initial_epoch, best = _resume(out, epochs, resume)
+    loaded = model is not None
+    history: dict[str, list[float]] = {}
+    start = time.perf_counter()
+    for first, end, trainable, lr_scale in _phases(config, epochs):
+        if end <= initial_epoch:
+            continue
+        with scope:
+            if model is None:
+                model = _initial_model(config, data.priors, warm_start)
+            backbone = model.get_layer("backbone")
+            # A run resumed inside this phase keeps its loaded optimizer (and schedule) state.
+            if not (loaded and backbone.trainable == trainable and model.optimizer is not None):
+                backbone.trainable = trainable
+                model.compile_for_training(data.steps, end - first, measured, lr_scale)
+            loaded = False
+        callbacks = _callbacks(out, best, patience, initial_epoch > 0 or first > 0, tensorboard)
+        log.info(
+            "epochs %d-%d: backbone %s%s",
+            max(first, initial_epoch) + 1,
+            end,
+            "trainable" if trainable else "frozen",
+            f" at {lr_scale} x the learning rate" if lr_scale else "",
+        )
+        run = model.fit(
+            data.train,
+            validation_data=data.val,
+            epochs=end,
+            initial_epoch=max(first, initial_epoch),
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the tf.data pipeline shuffles
+        )
+        best = next(c for c in callbacks if isinstance(c, ResumeState)).best
+        for key, values in run.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+    seconds = time.perf_counter() - start
+    if model is None:
+        raise ValueError(f"Expected epochs to train. Received: epochs={epochs}")
+    return _finish(model, data, out, history, seconds, measured)
+
+
+class _NoScope:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _finish(model, data: FitData, out: Path, history: dict, seconds: float, measured: list):
+    """The best model with its AU thresholds tuned on the validation data, and the reports."""
+    if not (out / MODEL_FILE).exists():
+        model.save(out / MODEL_FILE)
+    best = keras.models.load_model(out / MODEL_FILE)
+    val_run = predict_dataset(best, data.val)
+    validation = evaluate_run(val_run)
+    thresholds = tuned_au_thresholds(val_run)
+    if "au" in measured:
+        validation["au_f1_tuned_on_validation"] = evaluate_run(val_run, thresholds)["au_f1"]
+        # Saved with the model: ``affect-tf evaluate --au-thresholds model`` and
+        # ``AffectRecognizer(..., au_thresholds="model")`` use them.
+        best.au_thresholds = list(thresholds)
+        best.save(out / MODEL_FILE)
+    (out / "au_thresholds.json").write_text(
+        json.dumps(dict(zip(AUS, thresholds, strict=True)), indent=2)
+    )
+    history_out = {"seconds": seconds, "tasks_measured": measured, **history}
+    (out / "history.json").write_text(json.dumps(history_out, indent=2))
+    (out / "validation.json").write_text(json.dumps(validation, indent=2))
+    if history:
+        plot_history(history, out / "training_curves.png")
+    return FitResult(best, out, history, validation, seconds, measured)
