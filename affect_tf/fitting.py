@@ -360,7 +360,7 @@ def _finish(model, data: FitData, out: Path, history: dict, seconds: float, meas
     """The best model with its AU thresholds tuned on the validation data, and the reports."""
     if not (out / MODEL_FILE).exists():
         model.save(out / MODEL_FILE)
-    best = keras.models.load_model(out / MODEL_FILE)
+    best = keras.models.load_model(out / MODEL_FILE, compile=False)
     val_run = predict_dataset(best, data.val)
     validation = evaluate_run(val_run)
     thresholds = tuned_au_thresholds(val_run)

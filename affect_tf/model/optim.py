@@ -3,7 +3,8 @@
 Keras 3 optimizers have one learning rate; fine-tuning a pretrained backbone under new heads
 wants the backbone to move less (ULMFiT's discriminative rates, the usual transfer recipe).
 Adam is invariant to gradient scale, so scaling gradients would not do it: the step itself is
-scaled, per variable, in ``update_step``.
+scaled, per variable, in ``update_step``. AdamW's decoupled weight decay (``w -= w·wd·lr``,
+1e-4 x the rate here) still applies at the full rate.
 """
 
 from __future__ import annotations

@@ -87,11 +87,18 @@ def _backbone_of_keras_model(path: Path, name: str, image_size: int) -> keras.Mo
             f"Expected an affect-tf .keras model (an AffectModel). Received: weights={str(path)!r}"
             f" ({type(source).__name__})"
         )
-    if (config.backbone, config.image_size) != (name, image_size):
+    if config.backbone != name:
         raise PretrainedWeightsError(
-            f"Expected a model whose backbone is {name!r} at {image_size}x{image_size}. "
-            f"Received: weights={str(path)!r} (backbone {config.backbone!r} at "
-            f"{config.image_size}x{config.image_size})"
+            f"Expected a model whose backbone is {name!r}. Received: weights={str(path)!r} "
+            f"(backbone {config.backbone!r} at {config.image_size}x{config.image_size})"
+        )
+    if config.image_size != image_size:
+        # Convolutional weights do not depend on the input size; the shapes are checked below.
+        log.info(
+            "backbone of %s was trained at %dpx; using it at %dpx",
+            path,
+            config.image_size,
+            image_size,
         )
     return source.get_layer("backbone")
 
