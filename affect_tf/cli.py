@@ -61,6 +61,7 @@ def _convert(args: argparse.Namespace) -> int:
         split=args.split,
         converter=Converter(policy=args.policy),
         progress=not args.quiet,
+        workers=args.workers,
     )
     print(result.format())
     if result.stats.written == 0:
@@ -76,8 +77,8 @@ def _demo(args: argparse.Namespace) -> int:
     """
     from affect_tf.data.convert import convert_corpus
     from affect_tf.data.synth import SynthConfig, expression_grid, write_corpus
-    from affect_tf.metrics import format_report
     from affect_tf.model import get_preset
+    from affect_tf.report import format_report
     from affect_tf.training import evaluate, train
 
     out = Path(args.out)
@@ -207,8 +208,8 @@ def _load_model(path: str):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from affect_tf.metrics import format_report
     from affect_tf.model import get_preset
+    from affect_tf.report import format_report
     from affect_tf.training import train
 
     overrides = {}
@@ -267,7 +268,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from affect_tf.metrics import format_report, gate
+    from affect_tf.report import format_report, gate
     from affect_tf.smoothing import parse_smooth
     from affect_tf.training import evaluate, load_au_thresholds
 
@@ -595,43 +596,8 @@ def add_inference_commands(sub) -> None:
     p.set_defaults(func=_serve, model_base_path=None)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="affect-tf", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("synth", help="render the SynthAffect corpus (images + manifest.csv)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n", type=int, default=512, help="number of images (default 512)")
-    p.add_argument("--size", type=int, default=128, help="frame side in pixels (default 128)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames-per-video", type=int, default=8, help="frames per video (1: stills)")
-    p.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image format")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--grid", help="also write a grid image of faces per expression to this PNG")
-    p.add_argument(
-        "--video",
-        action="store_true",
-        help="write the videos one after another as one mp4 (OUT is the .mp4 file) instead",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_synth)
-
-    from affect_tf.data import READERS, SPLITS
-
-    p = sub.add_parser("convert", help="convert a corpus to GZIP tf.Examples")
-    p.add_argument("--format", required=True, choices=sorted(READERS))
-    p.add_argument("--root", required=True, help="corpus folder (see docs/datasets.md)")
-    p.add_argument("--split", choices=SPLITS, default="train", help="AffectNet/Aff-Wild2 split")
-    p.add_argument("--out", required=True, help="output .tfrecord.gz")
-    p.add_argument(
-        "--policy",
-        choices=("largest", "confident"),
-        default="largest",
-        help="which detected face to keep",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_convert)
-
+def add_train_command(sub) -> None:
+    """``affect-tf train``: the model, transfer learning, imbalance and augmentation flags."""
     from affect_tf.model.config import BACKBONE_NAMES, IMBALANCE, PRESETS, SCHEDULES
 
     p = sub.add_parser("train", help="train an AffectModel on tf.Examples or a manifest corpus")
@@ -678,6 +644,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="affect-tf", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="render the SynthAffect corpus (images + manifest.csv)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--n", type=int, default=512, help="number of images (default 512)")
+    p.add_argument("--size", type=int, default=128, help="frame side in pixels (default 128)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames-per-video", type=int, default=8, help="frames per video (1: stills)")
+    p.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image format")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--grid", help="also write a grid image of faces per expression to this PNG")
+    p.add_argument(
+        "--video",
+        action="store_true",
+        help="write the videos one after another as one mp4 (OUT is the .mp4 file) instead",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_synth)
+
+    from affect_tf.data import READERS, SPLITS
+
+    p = sub.add_parser("convert", help="convert a corpus to GZIP tf.Examples")
+    p.add_argument("--format", required=True, choices=sorted(READERS))
+    p.add_argument("--root", required=True, help="corpus folder (see docs/datasets.md)")
+    p.add_argument("--split", choices=SPLITS, default="train", help="AffectNet/Aff-Wild2 split")
+    p.add_argument("--out", required=True, help="output .tfrecord.gz")
+    p.add_argument(
+        "--policy",
+        choices=("largest", "confident"),
+        default="largest",
+        help="which detected face to keep",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes finding faces (default 0: every core when faces must be detected)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_convert)
+
+    add_train_command(sub)
+    from affect_tf.model.config import PRESETS
 
     def model_and_data(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, help="model.keras, or a training folder")

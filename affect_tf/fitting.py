@@ -25,10 +25,10 @@ import tensorflow as tf
 from affect_tf import targets as tg
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.labels import AUS
-from affect_tf.metrics import TASKS, evaluate_run, tuned_au_thresholds
 from affect_tf.model.affect_model import AffectModel, probabilities
 from affect_tf.model.config import AffectConfig
 from affect_tf.model.pretrained import load_backbone_weights
+from affect_tf.report import TASKS, evaluate_run, tuned_au_thresholds
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.keras"

@@ -23,9 +23,9 @@ from affect_tf.data import examples as ex
 from affect_tf.data.dataset import make_dataset, measure_priors
 from affect_tf.fitting import FitData, FitResult, fit
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
-from affect_tf.metrics import evaluate_run
 from affect_tf.model.affect_model import probabilities
 from affect_tf.model.config import AffectConfig
+from affect_tf.report import evaluate_run
 from affect_tf.smoothing import parse_smooth, smooth_by_video
 
 

@@ -56,8 +56,8 @@ from affect_tf.gan.train import (
     write_png,
 )
 from affect_tf.labels import EXPRESSIONS, NUM_AUS
-from affect_tf.metrics import AffectEvaluator
 from affect_tf.model.affect_model import probabilities
+from affect_tf.report import AffectEvaluator
 from affect_tf.training import evaluate, train
 from benchmarks.common import write_section
 from benchmarks.mtl_vs_single import corpus

@@ -4,6 +4,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from affect_tf import metrics as m
+from affect_tf import report as R
 from affect_tf.labels import NUM_AUS
 
 
@@ -103,7 +104,7 @@ def test_statistics_merge_by_addition():
 
 def test_p_mtl_and_evaluator():
     assert m.p_mtl(0.5, 0.3, 0.4, 0.6) == pytest.approx(1.4)
-    ev = m.AffectEvaluator()
+    ev = R.AffectEvaluator()
     va = np.array([[0.1, 0.2], [0.3, 0.1], [-0.2, 0.0]])
     targets = {
         "va": np.array([[0.1, 0.2, 1], [0.3, 0.1, 1], [-0.2, 0.0, 1]]),
@@ -121,9 +122,9 @@ def test_p_mtl_and_evaluator():
     # AUs 1-3 perfect (F1 1), the other 9 never positive nor predicted (F1 0).
     assert result["au_f1"] == pytest.approx(3 / 12)
     assert result["p_mtl"] == pytest.approx(1.0 + 0.25 + 0.25)
-    assert set(result) >= set(m.REPORT_KEYS)
+    assert set(result) >= set(R.REPORT_KEYS)
     # The report contract of issue "multi-task model", pinned.
-    assert m.REPORT_KEYS == (
+    assert R.REPORT_KEYS == (
         "ccc_valence",
         "ccc_arousal",
         "va",
@@ -143,7 +144,7 @@ def test_tune_au_thresholds_brute_force():
     mask = np.ones_like(labels)
     mask[:, 0] = 0
     grid = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
-    best = m.tune_au_thresholds(probs, labels, mask, grid)
+    best = R.tune_au_thresholds(probs, labels, mask, grid)
     assert best[0] == 0.5  # no labels: default
     for k in range(1, NUM_AUS):
         scores = [f1_score(labels[:, k], probs[:, k] >= t, zero_division=0) for t in grid]
@@ -184,7 +185,7 @@ def test_unmeasured_tasks_are_none_and_trivial_baselines_by_hand():
         "expression": np.zeros((2, 2)),
         "au": np.concatenate([au_labels, au_mask], axis=1),
     }
-    ev = m.AffectEvaluator()
+    ev = R.AffectEvaluator()
     ev.update(np.zeros((2, 2)), np.full((2, 8), 1 / 8), au_labels, targets)
     result = ev.result()
     assert result["tasks_measured"] == ["au"]
@@ -198,14 +199,14 @@ def test_unmeasured_tasks_are_none_and_trivial_baselines_by_hand():
     assert result["trivial"] == {"au_f1": pytest.approx(1 / 3)}
     assert result["gain"]["au_f1"] == pytest.approx(0.5 - 1 / 3)
     assert result["p_mtl"] == pytest.approx(0.5)
-    assert "n/a" in m.format_report(result) and "over au" in m.format_report(result)
+    assert "n/a" in R.format_report(result) and "over au" in R.format_report(result)
 
 
 def test_nothing_measured_fails_the_gate():
-    ev = m.AffectEvaluator()
+    ev = R.AffectEvaluator()
     targets = {"va": np.zeros((1, 3)), "expression": np.zeros((1, 2)), "au": np.zeros((1, 24))}
     ev.update(np.zeros((1, 2)), np.full((1, 8), 1 / 8), np.zeros((1, 12)), targets)
     result = ev.result()
     assert result["p_mtl"] is None and result["tasks_measured"] == []
-    failures, _ = m.gate(result)
+    failures, _ = R.gate(result)
     assert failures and "no task is measured" in failures[0]

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affect_tf import cli, metrics
+from affect_tf import cli
+from affect_tf import report as R
 from affect_tf.labels import AUS, EXPRESSIONS
 
 
@@ -93,7 +94,7 @@ def test_evaluate_json_and_predict_csv_agree(trained, tmp_path, capsys):
         == 0
     )
     result = json.loads(report.read_text())
-    assert set(metrics.REPORT_KEYS) <= set(result)
+    assert set(R.REPORT_KEYS) <= set(result)
     assert result["n"] == 96 and set(result["au_f1_per_au"]) == set(AUS)
 
     csv_path = tmp_path / "preds.csv"
@@ -132,7 +133,7 @@ def test_evaluate_json_and_predict_csv_agree(trained, tmp_path, capsys):
     assert set(expected_cols) <= set(table.columns)
     np.testing.assert_allclose(table[[f"p_{e}" for e in EXPRESSIONS]].sum(axis=1), 1.0, atol=1e-4)
     # Anyone can recompute the metrics from the file.
-    ev = metrics.AffectEvaluator()
+    ev = R.AffectEvaluator()
     ev.update(
         table[["valence", "arousal"]].to_numpy(),
         table[[f"p_{e}" for e in EXPRESSIONS]].to_numpy(),

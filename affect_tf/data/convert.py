@@ -253,6 +253,67 @@ class ConvertResult:
         return "\n".join(lines)
 
 
+_WORKER: Converter | None = None
+# ``convert(workers=0)`` starts a process pool from this many samples that need detection.
+AUTO_POOL_MIN = 64
+
+
+def _init_worker(policy: str) -> None:
+    """A conversion worker process: one TF thread (the processes share the cores), own MTCNN."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    global _WORKER
+    _WORKER = Converter(policy=policy)
+
+
+def _convert_in_worker(sample: Sample) -> tuple[FaceRecord | None, tuple | None, dict]:
+    """``(record, None, notes)`` or ``(None, (reason, detail), notes)`` for one sample."""
+    report = SkipReport()
+    try:
+        record = _WORKER.to_record(sample, report)  # type: ignore[union-attr]
+    except SkipSample as e:
+        return None, (e.reason, e.detail), {}
+    return record, None, {r: list(ex) for r, ex in report.examples.items()}
+
+
+def _records(samples: Iterable[Sample], converter: Converter, workers: int):
+    """``(sample, record | None, skip | None, notes)`` in the samples' order.
+
+    With ``workers > 1`` a pool of spawned processes converts (MTCNN in each); with a custom
+    detector factory (which may not pickle) or one worker, this process does.
+    """
+    if workers <= 1 or converter._factory is not None:
+        for sample in samples:
+            report = SkipReport()
+            try:
+                record = converter.to_record(sample, report)
+            except SkipSample as e:
+                yield sample, None, (e.reason, e.detail), {}
+                continue
+            yield sample, record, None, {r: list(ex) for r, ex in report.examples.items()}
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(converter.policy,)
+    ) as pool:
+        samples = list(samples)
+        results = pool.map(_convert_in_worker, samples, chunksize=8)
+        for sample, (record, skip, notes) in zip(samples, results, strict=True):
+            yield sample, record, skip, notes
+
+
+def default_workers() -> int:
+    """Conversion processes by default: every core (``os.sched_getaffinity``)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def convert(
     samples: Iterable[Sample],
     out_path: str | Path,
@@ -260,8 +321,12 @@ def convert(
     converter: Converter | None = None,
     progress: bool = True,
     total: int | None = None,
+    workers: int = 1,
 ) -> ConvertResult:
     """Writes the usable samples as GZIP-compressed tf.Examples and reports the rest.
+
+    The file is written as ``<out_path>.partial`` and renamed when complete, so an interrupted
+    conversion never leaves a file that looks finished.
 
     Args:
         samples: From a corpus reader (which may already have recorded skips in ``report``).
@@ -270,6 +335,9 @@ def convert(
         converter: Face finding policy and detector; a default one when None.
         progress: Show a progress bar on stderr.
         total: Number of samples, for the progress bar, when known.
+        workers: Processes that decode and detect faces; 0: every core when at least
+            ``AUTO_POOL_MIN`` samples need face detection, else 1. The output order is the
+            samples' order either way.
 
     Returns:
         A ``ConvertResult``; ``<out_path>.report.json`` holds its counts.
@@ -283,17 +351,29 @@ def convert(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     compression = "GZIP" if out_path.name.endswith(".gz") else ""
     stats = LabelStats()
-    bar = tqdm(samples, total=total, disable=not progress, unit="img", desc="convert", leave=False)
-    with tf.io.TFRecordWriter(str(out_path), options=compression or None) as writer:
-        for sample in bar:
-            try:
-                record = converter.to_record(sample, report)
-            except SkipSample as e:
-                report.skip(e.reason, str(sample.path), e.detail)
+    if workers != 1:
+        samples = list(samples)
+        total = len(samples)
+        if workers == 0:
+            # Auto: the pool pays off where faces must be found (MTCNN); decoding alone is
+            # faster here than starting processes that each load TensorFlow.
+            detect = sum(1 for s in samples if s.landmarks is None and not s.aligned)
+            workers = default_workers() if detect >= AUTO_POOL_MIN else 1
+    results = _records(samples, converter, workers)
+    bar = tqdm(results, total=total, disable=not progress, unit="img", desc="convert", leave=False)
+    partial = out_path.with_name(out_path.name + ".partial")
+    with tf.io.TFRecordWriter(str(partial), options=compression or None) as writer:
+        for sample, record, skip, notes in bar:
+            for reason, examples in notes.items():
+                for example in examples:
+                    report.note(reason, example)
+            if skip is not None:
+                report.skip(skip[0], str(sample.path), skip[1])
                 continue
             writer.write(serialize_example(record))
             stats.add(record)
             bar.set_postfix(written=stats.written, skipped=report.total_skipped, refresh=False)
+    partial.replace(out_path)
     report_path = out_path.with_name(out_path.name + ".report.json")
     report_path.write_text(json.dumps({**stats.to_dict(), **report.to_dict()}, indent=2))
     return ConvertResult(out_path=out_path, report_path=report_path, stats=stats, report=report)
@@ -306,6 +386,7 @@ def convert_corpus(
     split: str = "train",
     converter: Converter | None = None,
     progress: bool = True,
+    workers: int = 0,
 ) -> ConvertResult:
     """Reads a corpus in one of the ``affect_tf.data.READERS`` formats and converts it.
 
@@ -318,4 +399,6 @@ def convert_corpus(
 
     report = SkipReport()
     samples = read_corpus(format, root, split, report)
-    return convert(samples, out_path, report=report, converter=converter, progress=progress)
+    return convert(
+        samples, out_path, report=report, converter=converter, progress=progress, workers=workers
+    )

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from affect_tf.metrics import DEFAULT_MIN_GAIN, THRESHOLD_TASK
 from affect_tf.model.config import PRESETS
+from affect_tf.report import DEFAULT_MIN_GAIN, THRESHOLD_TASK
 
 ENV_PREFIX = "AFFECT_"
 CONFIG_ENV = "AFFECT_CONFIG"

@@ -33,7 +33,7 @@ from affect_tf import targets as tg
 from affect_tf.data import examples as ex
 from affect_tf.export import SERVING_EXAMPLES
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
-from affect_tf.metrics import (
+from affect_tf.report import (
     DEFAULT_MIN_GAIN,
     REPORT_KEYS,
     TASK_SCORE,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from affect_tf.metrics import format_report
 from affect_tf.pipeline.config import TFLITE_VARIANTS as VARIANTS
 from affect_tf.pipeline.config import PipelineConfig
+from affect_tf.report import format_report
 
 _STATES = {
     0: "UNKNOWN",
@@ -126,8 +126,8 @@ def _reasons(evaluation_uri: str, config: PipelineConfig, by_slice: dict) -> lis
     slice's report) and the change threshold against the latest blessed model."""
     import tensorflow_model_analysis as tfma
 
-    from affect_tf.metrics import gate
     from affect_tf.pipeline.evaluation import GATE_FAILURES
+    from affect_tf.report import gate
 
     result = tfma.load_validation_result(evaluation_uri)
     reasons = []
@@ -156,6 +156,33 @@ def _reasons(evaluation_uri: str, config: PipelineConfig, by_slice: dict) -> lis
             else:
                 reasons.append(f"{name} = {value:.4f}: {failure.message.strip()}{where}")
     return reasons
+
+
+def _evaluation(out: dict, evaluator: dict, config: PipelineConfig):
+    """Fills the blessing, metrics, baseline and gate of ``out``; the ModelEvaluation or None."""
+    from affect_tf.report import gate
+
+    blessing, evaluation = evaluator.get("ModelBlessing"), evaluator.get("ModelEvaluation")
+    if blessing is not None:
+        out["blessed"] = bool(_prop(blessing, "blessed"))
+    if evaluation is None:
+        return None
+    out["metrics"], out["metrics_by_source"], baseline = _metrics(evaluation.uri)
+    out["baseline"] = {"metrics": baseline} if baseline else None
+    notes = (
+        gate(out["metrics"], dict(config.thresholds), config.min_gain)[1] if out["metrics"] else []
+    )
+    out["gate"] = {
+        "min_gain": config.min_gain,
+        "thresholds": dict(config.thresholds),
+        "max_p_mtl_drop": config.max_p_mtl_drop,
+        "tasks_measured": out["metrics"].get("tasks_measured", []),
+        "notes": notes,
+    }
+    if not out["blessed"]:
+        by_slice = {None: out["metrics"], **out["metrics_by_source"]}
+        out["not_blessed_reasons"] = _reasons(evaluation.uri, config, by_slice)
+    return evaluation
 
 
 def summarize(config: PipelineConfig) -> dict:
@@ -219,27 +246,7 @@ def summarize(config: PipelineConfig) -> dict:
         out["model"]["training_curves"] = str(Path(model_run.uri) / "training_curves.png")
         out["model"]["tensorboard"] = str(Path(model_run.uri) / "tensorboard")
 
-    evaluator = outputs.get("Evaluator", {})
-    blessing, evaluation = evaluator.get("ModelBlessing"), evaluator.get("ModelEvaluation")
-    if blessing is not None:
-        out["blessed"] = bool(_prop(blessing, "blessed"))
-    if evaluation is not None:
-        out["metrics"], out["metrics_by_source"], baseline = _metrics(evaluation.uri)
-        out["baseline"] = {"metrics": baseline} if baseline else None
-        from affect_tf.metrics import gate
-
-        out["gate"] = {
-            "min_gain": config.min_gain,
-            "thresholds": dict(config.thresholds),
-            "max_p_mtl_drop": config.max_p_mtl_drop,
-            "tasks_measured": out["metrics"].get("tasks_measured", []),
-            "notes": gate(out["metrics"], dict(config.thresholds), config.min_gain)[1]
-            if out["metrics"]
-            else [],
-        }
-        if not out["blessed"]:
-            by_slice = {None: out["metrics"], **out["metrics_by_source"]}
-            out["not_blessed_reasons"] = _reasons(evaluation.uri, config, by_slice)
+    evaluation = _evaluation(out, outputs.get("Evaluator", {}), config)
     pushed = outputs.get("Pusher", {}).get("PushedModel")
     if pushed is not None and _prop(pushed, "pushed"):
         out["pushed"]["saved_model"] = _prop(pushed, "pushed_destination")

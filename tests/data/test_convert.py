@@ -112,3 +112,25 @@ def test_aligned_sample_uses_the_template(tmp_path):
     record = Converter().to_record(Sample(path=path, aligned=True, expression=2, expr_mask=1))
     assert list(record.bbox) == [0.0, 0.0, 112.0, 112.0]
     np.testing.assert_allclose(record.landmarks, align.TEMPLATE_112, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_worker_pool_writes_the_same_examples_in_order(tmp_path, astronaut):
+    """Two spawned processes (MTCNN in each) give what one process gives, in the same order,
+    with the same skips; nothing is left under a temporary name."""
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.jpg")
+    Image.fromarray(np.full((100, 120, 3), 90, np.uint8)).save(tmp_path / "flat.png")
+    rows = ["path,expression"] + [f"{name},Happiness" for name in ["astronaut.jpg", "flat.png"] * 3]
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    results = {}
+    for workers in (1, 2):
+        report = SkipReport()
+        out = tmp_path / f"w{workers}.tfrecord.gz"
+        result = convert(
+            read_manifest(tmp_path, report), out, report, workers=workers, progress=False
+        )
+        results[workers] = ([r.bbox for r in read_tfrecord(out)], dict(report.skipped))
+        assert result.stats.written == 3
+    assert results[1][1] == results[2][1] == {"no_face": 3}
+    np.testing.assert_allclose(results[1][0], results[2][0], atol=1e-3)
+    assert not list(tmp_path.glob("*.partial"))

@@ -60,3 +60,88 @@ def test_compiles_for_kubeflow_v2(tmp_path):
     assert set(COMPONENTS) - {"latest_blessed_model_resolver"} <= set(tasks)
     assert "latest_blessed_model_resolver" in json.dumps(spec)
     assert out.endswith("affect_pipeline.json")
+
+
+def _fingerprint(pipeline) -> str:
+    """Everything a run receives from the graph: component settings, inputs, Beam arguments."""
+    parts = [
+        pipeline.pipeline_info.pipeline_name,
+        str(pipeline.pipeline_info.pipeline_root),
+        str(pipeline.metadata_connection_config),
+        str(pipeline.enable_cache),
+        " ".join(pipeline.beam_pipeline_args),
+    ]
+    for component in sorted(pipeline.components, key=lambda c: c.id):
+        parts.append(component.id)
+        parts += [f"{k}={v}" for k, v in sorted(component.exec_properties.items())]
+        parts += sorted(component.inputs)
+    return "\n".join(parts)
+
+
+def test_no_pipeline_setting_is_dead(tmp_path):
+    """Changing any PipelineConfig field changes what the components receive."""
+    import dataclasses
+
+    corpus, other_corpus = tmp_path / "corpus", tmp_path / "corpus2"
+    corpus.mkdir()
+    other_corpus.mkdir()
+    weights = tmp_path / "backbone.weights.h5"
+    weights.write_bytes(b"x")
+    gan = tmp_path / "gan.tfrecord.gz"
+    gan.write_bytes(b"")
+    manifest = {"corpus_format": "manifest", "corpus_root": str(corpus)}
+    # field -> (base settings, changed settings)
+    changes = {
+        "pipeline_name": ({}, {"pipeline_name": "other"}),
+        "output_root": ({}, {"output_root": str(tmp_path / "out2")}),
+        "corpus_format": ({}, manifest),
+        "corpus_root": (manifest, {**manifest, "corpus_root": str(other_corpus)}),
+        "corpus_split": (manifest, {**manifest, "corpus_split": "validation"}),
+        "synth_n": ({}, {"synth_n": 64}),
+        "synth_size": ({}, {"synth_size": 128}),
+        "synth_frames_per_video": ({}, {"synth_frames_per_video": 2}),
+        "synth_seed": ({}, {"synth_seed": 3}),
+        "eval_percent": ({}, {"eval_percent": 30}),
+        "preset": ({}, {"preset": "tiny"}),
+        "epochs": ({}, {"epochs": 3}),
+        "batch_size": ({}, {"batch_size": 16}),
+        "patience": ({}, {"patience": 2}),
+        "seed": ({}, {"seed": 5}),
+        "weights": ({}, {"weights": str(weights)}),
+        "schedule": ({"weights": str(weights)}, {"weights": str(weights), "schedule": "frozen"}),
+        "imbalance": ({}, {"imbalance": "sampling"}),
+        "augment": ({}, {"augment": True}),
+        "warm_start": ({}, {"warm_start": True}),
+        "strategy": ({}, {"strategy": "default"}),
+        "thresholds": ({}, {"thresholds": {"expr_f1": 0.4}}),
+        "min_gain": ({}, {"min_gain": 0.1}),
+        "max_p_mtl_drop": ({}, {"max_p_mtl_drop": 0.2}),
+        "au_threshold": ({}, {"au_threshold": 0.3}),
+        "tflite_variants": ({}, {"tflite_variants": ("fp32",)}),
+        "parity_examples": ({}, {"parity_examples": 16}),
+        "beam_workers": ({}, {"beam_workers": 2}),
+        "beam_args": ({}, {"beam_args": ("--runner=FnApiRunner",)}),
+        "enable_cache": ({}, {"enable_cache": False}),
+        "gan_examples": ({}, {"gan_examples": str(gan)}),
+    }
+    assert set(changes) == {f.name for f in dataclasses.fields(PipelineConfig)}
+    root = {"output_root": str(tmp_path / "out")}
+    for name, (base, changed) in changes.items():
+        before = _fingerprint(create_pipeline(PipelineConfig.load({}, **{**root, **base})))
+        after = _fingerprint(create_pipeline(PipelineConfig.load({}, **{**root, **changed})))
+        assert before != after, f"setting {name} does not reach the pipeline"
+
+
+def test_trainer_receives_the_training_settings(tmp_path):
+    config = PipelineConfig.load(
+        {"AFFECT_PATIENCE": "3", "AFFECT_SEED": "7", "AFFECT_IMBALANCE": "logit_adjustment"},
+        output_root=str(tmp_path),
+        augment=True,
+    )
+    trainer = {c.id: c for c in create_pipeline(config).components}["Trainer"]
+    custom = json.loads(trainer.exec_properties["custom_config"])
+    assert custom["patience"] == 3 and custom["seed"] == 7
+    assert custom["overrides"] == {"imbalance": "logit_adjustment", "augment": True}
+    from affect_tf.pipeline.trainer import model_config
+
+    assert model_config(custom).imbalance == "logit_adjustment"

@@ -27,19 +27,22 @@ def test_pipeline_end_to_end(tmp_path):
     config = PipelineConfig.load(
         {},
         output_root=str(tmp_path),
-        synth_n=480,
+        synth_n=1600,
         synth_size=64,
         preset="tiny",
-        epochs=4,
+        epochs=6,
         eval_percent=25,
-        thresholds={"p_mtl": 0.1},
         max_p_mtl_drop=0.05,
         parity_examples=24,
     )
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
     summary = summarize(config)
 
+    # The default gate: every task above its trivial baseline on the eval split.
     assert summary["blessed"], summary["not_blessed_reasons"]
+    assert summary["metrics"]["tasks_measured"] == ["va", "expression", "au"]
+    for score, gain in summary["metrics"]["gain"].items():
+        assert gain >= config.min_gain, score
     assert all(c["status"] == "COMPLETE" for c in summary["components"].values())
     assert summary["data"]["examples_per_split"]["eval"] > 0
     version = Path(summary["pushed"]["saved_model"])
@@ -87,3 +90,71 @@ def test_pipeline_end_to_end(tmp_path):
     # Unchanged inputs came from the cache.
     assert second["components"]["Transform"]["status"] == "CACHED"
     assert second["components"]["Trainer"]["status"] == "COMPLETE"
+
+
+def _partial_manifest(root: Path, tasks: tuple[str, ...]) -> Path:
+    """A SynthAffect corpus written as a user's manifest that labels only ``tasks``: the
+    columns of the other tasks are absent (as in FER-style or AffectNet-style corpora)."""
+    import pandas as pd
+
+    from affect_tf.data.synth import SynthConfig, write_corpus
+    from affect_tf.labels import AUS
+
+    rates = {f"{t}_rate": 1.0 if t in tasks else 0.0 for t in ("va", "expr", "au")}
+    write_corpus(
+        SynthConfig(n=1600, size=64, frames_per_video=8, seed=21, frame_dropout=0.0, **rates),
+        root,
+        workers=1,
+        progress=False,
+    )
+    table = pd.read_csv(root / "manifest.csv")
+    drop = [] if "va" in tasks else ["valence", "arousal"]
+    drop += [] if "au" in tasks else list(AUS)
+    table.drop(columns=drop).to_csv(root / "manifest.csv", index=False)
+    return root
+
+
+@pytest.mark.parametrize(
+    "tasks", [("expr",), ("expr", "va")], ids=["expression_only", "expression_and_va"]
+)
+def test_partial_label_corpus_is_blessed_with_default_thresholds(tmp_path, tasks):
+    from tfx import v1 as tfx
+
+    from affect_tf.pipeline.config import PipelineConfig
+    from affect_tf.pipeline.summary import format_summary, summarize
+    from pipelines.affect import create_pipeline
+
+    corpus = _partial_manifest(tmp_path / "corpus", tasks)
+    config = PipelineConfig.load(
+        {},
+        output_root=str(tmp_path / "out"),
+        corpus_format="manifest",
+        corpus_root=str(corpus),
+        preset="tiny",
+        epochs=6,
+        eval_percent=25,
+        tflite_variants=("fp32",),
+        parity_examples=16,
+    )
+    # The defaults: no absolute thresholds, each measured task above its trivial baseline.
+    assert dict(config.thresholds) == {} and config.min_gain > 0
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    summary = summarize(config)
+    assert summary["blessed"], summary["not_blessed_reasons"]
+    assert summary["pushed"]["saved_model"] and set(summary["pushed"]["tflite"]) == {"fp32"}
+    m = summary["metrics"]
+    measured = ["va", "expression"] if "va" in tasks else ["expression"]
+    assert m["tasks_measured"] == measured
+    assert m["au_f1"] is None and m["n_labelled"]["au"] == 0
+    assert all(v is None for v in m["au_f1_per_au"].values())
+    assert m["expr_f1"] > m["trivial"]["expr_f1"] + config.min_gain
+    assert set(m["expr_f1_per_class"]) == set(
+        ["Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other"]
+    )
+    if "va" in tasks:
+        assert m["va"] > config.min_gain and m["n_labelled"]["va"] == m["n"]
+        assert m["p_mtl"] == pytest.approx(m["va"] + m["expr_f1"])
+    else:
+        assert m["va"] is None and m["p_mtl"] == pytest.approx(m["expr_f1"])
+    text = format_summary(summary)
+    assert "AU F1 n/a (n=0)" in text and "over " in text
