@@ -20,6 +20,7 @@ Transform graph calls, without the label analyzers serving never needs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
@@ -39,6 +40,7 @@ KERAS_FILE = "assets.extra/affect_model.keras"
 # TF Serving replays this file's requests at load time (SavedModel warmup), so the first
 # client does not wait for graph tracing; affect-tf serve does the same.
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+AU_THRESHOLDS_FILE = "assets.extra/au_thresholds.json"
 
 
 class FacePreprocessor(tf.Module):
@@ -151,6 +153,14 @@ def export_saved_model(
     signatures = make_signatures(model, tft_layer, raw_feature_spec)
     tf.saved_model.save(model, str(export_dir), signatures=signatures)
     write_warmup_requests(export_dir / WARMUP_FILE, model.affect_config.image_size)
+    if getattr(model, "au_thresholds", None) is not None:
+        # Tuned on the validation data by ``fitting.fit``: for clients that binarise the
+        # served AU probabilities (the .keras file carries them too).
+        from affect_tf.labels import AUS
+
+        (export_dir / AU_THRESHOLDS_FILE).write_text(
+            json.dumps(dict(zip(AUS, model.au_thresholds, strict=True)), indent=2)
+        )
     return export_dir
 
 

@@ -238,3 +238,28 @@ def test_demo_runs_end_to_end_small(tmp_path, capsys):
         and summary["data"]["written"] == 160
         and (out / "model" / "model.keras").is_file()
     )
+
+
+def test_transfer_flags_fail_clearly(trained, tmp_path, capsys):
+    """Weights of another backbone, a schedule without weights, a missing warm start: one
+    line naming the setting, exit 2, no traceback."""
+    _, out, _ = trained
+    base = ["train", "--data", str(out / "data"), "--out", str(tmp_path / "o"), "--epochs", "1"]
+    mobile = tmp_path / "mobile.weights.h5"
+    from affect_tf.model import build_backbone
+
+    build_backbone("mobilenet_v3_small", 48).save_weights(mobile)
+    assert cli.main([*base, "--weights", str(mobile)]) == 2
+    err = capsys.readouterr().err
+    assert "Expected weights of backbone 'small_cnn'" in err and "Traceback" not in err
+    assert cli.main([*base, "--schedule", "frozen"]) == 2
+    assert "Expected pretrained weights for schedule='frozen'" in capsys.readouterr().err
+    assert cli.main([*base, "--warm-start", str(tmp_path / "none.keras")]) == 2
+    assert "--warm-start" in capsys.readouterr().err
+    # The model's own tuned AU thresholds (saved in model.keras = au_thresholds.json).
+    args = ["evaluate", "--model", str(out), "--data", str(out / "data")]
+    assert cli.main([*args, "--au-thresholds", "model"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    tuned = json.loads((out / "au_thresholds.json").read_text())
+    assert result["au_thresholds"] == pytest.approx([tuned[a] for a in AUS])
+    assert set(result["gate"]) == {"passed", "failures", "notes"}

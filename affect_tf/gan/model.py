@@ -106,13 +106,14 @@ class AffectGAN(keras.Model):
         config = recognizer.affect_config
         weights = dict(zip((tg.VA, tg.EXPRESSION, tg.AU), config.loss_weights, strict=True))
         weights = {t: (w if t in config.tasks else 0.0) for t, w in weights.items()}
-        use_class_weights = real and config.class_weighting
+        # Real faces are weighted as the recognizer trains (conditions are sampled balanced).
+        use_class_weights = real and config.imbalance == "class_weights"
         total, _ = affect_loss(
             targets,
             {k: outputs[k] for k in tg.OUTPUTS},
             weights=weights,
             class_weights=recognizer.class_weights if use_class_weights else None,
-            pos_weights=recognizer.pos_weights if use_class_weights else None,
+            pos_weights=recognizer.pos_weights if real and config.class_weighting else None,
             label_smoothing=config.label_smoothing if real else 0.0,
         )
         return total

@@ -48,6 +48,8 @@ def test_pipeline_end_to_end(tmp_path):
     version = Path(summary["pushed"]["saved_model"])
     assert version.parent == Path(config.serving_dir) and version.name.isdigit()
     assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
+    # The AU thresholds fit tuned on its hold-out travel with the pushed model.
+    assert (version / "assets.extra" / "au_thresholds.json").is_file()
     assert set(summary["pushed"]["tflite"]) == {"fp32", "fp16", "int8"}
     for variant, path in summary["pushed"]["tflite"].items():
         assert Path(path).is_file() and Path(path).parent.name == version.name
