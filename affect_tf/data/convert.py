@@ -254,8 +254,10 @@ class ConvertResult:
 
 
 _WORKER: Converter | None = None
-# ``convert(workers=0)`` starts a process pool from this many samples that need detection.
-AUTO_POOL_MIN = 64
+# ``convert(workers=0)`` starts a process pool from this many samples that need detection:
+# measured on 2 cores (docs/results.md), 160 photos took 2.2x longer with two workers (each
+# loads TensorFlow and MTCNN first) and 600 photos 1.17x shorter.
+AUTO_POOL_MIN = 500
 
 
 def _init_worker(policy: str) -> None:

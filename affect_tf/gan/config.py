@@ -104,9 +104,14 @@ class GANConfig:
 
     @property
     def affect_config(self) -> AffectConfig:
-        """The discriminator's ``AffectConfig``: the recognizer preset at the GAN's image size."""
+        """The discriminator's ``AffectConfig``: the recognizer preset at the GAN's image size.
+
+        Its real faces' expression loss stays class-weighted: the GAN was tuned and measured
+        that way (docs/results.md); logit adjustment, the recognizers' default, is not
+        measured for it.
+        """
         return AFFECT_PRESETS[self.recognizer].replace(
-            image_size=self.image_size, batch_size=self.batch_size
+            image_size=self.image_size, batch_size=self.batch_size, imbalance="class_weights"
         )
 
     @property

@@ -105,3 +105,26 @@ def test_frechet_distance_matches_the_closed_form():
     # N(0, I) vs N((1, 0), 4I): |mu|^2 + tr(I + 4I - 2 * 2I) = 1 + 2 = 3.
     assert abs(frechet_distance(a, b) - 3.0) < 0.1
     assert frechet_distance(a, a) < 1e-6
+
+
+def test_skewed_corpus_shares_by_hand(tmp_path):
+    """50 % Neutral (all of them), 40 % Happiness as far as there are faces, 10 % spread."""
+    import tensorflow as tf
+
+    from affect_tf.data import examples as ex
+    from affect_tf.data.examples import read_tfrecord
+    from benchmarks.real_corpora import skewed
+    from tests.data.test_examples import make_record
+
+    counts = {0: 100, 4: 50, 1: 20, 2: 20, 3: 20, 5: 20, 6: 20}  # 7 = Other: none
+    path = tmp_path / "all.tfrecord.gz"
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for expression, n in counts.items():
+            for i in range(n):
+                record = make_record(expression=expression, video_id=f"{expression}-{i}")
+                writer.write(ex.serialize_example(record))
+    out = [r.expression for r in read_tfrecord(skewed(str(path), tmp_path))]
+    # total = 100 / 0.5 = 200: Happiness min(50, 80) = 50; the five others (not "Other": a
+    # 7-class corpus) round(200 * 0.1 / 5) = 4 each.
+    got = {c: out.count(c) for c in counts}
+    assert got == {0: 100, 4: 50, 1: 4, 2: 4, 3: 4, 5: 4, 6: 4}
