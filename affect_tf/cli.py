@@ -226,6 +226,8 @@ def _train(args: argparse.Namespace) -> int:
             overrides[name] = getattr(args, name)
     if args.backbone_lr_scale is not None:
         overrides["backbone_lr_scale"] = args.backbone_lr_scale
+    if args.cache_embeddings:
+        overrides["cache_embeddings"] = True
     if args.weights and args.schedule is None and get_preset(args.preset).schedule == "scratch":
         overrides["schedule"] = "finetune"  # pretrained weights: fine-tune unless told
     if args.weights == "":
@@ -627,6 +629,11 @@ def add_train_command(sub) -> None:
         "backbone learning rate); default the preset's, finetune when --weights is given",
     )
     p.add_argument("--warmup-epochs", type=int, help="finetune: frozen epochs first")
+    p.add_argument(
+        "--cache-embeddings",
+        action="store_true",
+        help="frozen: run the backbone once and train the heads on its features (fast)",
+    )
     p.add_argument("--backbone-lr-scale", type=float, help="finetune: backbone LR factor")
     p.add_argument(
         "--imbalance", choices=IMBALANCE, help="expression class imbalance (default the preset's)"

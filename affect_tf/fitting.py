@@ -25,6 +25,7 @@ import tensorflow as tf
 from affect_tf import targets as tg
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.labels import AUS
+from affect_tf.metrics import training_metrics
 from affect_tf.model.affect_model import AffectModel, probabilities
 from affect_tf.model.config import AffectConfig
 from affect_tf.model.pretrained import load_backbone_weights
@@ -306,6 +307,12 @@ def fit(
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     scope = strategy.scope() if strategy is not None else _NoScope()
 
+    if config.cache_embeddings:
+        with scope:
+            model = _initial_model(config, data.priors, warm_start)
+        start = time.perf_counter()
+        history = _fit_cached(config, data, out, model, epochs, patience, seed, measured, verbose)
+        return _finish(model, data, out, history, time.perf_counter() - start, measured)
     model, initial_epoch, best = _resume(out, epochs, resume)
     loaded = model is not None
     history: dict[str, list[float]] = {}
@@ -346,6 +353,62 @@ def fit(
     if model is None:
         raise ValueError(f"Expected epochs to train. Received: epochs={epochs}")
     return _finish(model, data, out, history, seconds, measured)
+
+
+class _HeadsOnEmbeddings(keras.Model):
+    """The heads of an AffectModel trained on backbone features computed once (``frozen``
+    schedule, ``cache_embeddings``): the same layer objects, the AffectModel's own loss."""
+
+    def __init__(self, affect_model: AffectModel):
+        super().__init__(name="heads_on_embeddings")
+        # From the backbone's output to the three outputs: a view sharing the layers.
+        self.heads = keras.Model(
+            affect_model.get_layer("embedding_dense").input, affect_model.output
+        )
+        self._loss = affect_model.compute_loss  # a bound method: not tracked as a sublayer
+
+    def call(self, features, training=None):
+        return self.heads(features, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return self._loss(x, y, y_pred, sample_weight, training)
+
+
+def _embedded(backbone: keras.Model, ds: tf.data.Dataset, batch_size: int, seed, shuffle: bool):
+    """One pass of the backbone over ``ds`` -> an in-memory dataset of (features, targets)."""
+    features, targets = [], []
+    for images, target in ds:
+        features.append(backbone(images, training=False).numpy())
+        targets.append({k: np.asarray(v) for k, v in target.items()})
+    stacked = {k: np.concatenate([t[k] for t in targets]) for k in targets[0]}
+    out = tf.data.Dataset.from_tensor_slices((np.concatenate(features), stacked))
+    if shuffle:
+        out = out.shuffle(len(features) * batch_size, seed=seed, reshuffle_each_iteration=True)
+    return out.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _fit_cached(config, data: FitData, out: Path, model, epochs, patience, seed, measured, verbose):
+    """``frozen`` + ``cache_embeddings``: the backbone runs once over the data, the heads train
+    on its features (Savchenko's set-up; no augmentation, which acts on images)."""
+    if config.augment:
+        log.warning("cache_embeddings: augmentation acts on images and is skipped")
+    backbone = model.get_layer("backbone")
+    start = time.perf_counter()
+    train = _embedded(backbone, data.train, config.batch_size, seed, shuffle=True)
+    val = _embedded(backbone, data.val, config.batch_size, seed, shuffle=False)
+    log.info("embeddings computed once in %.1f s", time.perf_counter() - start)
+    model.compile_for_training(data.steps, epochs, measured)  # the optimizer and its schedule
+    heads = _HeadsOnEmbeddings(model)
+    metrics = {t: m for t, m in training_metrics().items() if t in measured}
+    heads.compile(optimizer=model.optimizer, metrics=metrics)
+    callbacks = _callbacks(out, -np.inf, patience, False, True)
+    # Checkpoints and resume state would save the heads view: the AffectModel is saved below.
+    callbacks = [
+        c for c in callbacks if not isinstance(c, ResumeState | keras.callbacks.ModelCheckpoint)
+    ]
+    run = heads.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    model.save(out / MODEL_FILE)  # EarlyStopping restored the best epoch's weights
+    return {k: [float(v) for v in values] for k, values in run.history.items()}
 
 
 class _NoScope:

@@ -118,3 +118,31 @@ def test_class_balanced_sampling_by_hand():
     assert unlabelled == pytest.approx(20 / 120, abs=0.03)  # keeps its share
     labelled = expr[expr[:, 1] == 1, 0]
     assert (labelled == 1).mean() == pytest.approx(0.5, abs=0.04)  # Anger: 10 % -> 50 %
+
+
+def test_frozen_heads_on_embeddings_computed_once(
+    trained_expression_only, expression_only, tmp_path, caplog
+):
+    _, source = trained_expression_only
+    config = get_preset(
+        "tiny",
+        weights=str(source / "model.keras"),
+        schedule="frozen",
+        cache_embeddings=True,
+        epochs=3,
+    )
+    src = keras.models.load_model(source / "model.keras", compile=False)
+    with caplog.at_level(logging.INFO, logger="affect_tf"):
+        result = train(config, expression_only, tmp_path / "cached", eval_percent=30)
+    assert "embeddings computed once" in caplog.text
+    assert len(result.history["loss"]) == 3 and "val_p_mtl" in result.history
+    # The saved model: the source's backbone untouched, heads trained.
+    backbone = result.model.get_layer("backbone").get_weights()
+    for a, b in zip(backbone, src.get_layer("backbone").get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(
+        result.model.get_layer("expression").get_weights()[0],
+        src.get_layer("expression").get_weights()[0],
+    )
+    with pytest.raises(ValueError, match="schedule='frozen' with cache_embeddings"):
+        get_preset("tiny", weights="x.keras", schedule="finetune", cache_embeddings=True)

@@ -56,6 +56,8 @@ class AffectConfig:
             the whole network with the backbone at ``backbone_lr_scale`` x the learning rate).
             Pretrained backbones run their BatchNorm in inference mode, as Keras recommends.
         warmup_epochs, backbone_lr_scale: The ``finetune`` schedule's settings.
+        cache_embeddings: With ``frozen``: run the backbone once over the data and train the
+            heads on its features (Savchenko's set-up; very fast; no augmentation).
     """
 
     name: str = "custom"
@@ -85,6 +87,7 @@ class AffectConfig:
     schedule: str = "scratch"
     warmup_epochs: int = 2
     backbone_lr_scale: float = 0.1
+    cache_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONE_NAMES:
@@ -117,6 +120,11 @@ class AffectConfig:
                 f"Expected a backbone with ImageNet weights in Keras Applications "
                 f"{IMAGENET_BACKBONES} for weights='imagenet'. Received: backbone="
                 f"{self.backbone!r}"
+            )
+        if self.cache_embeddings and self.schedule != "frozen":
+            raise ValueError(
+                "Expected schedule='frozen' with cache_embeddings (the backbone must not change)."
+                f" Received: schedule={self.schedule!r}"
             )
         if self.warmup_epochs < 0 or not 0.0 <= self.backbone_lr_scale <= 1.0:
             raise ValueError(

@@ -60,6 +60,8 @@ class PipelineConfig:
             earlier ``.keras`` model), ``scratch``/``frozen``/``finetune``, the expression
             imbalance treatment, augmentation layers. ``weights`` without ``schedule`` on a
             ``scratch`` preset fine-tunes.
+        cache_embeddings: With ``schedule=frozen``: the backbone runs once, the heads train on
+            its features.
         warm_start: Start the Trainer from the latest Model this pipeline trained (TFX
             ``base_model``; same architecture), e.g. to continue on new data.
         strategy: ``tf.distribute`` choice: ``auto`` (MirroredStrategy + mixed float16 when
@@ -109,6 +111,7 @@ class PipelineConfig:
     schedule: str | None = None
     imbalance: str | None = None
     augment: bool | None = None
+    cache_embeddings: bool = False
     warm_start: bool = False
     strategy: str = "auto"
     thresholds: Mapping[str, float] = dataclasses.field(default_factory=dict)
@@ -164,7 +167,12 @@ class PipelineConfig:
             self.model_config()
         except ValueError as error:
             name = next(
-                (k for k in ("schedule", "imbalance", "weights") if k in str(error)), "preset"
+                (
+                    k
+                    for k in ("cache_embeddings", "schedule", "imbalance", "weights")
+                    if k in str(error)
+                ),
+                "preset",
             )
             fail(name, f"a valid model setting ({error})")
         if self.strategy not in STRATEGIES:
@@ -204,6 +212,7 @@ class PipelineConfig:
             "schedule": self.schedule,
             "imbalance": self.imbalance,
             "augment": self.augment,
+            "cache_embeddings": self.cache_embeddings or None,
         }
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if self.weights and self.schedule is None and PRESETS[self.preset].schedule == "scratch":

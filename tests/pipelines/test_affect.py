@@ -111,6 +111,10 @@ def test_no_pipeline_setting_is_dead(tmp_path):
         "schedule": ({"weights": str(weights)}, {"weights": str(weights), "schedule": "frozen"}),
         "imbalance": ({}, {"imbalance": "sampling"}),
         "augment": ({}, {"augment": True}),
+        "cache_embeddings": (
+            {"weights": str(weights), "schedule": "frozen"},
+            {"weights": str(weights), "schedule": "frozen", "cache_embeddings": True},
+        ),
         "warm_start": ({}, {"warm_start": True}),
         "strategy": ({}, {"strategy": "default"}),
         "thresholds": ({}, {"thresholds": {"expr_f1": 0.4}}),
