@@ -190,10 +190,27 @@ def compile_kubeflow(config: PipelineConfig, output_file: str, image: str) -> st
     return output_file
 
 
+def show_progress_logs() -> None:
+    """The library's INFO lines (FaceExampleGen's N/total progress, the fit phases) on stderr:
+    under ``tfx run create`` absl shows WARNING and up only, and every component runs in this
+    process (LocalDagRunner; Beam in-process unless ``beam_workers`` > 0)."""
+    import logging
+
+    logger = logging.getLogger("affect_tf")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False  # absl's root handler would print the warnings twice
+    logger.setLevel(logging.INFO)
+
+
 if __name__ == "__main__":
     from tfx import v1 as tfx
 
     from affect_tf.pipeline.config import ConfigError
+
+    show_progress_logs()
 
     try:
         _config = PipelineConfig.load()

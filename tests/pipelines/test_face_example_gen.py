@@ -82,3 +82,30 @@ def test_synth_corpus_is_rendered_inside_beam(tmp_path):
     _run(tmp_path / "synth", tmp_path / "out", fmt="synth", synth=synth)
     videos = _videos(str(tmp_path / "out" / "Split-*" / "*"))
     assert len(videos) == 24 and len(set(videos)) == 6
+
+
+def test_conversion_workers_log_progress_with_skips(tmp_path, caplog, monkeypatch):
+    """Each DoFn instance says N/total converted and its skips by reason (every 20 s; here at
+    every sample), and counts them as Beam metrics."""
+    import logging
+    from pathlib import Path
+
+    from affect_tf.data.corpus import Sample
+    from affect_tf.pipeline import example_gen as eg
+
+    write_corpus(SynthConfig(n=2, size=64, frames_per_video=1, seed=3), tmp_path, progress=False)
+    image = next(Path(tmp_path).rglob("*.jpg"))
+    labels = {"expression": 4, "expr_mask": 1, "video_id": "v", "source": "unit"}
+    samples = [
+        Sample(path=image, aligned=True, **labels),
+        Sample(path=tmp_path / "missing.jpg", aligned=True, **labels),
+    ]
+    monkeypatch.setattr(eg, "PROGRESS_EVERY", 0.0)
+    dofn = eg._SampleToExample(total=2)
+    dofn.setup()
+    with caplog.at_level(logging.INFO, logger="affect_tf"):
+        outputs = [list(dofn.process(s)) for s in samples]
+        next(dofn.process(samples[0]))  # the third call reports the skip of the second
+    assert len(outputs[0]) == 1 and "missing_file" in str(outputs[1][0].value)
+    assert "FaceExampleGen: 1/2 samples converted" in caplog.text
+    assert "3/2" in caplog.text and "'missing_file': 1" in caplog.text
