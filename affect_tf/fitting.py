@@ -131,7 +131,8 @@ def check_tasks(config: AffectConfig, train: LabelPriors, val: LabelPriors) -> l
         ValueError: When the training data labels none of the trained tasks, or the
             validation data measures none of them.
     """
-    trained = [t for t in config.tasks if t in labelled_tasks(train)]
+    in_train, in_val = labelled_tasks(train), labelled_tasks(val)
+    trained = [t for t in config.tasks if t in in_train]
     if not trained:
         raise ValueError(
             f"Expected labels for at least one trained task {tuple(config.tasks)}. Received: "
@@ -144,7 +145,7 @@ def check_tasks(config: AffectConfig, train: LabelPriors, val: LabelPriors) -> l
             "the training data has no %s labels: those heads get no gradient and are not measured",
             ", ".join(unlabelled),
         )
-    measured = [t for t in trained if t in labelled_tasks(val)]
+    measured = [t for t in trained if t in in_val]
     if not measured:
         raise ValueError(
             f"Expected validation examples labelled for one of {trained}. Received: "

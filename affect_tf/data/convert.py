@@ -270,14 +270,18 @@ def _init_worker(policy: str) -> None:
     _WORKER = Converter(policy=policy)
 
 
-def _convert_in_worker(sample: Sample) -> tuple[FaceRecord | None, tuple | None, dict]:
+def _convert_one(converter: Converter, sample: Sample):
     """``(record, None, notes)`` or ``(None, (reason, detail), notes)`` for one sample."""
     report = SkipReport()
     try:
-        record = _WORKER.to_record(sample, report)  # type: ignore[union-attr]
+        record = converter.to_record(sample, report)
     except SkipSample as e:
         return None, (e.reason, e.detail), {}
     return record, None, {r: list(ex) for r, ex in report.examples.items()}
+
+
+def _convert_in_worker(sample: Sample):
+    return _convert_one(_WORKER, sample)  # type: ignore[arg-type]
 
 
 def _records(samples: Iterable[Sample], converter: Converter, workers: int):
@@ -288,13 +292,7 @@ def _records(samples: Iterable[Sample], converter: Converter, workers: int):
     """
     if workers <= 1 or converter._factory is not None:
         for sample in samples:
-            report = SkipReport()
-            try:
-                record = converter.to_record(sample, report)
-            except SkipSample as e:
-                yield sample, None, (e.reason, e.detail), {}
-                continue
-            yield sample, record, None, {r: list(ex) for r, ex in report.examples.items()}
+            yield sample, *_convert_one(converter, sample)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
