@@ -10,13 +10,12 @@ __version__ = "0.1.0"
 __all__ = ["AUS", "EXPRESSIONS", "NUM_AUS", "NUM_EXPRESSIONS", "__version__", "load_model"]
 
 
-def load_model(path):
-    """Loads a saved ``.keras`` AffectModel (registering affect-tf's custom objects first).
+def load_model(path, compile: bool = True):
+    """Loads a saved ``.keras`` AffectModel, a file or a training folder holding ``model.keras``.
 
-    ``keras.models.load_model`` works too once ``affect_tf.model`` has been imported.
+    The package's one model loader (``affect_tf.model.loading.load_model``); ``keras.models.
+    load_model`` works too once ``affect_tf.model`` has been imported.
     """
-    import keras
+    from affect_tf.model.loading import load_model as _load
 
-    import affect_tf.model.affect_model  # noqa: F401  (registers AffectModel, heads, metrics)
-
-    return keras.models.load_model(path)
+    return _load(path, compile=compile)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.labels import AUS, EXPRESSIONS, VA_DIMENSIONS
 
 HEADS = ("expression", "au", "va")

@@ -1,6 +1,6 @@
 """SavedModel export: the Transform graph and the Keras 3 model behind serving signatures.
 
-Signatures (outputs are ``affect_tf.targets.SERVING_OUTPUTS``: ``expression`` (N, 8) and ``au``
+Signatures (outputs are ``affect_tf.data.targets.SERVING_OUTPUTS``: ``expression`` (N, 8) and ``au``
 (N, 12) probabilities, ``valence`` and ``arousal`` (N,)):
 
 - ``serving_default``: ``image`` (N,) encoded JPEG/PNG bytes of face crops -> outputs. The
@@ -14,7 +14,7 @@ Signatures (outputs are ``affect_tf.targets.SERVING_OUTPUTS``: ``expression`` (N
 
 The Transform layer (decode, align, resize) runs inside the first three, so serving computes
 exactly what training saw. A model trained outside TFX (``affect-tf train``) is exported with
-``FacePreprocessor`` in its place: the same ``affect_tf.preprocess.preprocess_batch`` the
+``FacePreprocessor`` in its place: the same ``affect_tf.data.preprocess.preprocess_batch`` the
 Transform graph calls, without the label analyzers serving never needs.
 """
 
@@ -26,10 +26,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from affect_tf import targets as tg
 from affect_tf.data import examples as ex
+from affect_tf.data import targets as tg
+from affect_tf.data.preprocess import preprocess_batch
 from affect_tf.face.align import landmarks_from_box
-from affect_tf.preprocess import preprocess_batch
 
 SERVING_DEFAULT = "serving_default"
 SERVING_LANDMARKS = "serving_landmarks"
@@ -196,8 +196,29 @@ def write_warmup_requests(path: Path, image_size: int) -> Path:
     return path
 
 
+def numeric_versions(base_dir: str | Path, complete: bool = True) -> list[int]:
+    """The numeric version folders of a TF Serving base folder, ascending.
+
+    The one scanner of the ``BASE/<n>/`` layout (export, inference and serving use it). With
+    ``complete`` only versions holding a ``saved_model.pb`` count (what can be loaded); without,
+    every numeric folder does (what a new version number must not collide with).
+    """
+    base = Path(base_dir)
+    if not base.is_dir():
+        return []
+    return sorted(
+        int(p.name)
+        for p in base.iterdir()
+        if p.is_dir() and p.name.isdigit() and (not complete or (p / "saved_model.pb").is_file())
+    )
+
+
+def latest_version(base_dir: str | Path) -> Path | None:
+    """The newest complete version folder of ``base_dir`` (None when there is none)."""
+    versions = numeric_versions(base_dir)
+    return Path(base_dir) / str(versions[-1]) if versions else None
+
+
 def next_version(base_dir: str | Path) -> Path:
     """``<base_dir>/<n>`` with ``n`` one above the highest numeric version there (1 if none)."""
-    base = Path(base_dir)
-    versions = [int(p.name) for p in base.glob("*") if p.is_dir() and p.name.isdigit()]
-    return base / str(max(versions, default=0) + 1)
+    return Path(base_dir) / str(max(numeric_versions(base_dir, complete=False), default=0) + 1)

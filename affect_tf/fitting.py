@@ -22,17 +22,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.labels import AUS
 from affect_tf.metrics import training_metrics
 from affect_tf.model.affect_model import AffectModel, probabilities
 from affect_tf.model.config import AffectConfig
+from affect_tf.model.loading import MODEL_FILE, load_model
 from affect_tf.model.pretrained import load_backbone_weights
 from affect_tf.report import TASKS, evaluate_run, tuned_au_thresholds
 
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.keras"
 LAST_FILE = "last.keras"
 STATE_FILE = "state.json"
 
@@ -214,7 +214,7 @@ def _phases(config: AffectConfig, epochs: int) -> list[tuple[int, int, bool, flo
 def _initial_model(config: AffectConfig, priors: LabelPriors, warm_start: str | None):
     model = model_from_priors(config, priors)
     if warm_start:
-        source = keras.models.load_model(warm_start, compile=False)
+        source = load_model(warm_start, compile=False)
         shapes = [w.shape for w in model.get_weights()]
         if [w.shape for w in source.get_weights()] != shapes:
             raise ValueError(
@@ -238,7 +238,7 @@ def _resume(out: Path, epochs: int, resume: bool) -> tuple[keras.Model | None, i
         log.info("the run in %s already finished %d epochs: training anew", out, state["epoch"])
         return None, 0, -np.inf
     log.info("resuming from epoch %d (%s)", state["epoch"], out / LAST_FILE)
-    model = keras.models.load_model(out / LAST_FILE)
+    model = load_model(out / LAST_FILE)
     return model, int(state["epoch"]), float(state.get("best_val_p_mtl", -np.inf))
 
 
@@ -424,7 +424,7 @@ def _finish(model, data: FitData, out: Path, history: dict, seconds: float, meas
     """The best model with its AU thresholds tuned on the validation data, and the reports."""
     if not (out / MODEL_FILE).exists():
         model.save(out / MODEL_FILE)
-    best = keras.models.load_model(out / MODEL_FILE, compile=False)
+    best = load_model(out / MODEL_FILE, compile=False)
     val_run = predict_dataset(best, data.val)
     validation = evaluate_run(val_run)
     thresholds = tuned_au_thresholds(val_run)

@@ -1,8 +1,8 @@
 """Masked multi-task losses: CCC for VA, cross-entropy for expressions, weighted BCE for AUs.
 
 Each loss is a pure function of ``(y_true, y_pred)`` in the packed target layout of
-``affect_tf.targets`` plus a ``keras.losses.Loss`` class around it. Masked-out targets contribute
-nothing; a batch where a task is masked everywhere gives that task a loss of exactly 0 (never
+``affect_tf.data.targets`` plus a ``keras.losses.Loss`` class around it. Masked-out targets
+contribute nothing; a batch where a task is masked everywhere gives that task a loss of exactly 0 (never
 NaN), so its head receives no gradient from that batch.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
 
 _EPS = 1e-7

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
 
 CCC_STATS = 6  # n, Σx, Σy, Σx², Σy², Σxy

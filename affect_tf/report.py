@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
 from affect_tf.metrics import (
     CCC_STATS,

@@ -9,7 +9,7 @@
 - Agreement with the SavedModel on the same faces: max |ΔVA|, expression argmax agreement,
   AU decision agreement at 0.5.
 - The file holds one signature (``serving_default`` in TFLite's naming) with the input
-  ``image`` (1, S, S, 3) and the outputs ``affect_tf.targets.SERVING_OUTPUTS``.
+  ``image`` (1, S, S, 3) and the outputs ``affect_tf.data.targets.SERVING_OUTPUTS``.
 - Running: ``ai_edge_litert`` (``tf.lite.Interpreter`` is deprecated).
 """
 
@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.export import SERVING_ALIGNED
-from affect_tf.pipeline.config import TFLITE_VARIANTS as VARIANTS
+
+# The precisions one export can hold; ``PipelineConfig.tflite_variants`` picks among them.
+VARIANTS = ("fp32", "fp16", "int8")
 
 
 def convert(

@@ -18,8 +18,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from affect_tf import targets as tg
 from affect_tf.data import examples as ex
+from affect_tf.data import targets as tg
 from affect_tf.data.dataset import make_dataset, measure_priors
 from affect_tf.fitting import FitData, FitResult, fit
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS

@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import linalg
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.data.dataset import make_dataset, measure_priors
 from affect_tf.data.examples import read_tfrecord, serialize_example
 from affect_tf.gan.conditions import AU_SLICE, ConditionPriors, condition_targets

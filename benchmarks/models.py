@@ -36,8 +36,8 @@ BATCHES = (1, 32)
 
 def aligned_faces(size: int, margin: float, n: int = 64, seed: int = 3) -> np.ndarray:
     """``n`` SynthAffect faces aligned as training aligns them, ``(n, size, size, 3)`` float32."""
+    from affect_tf.data.preprocess import preprocess_array
     from affect_tf.data.synth import SynthConfig, iter_frames
-    from affect_tf.preprocess import preprocess_array
 
     config = SynthConfig(n=n, size=max(128, size), frames_per_video=4, seed=seed)
     faces = [
@@ -163,7 +163,7 @@ def measure_training(preset: str, min_seconds: float, seed: int = 0) -> dict:
     in-memory batch of the preset's size, after the step is traced."""
     import keras
 
-    from affect_tf import targets as tg
+    from affect_tf.data import targets as tg
     from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
 
     model = build(preset, seed)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from affect_tf import targets as tg
 from affect_tf.data import SkipReport, read_corpus
+from affect_tf.data import targets as tg
 from affect_tf.data.convert import convert
 from affect_tf.data.dataset import balance_expressions
 from affect_tf.data.synth import SynthConfig, write_corpus

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from affect_tf.data.targets import outputs_frame
 from affect_tf.face.detect import box_iou
 from affect_tf.inference import (
     AffectRecognizer,
     InferenceError,
-    outputs_frame,
     read_image,
     resolve_model,
     write_abaw,

@@ -14,10 +14,19 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from affect_tf import targets as tg
 from affect_tf.data import examples as ex
+from affect_tf.data import targets as tg
+from affect_tf.data.label_graph import (
+    NUM_NODES,
+    PAIR_STATS,
+    identity_adjacency,
+    label_adjacency,
+    label_correlation,
+    label_vectors,
+    pair_stats,
+)
+from affect_tf.data.preprocess import preprocess_face
 from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
-from affect_tf.preprocess import preprocess_face
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Label-only parsing: no image bytes, so a statistics pass over a corpus is fast.
@@ -182,7 +191,7 @@ class LabelPriors:
         expression_counts: Labelled examples per class.
         au_positive, au_labelled: Per-AU positives and labelled examples.
         va_labelled: Examples with VA.
-        pair_stats: Label-correlation sufficient statistics (``heads.pair_stats``).
+        pair_stats: Label-correlation sufficient statistics (``label_graph.pair_stats``).
     """
 
     n: int = 0
@@ -196,7 +205,6 @@ class LabelPriors:
 
     def update(self, f: dict) -> None:
         """Adds a batch of parsed label features (NumPy arrays)."""
-        from affect_tf.model.heads import label_vectors, pair_stats
 
         expr_mask = f[ex.EXPR_MASK].astype(bool)
         self.n += len(expr_mask)
@@ -239,7 +247,6 @@ class LabelPriors:
         return np.clip(np.where(pos > 0, neg / np.maximum(pos, 1), 1.0), 1.0, max_weight)
 
     def adjacency(self, tau: float = 0.3, p: float = 0.25) -> np.ndarray:
-        from affect_tf.model.heads import identity_adjacency, label_adjacency, label_correlation
 
         if self.pair_stats is None:
             return identity_adjacency()
@@ -248,13 +255,11 @@ class LabelPriors:
     @staticmethod
     def vector_size() -> int:
         """Length of ``to_vector``: n, 8 counts, 12 positives, 12 labelled, VA count, pairs."""
-        from affect_tf.model.heads import NUM_NODES, PAIR_STATS
 
         return 2 + NUM_EXPRESSIONS + 2 * NUM_AUS + PAIR_STATS * NUM_NODES * NUM_NODES
 
     def to_vector(self) -> np.ndarray:
         """All statistics as one flat vector (the TFX Transform graph's ``label_priors``)."""
-        from affect_tf.model.heads import NUM_NODES, PAIR_STATS
 
         pairs = self.pair_stats
         if pairs is None:
@@ -277,7 +282,6 @@ class LabelPriors:
         Raises:
             ValueError: For a vector of the wrong length.
         """
-        from affect_tf.model.heads import NUM_NODES, PAIR_STATS
 
         v = np.asarray(vector, np.float64).reshape(-1)
         if v.size != cls.vector_size():

@@ -87,7 +87,7 @@ def check_va(name: str, value: float | None) -> float | None:
 
 
 def condition_targets(conditions) -> dict:
-    """Conditions ``(B, 22)`` -> packed training targets (``affect_tf.targets`` layout).
+    """Conditions ``(B, 22)`` -> packed training targets (``affect_tf.data.targets`` layout).
 
     The expression target is the one-hot's class; AU targets are the activations themselves
     (soft labels for the BCE); every mask is 1. Works on arrays and tensors (``keras.ops``).

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.gan.conditions import CONDITION_DIM, EXPR_SLICE, condition_targets
 from affect_tf.gan.config import GANConfig
 from affect_tf.gan.networks import CONDITION, NOISE, AffectDiscriminator, real_fake_logits

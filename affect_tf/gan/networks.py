@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.gan.conditions import CONDITION_DIM
 from affect_tf.gan.config import GANConfig
 from affect_tf.model.affect_model import AffectModel

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors, label_batches, make_dataset
 from affect_tf.gan.conditions import CONDITION_DIM, ConditionPriors
 from affect_tf.gan.config import GANConfig
@@ -168,7 +168,7 @@ class _Checkpoint(keras.callbacks.Callback):
 
 
 def _has_label(images, targets):
-    """Whether a face has any label (``affect_tf.targets`` layout)."""
+    """Whether a face has any label (``affect_tf.data.targets`` layout)."""
     masks = [
         targets[tg.VA][2:3],
         targets[tg.EXPRESSION][1:2],

@@ -4,7 +4,7 @@ A Keras 3 functional model (the keras-hub "task" pattern): built from an ``Affec
 saves to ``.keras`` and loads back with ``keras.models.load_model`` (the custom objects are
 registered), and ``model.predict(faces)`` returns ``{"expression": logits (N, 8), "au": logits
 (N, 12), "va": (N, 2) in [-1, 1]}``. Input: aligned face crops ``(N, S, S, 3)``, RGB, float or
-uint8 in [0, 255] (``affect_tf.preprocess`` makes them from images and landmarks).
+uint8 in [0, 255] (``affect_tf.data.preprocess`` makes them from images and landmarks).
 
 Training uses the composite masked loss of ``affect_tf.losses.affect_loss`` (compile without a
 ``loss``); per-task losses are logged as ``va_loss``, ``expression_loss``, ``au_loss``.
@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.losses import affect_loss
 from affect_tf.metrics import training_metrics
 from affect_tf.model.augment import build_augmenter
@@ -45,8 +45,8 @@ class AffectModel(keras.Model):
 
     Args:
         config: An ``AffectConfig`` (or its dict); default the ``tiny`` preset.
-        adjacency: ``(22, 22)`` label-graph adjacency for GCN heads (``heads.label_adjacency``);
-            identity when None.
+        adjacency: ``(22, 22)`` label-graph adjacency for GCN heads
+            (``label_graph.label_adjacency``); identity when None.
         class_weights: 8 expression weights for the cross-entropy (None: unweighted), used
             with ``imbalance="class_weights"``.
         pos_weights: 12 AU positive weights for the BCE (None: 1).
@@ -226,7 +226,7 @@ class AffectModel(keras.Model):
         ):
             raise ValueError(
                 f"Expected aligned RGB face crops of shape (N, {size}, {size}, 3) "
-                f"(see affect_tf.preprocess). Received: shape={shape}"
+                f"(see affect_tf.data.preprocess). Received: shape={shape}"
             )
         return super().call(inputs, training=training, mask=mask)
 
@@ -262,7 +262,7 @@ def _check_targets(y, tasks: Sequence[str]) -> None:
     if not isinstance(y, dict):
         raise ValueError(
             "Expected targets as a dict {'va': (B, 3), 'expression': (B, 2), 'au': (B, 24)} "
-            f"(see affect_tf.targets). Received: {type(y).__name__}"
+            f"(see affect_tf.data.targets). Received: {type(y).__name__}"
         )
     for task in tasks:
         if task not in y:
@@ -273,7 +273,7 @@ def _check_targets(y, tasks: Sequence[str]) -> None:
         if len(shape) != 2 or shape[-1] != tg.TARGET_WIDTHS[task]:
             raise ValueError(
                 f"Expected targets[{task!r}] of shape (B, {tg.TARGET_WIDTHS[task]}) "
-                f"({tg.TARGET_LAYOUT[task]}; see affect_tf.targets). Received: shape={shape}"
+                f"({tg.TARGET_LAYOUT[task]}; see affect_tf.data.targets). Received: shape={shape}"
             )
 
 

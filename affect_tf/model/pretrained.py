@@ -68,14 +68,14 @@ def imagenet_backbone(name: str, image_size: int) -> keras.Model:
 
 
 def _backbone_of_keras_model(path: Path, name: str, image_size: int) -> keras.Model:
-    import affect_tf.model.affect_model  # noqa: F401  (registers the custom objects)
+    from affect_tf.model.loading import ModelLoadError, load_model
 
     try:
-        source = keras.models.load_model(path, compile=False)
-    except Exception as e:
+        source = load_model(path, compile=False)
+    except ModelLoadError as e:
+        reason = str(e).split(" (", 1)[-1].splitlines()[0].rstrip(")")[:160]
         raise PretrainedWeightsError(
-            f"Expected an affect-tf .keras model. Received: weights={str(path)!r} "
-            f"({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+            f"Expected an affect-tf .keras model. Received: weights={str(path)!r} ({reason})"
         ) from None
     config = getattr(source, "affect_config", None)
     if config is None:

@@ -18,11 +18,11 @@ from typing import Any
 
 from affect_tf.model.config import PRESETS
 from affect_tf.report import DEFAULT_MIN_GAIN, THRESHOLD_TASK
+from affect_tf.tflite import VARIANTS as TFLITE_VARIANTS
 
 ENV_PREFIX = "AFFECT_"
 CONFIG_ENV = "AFFECT_CONFIG"
 CORPUS_FORMATS = ("synth", "manifest", "affectnet", "affwild2")
-TFLITE_VARIANTS = ("fp32", "fp16", "int8")
 # ``tf.distribute`` choices of the Trainer (``affect_tf.pipeline.trainer.choose_strategy``).
 STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 # The ABAW metric names TFMA reports (``affect_tf.pipeline.evaluation``) that may carry a

@@ -29,8 +29,8 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.proto import config_pb2
 
-from affect_tf import targets as tg
 from affect_tf.data import examples as ex
+from affect_tf.data import targets as tg
 from affect_tf.export import SERVING_EXAMPLES
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
 from affect_tf.report import (
@@ -95,7 +95,7 @@ def report_from_values(values: dict) -> dict:
 
 
 def _targets(features: dict) -> dict[str, np.ndarray]:
-    """Raw label features of one example (or a batch) -> packed targets (``affect_tf.targets``)."""
+    """Raw label features of one example (or a batch) -> packed targets (``data.targets``)."""
     batch = {
         key: np.asarray(features[key]).reshape(-1, ex.FEATURE_SPEC[key].shape[0])
         if ex.FEATURE_SPEC[key].shape

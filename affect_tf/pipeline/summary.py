@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from affect_tf.pipeline.config import TFLITE_VARIANTS as VARIANTS
 from affect_tf.pipeline.config import PipelineConfig
 from affect_tf.report import format_report
+from affect_tf.tflite import VARIANTS
 
 _STATES = {
     0: "UNKNOWN",

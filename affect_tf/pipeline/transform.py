@@ -18,9 +18,9 @@ import tensorflow_transform as tft
 
 from affect_tf.data import examples as ex
 from affect_tf.data.dataset import LabelPriors
+from affect_tf.data.label_graph import label_vectors, pair_stats
+from affect_tf.data.preprocess import preprocess_batch
 from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS, VA_RANGE
-from affect_tf.model.heads import label_vectors, pair_stats
-from affect_tf.preprocess import preprocess_batch
 
 PASSTHROUGH = (*ex.LABEL_KEYS, ex.VIDEO_ID, ex.FRAME, ex.SOURCE)
 

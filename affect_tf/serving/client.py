@@ -7,7 +7,7 @@
 Requests carry encoded face crops (``serving_default``), whole frames with 5 landmarks
 (``serving_landmarks``) or aligned float faces (``serving_aligned``); results are decoded into
 named outputs: the 8 expression probabilities by name, the 12 AU probabilities by AU, valence
-and arousal (``affect_tf.inference.outputs_frame``). Large inputs are split into requests of
+and arousal (``affect_tf.data.targets.outputs_frame``). Large inputs are split into requests of
 ``batch_size``; UNAVAILABLE answers (a version loading, a full queue, a restarting server) are
 retried with exponential backoff; every call has a timeout.
 """
@@ -116,7 +116,7 @@ class AffectClient:
             landmarks: Optional 5-point landmarks per image in pixels; then the server aligns
                 (``serving_landmarks``), else each image is taken as the face crop.
         """
-        from affect_tf.inference import outputs_frame
+        from affect_tf.data.targets import outputs_frame
 
         if isinstance(images, (str, Path, bytes)):
             images = [images]

@@ -6,8 +6,8 @@ from affect_tf.data import SkipReport, read_corpus
 from affect_tf.data import examples as ex
 from affect_tf.data.convert import convert
 from affect_tf.data.dataset import make_dataset, measure_priors, resolve_files
+from affect_tf.data.preprocess import preprocess_face
 from affect_tf.data.synth import SynthConfig, write_corpus
-from affect_tf.preprocess import preprocess_face
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from affect_tf import targets as tg
+from affect_tf.data import targets as tg
 from affect_tf.gan.conditions import CONDITION_DIM
 from affect_tf.gan.config import GAN_PRESETS, GANConfig, get_gan_preset
 from affect_tf.gan.networks import (

@@ -2,9 +2,9 @@ import keras
 import numpy as np
 import pytest
 
+from affect_tf.data import label_graph as H
 from affect_tf.labels import NUM_AUS
 from affect_tf.model import AffectModel, GCNHeads, build_backbone, get_preset
-from affect_tf.model import heads as H
 from affect_tf.model.config import AffectConfig
 
 

@@ -9,10 +9,10 @@ import tensorflow as tf
 
 from affect_tf.data import examples as ex
 from affect_tf.data.dataset import LabelPriors, measure_priors
+from affect_tf.data.label_graph import label_vectors, pair_stats
+from affect_tf.data.preprocess import preprocess_face
 from affect_tf.data.synth import SynthConfig, video_records
-from affect_tf.model.heads import label_vectors, pair_stats
 from affect_tf.pipeline.transform import preprocessing_fn, raw_schema, write_raw_schema
-from affect_tf.preprocess import preprocess_face
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_preprocessing_fn_with_tft_beam(raw_records, tmp_path):
     assert len(transformed) == len(raw_records)
     first = transformed[0]
     assert np.asarray(first[ex.TRANSFORMED_IMAGE]).reshape(40, 40, 3).shape == (40, 40, 3)
-    # The same crop as the non-TFX training path (affect_tf.preprocess).
+    # The same crop as the non-TFX training path (affect_tf.data.preprocess).
     eager = preprocess_face(raw[0][ex.IMAGE], raw[0][ex.LANDMARKS], raw[0][ex.BBOX], 40, 0.25)
     np.testing.assert_allclose(
         np.asarray(first[ex.TRANSFORMED_IMAGE]).reshape(40, 40, 3), eager.numpy(), atol=1e-3

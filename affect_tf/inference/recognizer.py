@@ -1,0 +1,195 @@
+"""AffectRecognizer: images and videos in, one row per face out, from any exported model.
+
+Faces are found with the face detector and aligned with the same pure-TF code as training
+(``affect_tf.data.preprocess``), batched, and read by the model backend
+(``affect_tf.inference.backends``); results come back as a pandas DataFrame whose columns are
+named by ``affect_tf.labels``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from affect_tf.data import targets as tg
+from affect_tf.inference.backends import _KerasBackend, load_backend
+from affect_tf.inference.clock import StageClock
+from affect_tf.inference.errors import InferenceError
+from affect_tf.inference.images import expand_inputs, read_image, source_name
+from affect_tf.inference.video import BOX_COLUMNS, predict_video
+
+
+class AffectRecognizer:
+    """Faces in images and videos -> expression, AU and valence/arousal predictions.
+
+    Args:
+        backend: What runs aligned faces; use ``AffectRecognizer.load`` or
+            ``AffectRecognizer.from_keras``.
+        detector: An ``affect_tf.face.FaceDetector`` (built on first use when None).
+        batch_size: Faces per model call.
+        kind: ``"saved_model"``, ``"keras"`` or ``"tflite"`` (for reports).
+    """
+
+    def __init__(self, backend, detector=None, batch_size: int = 32, kind: str = "") -> None:
+        if batch_size < 1:
+            raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
+        self._backend = backend
+        self._detector = detector
+        self._align = None
+        self.batch_size = batch_size
+        self.kind = kind
+        self.image_size = backend.image_size
+        self.margin = backend.margin
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        detector=None,
+        batch_size: int = 32,
+        margin: float | None = None,
+    ) -> AffectRecognizer:
+        """Loads a SavedModel (folder or TF Serving base folder), a ``.keras`` or a ``.tflite``.
+
+        Args:
+            margin: Alignment margin; only needed for a TFLite file of a model trained with a
+                margin other than the default 0.25 (SavedModels and .keras files carry theirs).
+        """
+        kind, resolved, backend = load_backend(path, margin)
+        recognizer = cls(backend, detector=detector, batch_size=batch_size, kind=kind)
+        recognizer.path = resolved
+        return recognizer
+
+    @classmethod
+    def from_keras(cls, model, detector=None, batch_size: int = 32) -> AffectRecognizer:
+        """Wraps an in-memory ``AffectModel``."""
+        return cls(_KerasBackend(model), detector=detector, batch_size=batch_size, kind="keras")
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from affect_tf.face.detect import FaceDetector
+
+            self._detector = FaceDetector()
+        return self._detector
+
+    # --- faces ---------------------------------------------------------------------------
+
+    def align(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """One RGB image + 5 landmarks -> the aligned ``(S, S, 3)`` float32 face (training's
+        alignment, traced once for every image size)."""
+        if self._align is None:
+            import tensorflow as tf
+
+            from affect_tf.data.preprocess import preprocess_array
+
+            size, margin = self.image_size, self.margin
+            self._align = tf.function(
+                lambda im, lm: preprocess_array(im, lm, size, margin),
+                input_signature=[
+                    tf.TensorSpec([None, None, 3], tf.uint8),
+                    tf.TensorSpec([5, 2], tf.float32),
+                ],
+            )
+        return self._align(image, np.asarray(landmarks, np.float32).reshape(5, 2)).numpy()
+
+    def predict_faces(self, faces: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Aligned faces ``(N, S, S, 3)`` (or a list of ``(S, S, 3)``) in [0, 255] -> serving
+        outputs, in batches."""
+        if isinstance(faces, list) and not faces:
+            faces = np.zeros((0, self.image_size, self.image_size, 3))
+        faces = np.asarray(faces, np.float32)
+        expected = (self.image_size, self.image_size, 3)
+        if faces.ndim != 4 or faces.shape[1:] != expected:
+            raise InferenceError(
+                f"Expected aligned faces of shape (N, {expected[0]}, {expected[1]}, 3). "
+                f"Received: shape={faces.shape}"
+            )
+        parts = [
+            self._backend(faces[i : i + self.batch_size])
+            for i in range(0, len(faces), self.batch_size)
+        ]
+        if not parts:
+            return tg.empty_serving_outputs()
+        return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in tg.SERVING_OUTPUTS}
+
+    def predict_images(
+        self,
+        inputs,
+        faces: str = "all",
+        on_error: str = "skip",
+        progress: bool = False,
+    ) -> pd.DataFrame:
+        """Detects, aligns and reads every face in the inputs.
+
+        Args:
+            inputs: A path, a folder (its images, recursively), encoded bytes, an RGB array, or
+                a list of these.
+            faces: ``"all"`` faces of each image, or only the ``"largest"``.
+            on_error: ``"skip"`` an unreadable image or one without a face (listed in
+                ``table.attrs["skipped"]`` as ``{"source", "reason"}``), or ``"raise"``
+                ``InferenceError``.
+            progress: Show a progress bar over the images.
+
+        Returns:
+            One row per face: ``source``, ``face`` (index within the image), ``x, y, w, h``,
+            ``score``, then ``outputs_frame``'s columns. ``attrs["skipped"]`` lists the skips,
+            ``attrs["stage_seconds"]`` the seconds spent to decode, detect, align and model.
+        """
+        if faces not in ("all", "largest"):
+            raise ValueError(f"Expected faces in ('all', 'largest'). Received: faces={faces!r}")
+        if on_error not in ("skip", "raise"):
+            raise ValueError(f"Expected on_error in ('skip', 'raise'). Received: {on_error!r}")
+        items = expand_inputs(inputs)
+        rows: list[dict] = []
+        crops: list[np.ndarray] = []
+        skipped: list[dict] = []
+        clock = StageClock("decode", "detect", "align", "model")
+        iterator: Iterable = enumerate(items)
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, total=len(items), desc="images", unit="img")
+        for index, item in iterator:
+            source = source_name(item, index)
+            try:
+                with clock("decode"):
+                    image = read_image(item)
+                with clock("detect"):
+                    detections = self.detector.detect(image)
+                if not detections:
+                    raise InferenceError(f"Expected a face in the image. Received: {source} (none)")
+            except InferenceError as e:
+                if on_error == "raise":
+                    raise
+                skipped.append({"source": source, "reason": str(e)})
+                continue
+            if faces == "largest":
+                detections = [max(detections, key=lambda d: d.area)]
+            else:  # left to right, so face indices are stable and readable
+                detections = sorted(detections, key=lambda d: d.box[0])
+            for k, det in enumerate(detections):
+                with clock("align"):
+                    crops.append(self.align(image, det.landmarks))
+                rows.append(
+                    {"source": source, "face": k, **dict(zip(BOX_COLUMNS, det.box, strict=True))}
+                    | {"score": det.score}
+                )
+        with clock("model"):
+            outputs = self.predict_faces(crops)
+        table = pd.concat([pd.DataFrame(rows), tg.outputs_frame(outputs)], axis=1)
+        if not rows:
+            table = pd.DataFrame(columns=["source", "face", *BOX_COLUMNS, "score", *table.columns])
+        table.attrs["skipped"] = skipped
+        table.attrs["stage_seconds"] = clock.seconds
+        return table
+
+    def predict_video(self, path: str | Path, **options) -> pd.DataFrame:
+        """Reads the main face through a video; one row per sampled frame.
+
+        See ``affect_tf.inference.video.predict_video`` for the options and the columns.
+        """
+        return predict_video(self, path, **options)
