@@ -2,8 +2,8 @@
 
 Each loss is a pure function of ``(y_true, y_pred)`` in the packed target layout of
 ``affect_tf.data.targets`` plus a ``keras.losses.Loss`` class around it. Masked-out targets
-contribute nothing; a batch where a task is masked everywhere gives that task a loss of exactly 0 (never
-NaN), so its head receives no gradient from that batch.
+contribute nothing; a batch where a task is masked everywhere gives that task a loss of exactly
+0 (never NaN), so its head receives no gradient from that batch.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from concurrent import futures
 import grpc
 import numpy as np
 
-from affect_tf.serving.models import ModelManager, ServingError, invalid
+from affect_tf.serving.errors import ServingError, invalid
+from affect_tf.serving.manager import ModelManager
 from affect_tf.serving.monitoring import Metrics
 
 log = logging.getLogger("affect_tf.serving")

@@ -15,7 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import grpc
 import numpy as np
 
-from affect_tf.serving.models import ModelManager, ServingError, invalid
+from affect_tf.serving.errors import ServingError, invalid
+from affect_tf.serving.manager import ModelManager
 from affect_tf.serving.monitoring import Metrics
 
 log = logging.getLogger("affect_tf.serving")

@@ -25,12 +25,9 @@ import threading
 import time
 from pathlib import Path
 
-from affect_tf.serving.models import (
-    BatchingParameters,
-    ModelManager,
-    read_model_config,
-    single_model_config,
-)
+from affect_tf.serving.batching import BatchingParameters
+from affect_tf.serving.manager import ModelManager
+from affect_tf.serving.model_config import read_model_config, single_model_config
 from affect_tf.serving.monitoring import Metrics, read_monitoring_config
 
 log = logging.getLogger("affect_tf.serving")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from affect_tf.serving.models import BatchingParameters, read_model_config
+from affect_tf.serving.batching import BatchingParameters
+from affect_tf.serving.model_config import read_model_config
 from affect_tf.serving.monitoring import read_monitoring_config
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"

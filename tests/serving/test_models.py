@@ -3,18 +3,15 @@ TF error messages and the REST JSON formats."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import numpy as np
 import pytest
 
-from affect_tf.serving.models import (
-    Batcher,
-    BatchingParameters,
-    ServingError,
-    clean_tf_message,
-    wanted_versions,
-)
+from affect_tf.serving.batching import Batcher, BatchingParameters
+from affect_tf.serving.errors import ServingError, clean_tf_message
+from affect_tf.serving.model_config import wanted_versions
 from affect_tf.serving.rest import format_predict, parse_predict_body
 
 
@@ -118,3 +115,57 @@ def test_rest_formats():
     }
     assert format_predict(outputs, "columnar")["outputs"]["valence"] == [0.5, -0.5]
     assert format_predict({"v": np.array([1.0])}, "columnar") == {"outputs": [1.0]}
+
+
+def test_poll_and_reload_concurrently_keep_one_consistent_state(exported, tmp_path, monkeypatch):
+    """A poll thread and a reload thread racing over the same models: no exception, every
+    version loaded at most once per time it was wanted, and the final state is what the last
+    config asks for (all versions served, every state AVAILABLE)."""
+    from affect_tf.serving import manager as manager_module
+    from affect_tf.serving.model_config import single_model_config
+
+    base = tmp_path / "affect"
+    for version in (1, 2):
+        shutil.copytree(exported["version"], base / str(version))
+    loads: list[tuple[str, int]] = []
+    real = manager_module.ServedVersion
+
+    def counted(name, version, path, batching):
+        loads.append((name, version))
+        return real(name, version, path, batching)
+
+    monkeypatch.setattr(manager_module, "ServedVersion", counted)
+    latest = single_model_config("affect", str(base))  # latest 1: version 2
+    every = single_model_config("affect", str(base))
+    every.model_config_list.config[0].model_version_policy.all.SetInParent()
+    other = single_model_config("other", str(base))  # "affect" unconfigured: unloaded
+    manager = manager_module.ModelManager(latest, poll_seconds=0)
+    manager.start()
+    errors: list[BaseException] = []
+
+    def run(fn, *args):
+        try:
+            fn(*args)
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = []
+    for config in (every, other, latest, every):
+        threads.append(threading.Thread(target=run, args=(manager.reload, config)))
+        threads.append(threading.Thread(target=run, args=(manager.poll,)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    manager.reload(every)
+    try:
+        assert not errors, errors
+        assert manager.available_versions("affect") == [1, 2]
+        assert [s for _, s, _ in manager.status("affect")] == ["AVAILABLE", "AVAILABLE"]
+        # With one poll at a time no version is loaded while already served: each load of a
+        # version is preceded by its unload, so loads of a version <= configs that wanted it.
+        assert loads.count(("affect", 1)) <= 3
+        assert loads.count(("affect", 2)) <= 5
+        assert manager.resolve("affect").version == 2
+    finally:
+        manager.stop()
