@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from affect_tf.errors import UserError
 from affect_tf.labels import VA_RANGE, FaceLabels
 
 
-class CorpusError(Exception):
+class CorpusError(UserError):
     """The corpus as a whole cannot be read (missing root, wrong header of its index file...)."""
 
 

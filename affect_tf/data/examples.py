@@ -17,6 +17,7 @@ from typing import Final
 import numpy as np
 import tensorflow as tf
 
+from affect_tf.errors import UserError
 from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS, VA_RANGE, FaceLabels
 
 # --- feature keys (the one source of truth) --------------------------------------------------
@@ -76,7 +77,7 @@ LABEL_KEYS: Final[tuple[str, ...]] = (
 )
 
 
-class LabelError(ValueError):
+class LabelError(UserError):
     """A label value outside its documented range; the message names the field."""
 
 

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors, label_batches, make_dataset
+from affect_tf.errors import UserError
 from affect_tf.gan.conditions import CONDITION_DIM, ConditionPriors
 from affect_tf.gan.config import GANConfig
 from affect_tf.gan.model import LOSS_NAMES, AffectGAN, check_condition_width
@@ -40,7 +41,7 @@ RECOGNIZER_FILE = "recognizer.keras"
 STATE_DIR = "state"
 
 
-class NotAGANError(ValueError):
+class NotAGANError(UserError):
     """A folder that is not (or not yet) a GAN written by ``affect-tf gan train``."""
 
 

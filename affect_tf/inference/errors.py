@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from affect_tf.errors import UserError
 
-class InferenceError(ValueError):
+
+class InferenceError(UserError):
     """A user-facing problem with an input (unreadable image, no face, bad video, bad model)."""

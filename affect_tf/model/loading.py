@@ -12,12 +12,13 @@ from pathlib import Path
 import keras
 
 import affect_tf.model.affect_model  # noqa: F401  (registers AffectModel, heads, metrics)
+from affect_tf.errors import UserError
 
 # What a training run writes (``affect_tf.fitting``) and a folder argument resolves to.
 MODEL_FILE = "model.keras"
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(UserError):
     """The path is not a loadable affect-tf ``.keras`` model."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import keras
 
+from affect_tf.errors import UserError
 from affect_tf.model.backbones import build_backbone
 from affect_tf.model.config import IMAGENET_BACKBONES
 
@@ -24,7 +25,7 @@ _APPLICATIONS = {
 }
 
 
-class PretrainedWeightsError(ValueError):
+class PretrainedWeightsError(UserError):
     """Pretrained weights that cannot be had or do not fit; the message names the setting."""
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from affect_tf.errors import UserError
 from affect_tf.model.config import PRESETS
 from affect_tf.report import DEFAULT_MIN_GAIN, THRESHOLD_TASK
 from affect_tf.tflite import VARIANTS as TFLITE_VARIANTS
@@ -30,7 +31,7 @@ STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 THRESHOLD_METRICS = tuple(THRESHOLD_TASK)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A pipeline setting that is missing, unknown or out of range; the message names it."""
 
 

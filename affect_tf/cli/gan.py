@@ -1,4 +1,4 @@
-"""``affect-tf gan train | sample | examples``: the GAN command line (see ``affect_tf.cli``)."""
+"""``affect-tf gan train | sample | examples``: the GAN command line."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import re
 from pathlib import Path
 
-from affect_tf.cli import UsageError
+from affect_tf.cli.errors import UsageError
+from affect_tf.cli.train import training_files
 from affect_tf.labels import EXPRESSIONS
 
 
 def _train(args: argparse.Namespace) -> int:
-    from affect_tf.cli import _training_files
     from affect_tf.gan.config import get_gan_preset
 
     given = {
@@ -25,7 +25,7 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     out = Path(args.out)
-    files = _training_files(args.data, out)
+    files = training_files(args.data, out)
     from affect_tf.gan.train import train_gan
 
     try:
@@ -140,7 +140,7 @@ def _examples(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_gan_commands(sub) -> None:
+def add_commands(sub) -> None:
     """Adds ``gan`` and its sub-commands to the ``affect-tf`` parser."""
     from affect_tf.gan.config import GAN_PRESETS
 

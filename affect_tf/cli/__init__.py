@@ -1,0 +1,39 @@
+"""The ``affect-tf`` command line: synth, convert, train, evaluate, predict, serve, gan and demo.
+
+One module per command group (``data``, ``train``, ``infer``, ``gan``, ``demo``), each with an
+``add_commands(sub)``; ``errors`` is the one place where library errors become one-line messages,
+``output`` what the CLI shows. Library code logs; only this package prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from affect_tf import _env  # noqa: F401  (quiet TensorFlow logs before TF is imported)
+from affect_tf.cli import data, demo, gan, infer, train
+from affect_tf.cli.errors import USER_ERRORS, UsageError, report
+from affect_tf.cli.output import show_library_logs
+
+__all__ = ["UsageError", "build_parser", "main"]
+
+# The order of the commands in ``affect-tf --help``.
+COMMAND_GROUPS = (data, train, infer, gan, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``affect-tf`` argument parser with every command group."""
+    parser = argparse.ArgumentParser(prog="affect-tf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in COMMAND_GROUPS:
+        group.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``affect-tf`` console script."""
+    args = build_parser().parse_args(argv)
+    show_library_logs()
+    try:
+        return args.func(args)
+    except (*USER_ERRORS, KeyboardInterrupt) as e:
+        return report(args.command, e)

@@ -1,0 +1,243 @@
+"""``affect-tf predict``, ``video``, ``explain`` and ``serve``: exported models at work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from affect_tf.cli.errors import UsageError
+from affect_tf.cli.output import print_table
+
+
+def default_model() -> str:
+    """The newest model the demo pipeline pushed (``AFFECT_OUTPUT_ROOT`` aware)."""
+    from affect_tf.pipeline.config import ConfigError, PipelineConfig
+
+    try:
+        return PipelineConfig.load().serving_dir
+    except ConfigError:
+        return "runs/demo/serving/affect"
+
+
+def recognizer_for(args: argparse.Namespace):
+    from affect_tf.inference import AffectRecognizer, InferenceError
+
+    model = args.model or default_model()
+    try:
+        return AffectRecognizer.load(model, batch_size=args.batch_size)
+    except InferenceError as e:
+        hint = "" if args.model else " (run `make demo` first, or pass --model)"
+        raise UsageError(f"{e}{hint}") from None
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from affect_tf.inference import InferenceError, expand_inputs, read_image
+
+    target = Path(args.input)
+    if not target.exists():
+        raise UsageError(
+            f"Expected an image file or a folder of images. Received: {args.input!r} (not found)"
+        )
+    items = expand_inputs(target)
+    if not items:
+        raise UsageError(f"Expected image files in {args.input}. Received: none (jpg, png, ...)")
+    recognizer = recognizer_for(args)
+    single = target.is_file()
+    try:
+        table = recognizer.predict_images(
+            items,
+            faces=args.faces,
+            on_error="raise" if single else "skip",
+            progress=not args.quiet and not single,
+        )
+    except InferenceError as e:
+        raise UsageError(str(e)) from None
+    skipped = table.attrs["skipped"]
+    for skip in skipped:
+        print(f"skipped {skip['source']}: {skip['reason']}", file=sys.stderr)
+    if args.csv:
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.csv, index=False, float_format="%.6g")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(
+            json.dumps({"faces": table.to_dict(orient="records"), "skipped": skipped}, indent=1)
+        )
+    if args.overlay:
+        import cv2
+
+        from affect_tf.visualize import overlay_image
+
+        out_dir = Path(args.overlay)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for source, rows in table.groupby("source", sort=False):
+            drawn = overlay_image(read_image(source), rows, args.au_threshold)
+            cv2.imwrite(
+                str(out_dir / (Path(source).stem + ".jpg")), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)
+            )
+    print_table(table, ["source", "face", "expression", "valence", "arousal"])
+    images = len(items) - len(skipped)
+    print(
+        f"{len(table)} faces in {images} images ({len(skipped)} skipped) with "
+        f"{recognizer.kind} model {recognizer.path}"
+        + "".join(
+            f"; {k} -> {v}"
+            for k, v in (("csv", args.csv), ("json", args.json), ("overlays", args.overlay))
+            if v
+        )
+    )
+    return 0 if len(table) else 1
+
+
+def _video(args: argparse.Namespace) -> int:
+    from affect_tf.inference import InferenceError, write_abaw
+
+    recognizer = recognizer_for(args)
+    try:
+        table = recognizer.predict_video(
+            args.input,
+            every=args.every,
+            smooth=args.smooth,
+            progress=not args.quiet,
+            max_frames=args.max_frames,
+            track=not args.no_track,
+        )
+    except (InferenceError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.6g")
+    a = table.attrs
+    print(
+        f"{a['frames']} frames, {len(table)} read, {a['frames_with_face']} with a face "
+        f"({a['frames_tracked']} tracked), "
+        f"{a['seconds']:.1f} s ({len(table) / max(a['seconds'], 1e-9):.1f} frames/s); "
+        f"smoothing {a['smooth'] or 'off'} -> {out}"
+    )
+    if args.plot:
+        from affect_tf.visualize import plot_va
+
+        print(f"VA plot -> {plot_va(table, args.plot)}")
+    if args.overlay:
+        from affect_tf.visualize import write_overlay_video
+
+        written = write_overlay_video(args.input, table, args.overlay, args.au_threshold)
+        print(f"overlay video -> {written}")
+    if args.abaw:
+        written = write_abaw(table, args.abaw, Path(args.input).stem, args.au_threshold)
+        print("ABAW files -> " + ", ".join(str(p) for p in written.values()))
+    if not a["frames_with_face"]:
+        print(
+            f"affect-tf video: error: no face found in any frame of {args.input}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import affect_tf
+    from affect_tf.explain import explain, plot_explanation
+    from affect_tf.export import KERAS_FILE
+    from affect_tf.inference import AffectRecognizer, InferenceError, read_image, resolve_model
+
+    try:
+        kind, path = resolve_model(args.model or default_model())
+    except InferenceError as e:
+        raise UsageError(str(e)) from None
+    if kind == "tflite":
+        raise UsageError(
+            "Expected a SavedModel or .keras model: explanations need gradients. "
+            "Received: a .tflite file"
+        )
+    keras_file = path if kind == "keras" else path / KERAS_FILE
+    if not keras_file.is_file():
+        raise UsageError(f"Expected the Keras model at {keras_file} (affect-tf exports it there)")
+    model = affect_tf.load_model(keras_file)
+    recognizer = AffectRecognizer.from_keras(model)
+    try:
+        image = read_image(args.image)
+        detection = recognizer.detector.detect_one(image)
+        if detection is None:
+            raise InferenceError(f"Expected a face in the image. Received: {args.image} (none)")
+        face = recognizer.align(image, detection.landmarks)
+        result = explain(model, face, args.head, args.target)
+    except (InferenceError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    out = plot_explanation(face, result, args.out)
+    print(
+        f"{args.head} -> {result['target']} ({result['score']:.3f}); "
+        f"face | saliency | Grad-CAM++ -> {out}"
+    )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from affect_tf.serving.server import serve
+
+    if not args.model_base_path and not args.model_config_file:
+        args.model_base_path = default_model()
+    try:
+        return serve(args)
+    except (ValueError, OSError) as e:
+        raise UsageError(str(e)) from None
+
+
+def add_commands(sub) -> None:
+    """Adds ``predict``, ``video``, ``explain`` and ``serve``."""
+
+    def model_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--model",
+            help="SavedModel folder, TF Serving base folder (newest version), .keras or .tflite "
+            "(default: the demo pipeline's pushed model)",
+        )
+        p.add_argument("--batch-size", type=int, default=32, help="faces per model call")
+        p.add_argument("--au-threshold", type=float, default=0.5, help="AU shown active from")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("predict", help="faces in an image or a folder of images -> predictions")
+    p.add_argument("input", metavar="IMAGE_OR_DIR")
+    model_flags(p)
+    p.add_argument("--faces", choices=("all", "largest"), default="all")
+    p.add_argument("--csv", help="write the table as CSV")
+    p.add_argument("--json", help="write the table (and the skipped files) as JSON")
+    p.add_argument("--overlay", help="folder for the images with the predictions drawn")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("video", help="the main face through a video -> per-frame predictions")
+    p.add_argument("input", metavar="IN.mp4")
+    model_flags(p)
+    p.add_argument("--out", required=True, help="per-frame CSV")
+    p.add_argument("--every", type=int, default=1, help="read every N-th frame (default 1)")
+    p.add_argument("--smooth", default="mean:15", help="mean:K, median:K or none (default mean:15)")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument(
+        "--no-track",
+        action="store_true",
+        help="run full MTCNN detection on every frame (default: follow the face with O-Net)",
+    )
+    p.add_argument("--overlay", help="write the video with the predictions drawn (mp4)")
+    p.add_argument("--plot", help="write valence/arousal over time (PNG)")
+    p.add_argument("--abaw", help="write the ABAW VA/EXPR/AU prediction files into this folder")
+    p.set_defaults(func=_video)
+
+    p = sub.add_parser("explain", help="saliency and Grad-CAM++ of one output for one face")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--model", help="SavedModel folder/base folder or .keras (default: the demo's)")
+    p.add_argument("--head", choices=("expression", "au", "va"), default="expression")
+    p.add_argument("--target", help="expression name, AU (AU12) or valence/arousal (default: top)")
+    p.add_argument("--out", required=True, help="PNG: face | saliency | Grad-CAM++")
+    p.set_defaults(func=_explain)
+
+    from affect_tf.serving.server import add_flags
+
+    p = sub.add_parser(
+        "serve",
+        help="development model server with TF Serving's gRPC/REST protocol and flags",
+        description="Development server speaking TF Serving's protocol; production uses "
+        "TF Serving (serving/).",
+    )
+    add_flags(p)
+    p.set_defaults(func=_serve, model_base_path=None)

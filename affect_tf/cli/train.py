@@ -1,0 +1,241 @@
+"""``affect-tf train``, ``evaluate``, ``predict-examples``, ``export``: models from tf.Examples."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from affect_tf.cli.errors import UsageError, as_usage_error
+
+
+def training_files(data: str, out: Path) -> list[str]:
+    """``--data`` as TFRecords (``affect_tf.data.sources.training_files``), cached under OUT."""
+    from affect_tf.data.sources import training_files as files_of
+
+    with as_usage_error(FileNotFoundError):
+        return files_of(data, out)
+
+
+def load_model_arg(path: str):
+    """``--model``: a ``.keras`` file or a training folder (``affect_tf.load_model``)."""
+    import affect_tf
+
+    return affect_tf.load_model(path)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from affect_tf.model import get_preset
+    from affect_tf.report import format_report
+    from affect_tf.training import train
+
+    overrides = {}
+    if args.heads:
+        overrides["heads"] = args.heads
+    if args.backbone:
+        overrides["backbone"] = args.backbone
+    if args.tasks:
+        overrides["tasks"] = tuple(t.strip() for t in args.tasks.split(","))
+    if args.batch_size:
+        overrides["batch_size"] = args.batch_size
+    for name in ("weights", "schedule", "imbalance", "augment", "warmup_epochs"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.backbone_lr_scale is not None:
+        overrides["backbone_lr_scale"] = args.backbone_lr_scale
+    if args.cache_embeddings:
+        overrides["cache_embeddings"] = True
+    if args.weights and args.schedule is None and get_preset(args.preset).schedule == "scratch":
+        overrides["schedule"] = "finetune"  # pretrained weights: fine-tune unless told
+    if args.weights == "":
+        overrides["schedule"] = args.schedule or "scratch"
+    try:
+        config = get_preset(args.preset, **overrides)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.warm_start and not Path(args.warm_start).is_file():
+        raise UsageError(f"Expected a .keras model. Received: --warm-start {args.warm_start}")
+    out = Path(args.out)
+    files = training_files(args.data, out)
+    val_files = training_files(args.val_data, out / "val") if args.val_data else None
+    print(
+        f"training preset {config.name!r} ({config.backbone}, {config.heads} heads, "
+        f"{config.image_size}px, tasks {','.join(config.tasks)}; weights "
+        f"{config.weights or 'random'}, schedule {config.schedule}, imbalance "
+        f"{config.imbalance}, augment {config.augment}) -> {out}"
+    )
+    try:
+        result = train(
+            config,
+            files,
+            out,
+            val_files=val_files,
+            epochs=args.epochs,
+            patience=args.patience,
+            steps_per_epoch=args.steps_per_epoch,
+            resume=not args.no_resume,
+            verbose=2,
+            seed=args.seed,
+            warm_start=args.warm_start,
+        )
+    except ValueError as e:  # data that cannot train, weights that cannot be had or do not fit
+        raise UsageError(str(e)) from None
+    v = result.validation
+    print(f"done in {result.seconds:.0f} s; validation ({v['n']} examples): {format_report(v)}")
+    print(f"model: {out / 'model.keras'}; curves: {out / 'training_curves.png'}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from affect_tf.report import format_report, gate
+    from affect_tf.smoothing import parse_smooth
+    from affect_tf.training import evaluate, load_au_thresholds
+
+    from_model = args.au_thresholds == "model"
+    try:
+        parse_smooth(args.smooth)
+        thresholds = 0.5 if from_model else load_au_thresholds(args.au_thresholds)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    model = load_model_arg(args.model)
+    if from_model:
+        if model.au_thresholds is None:
+            raise UsageError(
+                "Expected a model with AU thresholds tuned on validation data (trained on AU "
+                f"labels). Received: --model {args.model} without them"
+            )
+        thresholds = model.au_thresholds
+    out = Path(args.out) if args.out else None
+    files = training_files(args.data, (out.parent if out else Path("runs")) / "evaluate")
+    result = evaluate(model, files, smooth=args.smooth, au_thresholds=thresholds)
+    failures, notes = gate(result)
+    result["gate"] = {"passed": not failures, "failures": failures, "notes": notes}
+    text = json.dumps(result, indent=2)
+    print(text)
+    print(format_report(result), file=sys.stderr)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    return 0
+
+
+def _predict_examples(args: argparse.Namespace) -> int:
+    from affect_tf.smoothing import parse_smooth
+    from affect_tf.training import predict_table
+
+    try:
+        parse_smooth(args.smooth)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    model = load_model_arg(args.model)
+    out = Path(args.out)
+    files = training_files(args.data, out.parent / "predict")
+    table = predict_table(model, files, smooth=args.smooth)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # %.9g writes float32 values exactly, so metrics recomputed from the file match.
+    table.to_csv(out, index=False, float_format="%.9g")
+    print(f"wrote {len(table)} rows to {out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from affect_tf.export import SIGNATURES, export_saved_model, next_version
+
+    model = load_model_arg(args.model)
+    out = Path(args.out)
+    version_dir = out / str(args.version) if args.version else next_version(out)
+    if version_dir.exists():
+        raise UsageError(f"Expected a new version folder. Received: {version_dir} (exists)")
+    export_saved_model(model, export_dir=version_dir)
+    print(f"SavedModel ({', '.join(SIGNATURES)}) -> {version_dir}")
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Adds ``train``, ``evaluate``, ``predict-examples`` and ``export``."""
+    add_train_command(sub)
+    def model_and_data(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True, help="model.keras, or a training folder")
+        p.add_argument(
+            "--data", required=True, help="tf.Example file/folder/glob, or a manifest corpus folder"
+        )
+        p.add_argument("--smooth", help="temporal smoothing within videos: mean:15, median:9")
+
+    p = sub.add_parser("evaluate", help="ABAW metrics of a model on labelled data (JSON)")
+    model_and_data(p)
+    p.add_argument(
+        "--au-thresholds",
+        help="AU decision threshold: a number (default 0.5), the au_thresholds.json that "
+        "training tuned on its validation split, or 'model' (the thresholds saved in it)",
+    )
+    p.add_argument("--out", help="also write the JSON here")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "predict-examples", help="per-example predictions (and labels, masks) of tf.Examples as CSV"
+    )
+    model_and_data(p)
+    p.add_argument("--out", required=True, help="CSV file")
+    p.set_defaults(func=_predict_examples)
+
+    p = sub.add_parser("export", help="a .keras model -> a SavedModel version for TF Serving")
+    p.add_argument("--model", required=True, help="model.keras or a training folder")
+    p.add_argument("--out", required=True, help="TF Serving base folder (the version goes inside)")
+    p.add_argument("--version", type=int, help="version number (default: one above the newest)")
+    p.set_defaults(func=_export)
+
+
+def add_train_command(sub) -> None:
+    """``affect-tf train``: the model, transfer learning, imbalance and augmentation flags."""
+    from affect_tf.model.config import BACKBONE_NAMES, IMBALANCE, PRESETS, SCHEDULES
+
+    p = sub.add_parser("train", help="train an AffectModel on tf.Examples or a manifest corpus")
+    p.add_argument(
+        "--data", required=True, help="tf.Example file/folder/glob, or a manifest corpus folder"
+    )
+    p.add_argument("--val-data", help="validation data (default: 10 %% of the videos of --data)")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--heads", choices=("mlp", "gcn"), help="override the preset's heads")
+    p.add_argument("--backbone", choices=BACKBONE_NAMES, help="override the preset's backbone")
+    p.add_argument(
+        "--tasks", help="comma-separated subset of va,expression,au (single-task training)"
+    )
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument("--patience", type=int, default=5, help="early stopping on validation P_MTL")
+    p.add_argument(
+        "--weights",
+        help="backbone init: imagenet (Keras' download), a .weights.h5 file, an earlier .keras "
+        "model's backbone, or '' for random (default: the preset's)",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        help="scratch | frozen (heads only) | finetune (frozen warm-up, then all at a lower "
+        "backbone learning rate); default the preset's, finetune when --weights is given",
+    )
+    p.add_argument("--warmup-epochs", type=int, help="finetune: frozen epochs first")
+    p.add_argument(
+        "--cache-embeddings",
+        action="store_true",
+        help="frozen: run the backbone once and train the heads on its features (fast)",
+    )
+    p.add_argument("--backbone-lr-scale", type=float, help="finetune: backbone LR factor")
+    p.add_argument(
+        "--imbalance", choices=IMBALANCE, help="expression class imbalance (default the preset's)"
+    )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="augmentation layers in the model while training (default the preset's)",
+    )
+    p.add_argument("--warm-start", help="start every weight from an earlier .keras model")
+    p.add_argument(
+        "--no-resume", action="store_true", help="start over even if OUT holds an unfinished run"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_train)
