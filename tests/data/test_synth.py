@@ -5,6 +5,7 @@ import pytest
 
 from affect_tf.data import synth
 from affect_tf.data.synth import SynthConfig, render_video
+from affect_tf.data.synth.corpus import label_masks
 from affect_tf.labels import AUS, EXPRESSIONS
 
 
@@ -108,7 +109,7 @@ def test_config_validation():
 
 def test_label_masks_follow_the_configured_rates():
     config = SynthConfig(n=8, frames_per_video=8, seed=0)
-    va, expr, au = zip(*(synth._label_masks(config, v, 8) for v in range(400)), strict=True)
+    va, expr, au = zip(*(label_masks(config, v, 8) for v in range(400)), strict=True)
     va, expr, au = np.concatenate(va), np.concatenate(expr), np.concatenate(au)
     assert abs(va.mean() - 0.85 * 0.95) < 0.05
     assert abs(au.any(axis=1).mean() - 0.75 * 0.95) < 0.05

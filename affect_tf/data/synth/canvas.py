@@ -1,0 +1,109 @@
+"""Drawing primitives of the SynthAffect renderer: a supersampled canvas in face coordinates
+(roll, yaw and perspective-free projection), ellipses, curves and the cluttered background."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from affect_tf.data.synth.labels import Pose
+
+
+class Canvas:
+    """A supersampled RGB canvas with a face-local -> pixel mapping (roll, yaw, scale, shift)."""
+
+    def __init__(self, image: np.ndarray, pose: Pose, ss: int) -> None:
+        self.image = image
+        self.ss = ss
+        self.pose = pose
+        self._cos, self._sin = math.cos(pose.roll), math.sin(pose.roll)
+        self._ycos, self._ysin = math.cos(pose.yaw), math.sin(pose.yaw)
+
+    def project(self, points: np.ndarray, depth: float | np.ndarray = 0.0) -> np.ndarray:
+        """Face-local points (x right, y down, 1 = face half-width) -> output-pixel coordinates."""
+        p = np.asarray(points, np.float64).reshape(-1, 2)
+        # Yaw: compress x, shift by depth (features in front of the face plane move more).
+        x = p[:, 0] * self._ycos + np.asarray(depth) * self._ysin
+        y = p[:, 1]
+        r = self.pose.radius
+        px = self.pose.cx + r * (x * self._cos - y * self._sin)
+        py = self.pose.cy + r * (x * self._sin + y * self._cos)
+        return np.stack([px, py], axis=1)
+
+    def _pix(self, points: np.ndarray, depth: float | np.ndarray = 0.0) -> np.ndarray:
+        # cv2 draws with 4 fractional bits (shift=4); pixel centres are at integer coordinates.
+        q = (self.project(points, depth) + 0.5) * self.ss - 0.5
+        return np.round(q * 16).astype(np.int32)
+
+    def poly(self, points, colour, depth=0.0, alpha: float = 1.0) -> None:
+        self._blend(
+            lambda im: cv2.fillPoly(im, [self._pix(points, depth)], pixel(colour), cv2.LINE_AA, 4),
+            alpha,
+        )
+
+    def line(self, points, colour, width: float, depth=0.0, alpha: float = 1.0) -> None:
+        thickness = max(1, int(round(width * self.pose.radius * self.ss)))
+        self._blend(
+            lambda im: cv2.polylines(
+                im,
+                [self._pix(points, depth)],
+                False,
+                pixel(colour),
+                thickness,
+                cv2.LINE_AA,
+                4,
+            ),
+            alpha,
+        )
+
+    def _blend(self, draw, alpha: float) -> None:
+        if alpha >= 0.999:
+            draw(self.image)
+            return
+        if alpha <= 0.01:
+            return
+        layer = self.image.copy()
+        draw(layer)
+        cv2.addWeighted(layer, alpha, self.image, 1.0 - alpha, 0.0, dst=self.image)
+
+
+def pixel(colour) -> tuple[int, int, int]:
+    return tuple(int(np.clip(v, 0, 255)) for v in colour)
+
+
+def ellipse(
+    cx: float,
+    cy: float,
+    rx: float,
+    ry: float,
+    n: int = 48,
+    t0: float = 0.0,
+    t1: float = 2 * math.pi,
+) -> np.ndarray:
+    t = np.linspace(t0, t1, n)
+    return np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], axis=1)
+
+
+def draw_background(image: np.ndarray, rng: np.random.Generator) -> None:
+    h, w = image.shape[:2]
+    base = rng.uniform(40, 220, 3)
+    image[:] = base.astype(np.uint8)
+    # Soft gradient plus clutter: shapes and lines of random colours, some face-coloured.
+    for _ in range(int(rng.integers(4, 14))):
+        colour = pixel(rng.uniform(0, 255, 3))
+        kind = rng.integers(3)
+        x, y = (int(v) for v in rng.uniform(0, [w, h]))
+        s = int(rng.uniform(0.05, 0.35) * w)
+        if kind == 0:
+            cv2.rectangle(
+                image, (x, y), (x + s, y + int(s * rng.uniform(0.3, 2))), colour, -1, cv2.LINE_AA
+            )
+        elif kind == 1:
+            cv2.circle(image, (x, y), max(1, s // 2), colour, -1, cv2.LINE_AA)
+        else:
+            x2, y2 = (int(v) for v in rng.uniform(0, [w, h]))
+            cv2.line(
+                image, (x, y), (x2, y2), colour, max(1, int(rng.uniform(1, 0.03 * w))), cv2.LINE_AA
+            )
