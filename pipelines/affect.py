@@ -13,88 +13,88 @@ or directly: ``python pipelines/affect.py``. This file only wires the graph; the
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
-# `python pipelines/affect.py` puts pipelines/ first on sys.path; the components are imported
-# as `pipelines.components...` (the names TFX records for their executors).
-_REPO = Path(__file__).resolve().parents[1]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
+import affect_tf  # noqa: F401  (sets the process environment before TensorFlow loads)
+from affect_tf.pipeline.config import PipelineConfig
+from affect_tf.pipeline.inputs import PipelineInputs, prepare_inputs, synth_settings
 
-import affect_tf  # noqa: E402,F401  (sets the process environment before TensorFlow loads)
-from affect_tf.pipeline.config import PipelineConfig  # noqa: E402
+# Module paths TFX imports in its executors (the package is installed; no module-file shims).
+PREPROCESSING_FN = "affect_tf.pipeline.transform.preprocessing_fn"
+RUN_FN = "affect_tf.pipeline.trainer.run_fn"
 
 
-def _synth_input_base(config: PipelineConfig) -> str:
-    """The folder whose ``synth.json`` describes the SynthAffect corpus (rewritten only when
-    it changes, so its fingerprint -- and TFX's cache -- follow the settings)."""
-    folder = config.root / "corpus_synth"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "synth.json"
-    text = json.dumps(synth_settings(config), indent=2, sort_keys=True)
-    if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
-    return str(folder)
-
-
-def synth_settings(config: PipelineConfig) -> dict:
-    return {
-        "n": config.synth_n,
-        "size": config.synth_size,
-        "frames_per_video": config.synth_frames_per_video,
-        "seed": config.synth_seed,
-    }
-
-
-def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = None):
-    """The TFX pipeline for ``config``.
+def create_pipeline(
+    config: PipelineConfig, inputs: PipelineInputs, trainer_overrides: dict | None = None
+):
+    """The TFX pipeline for ``config`` (no side effects: ``prepare_inputs`` wrote the inputs).
 
     Args:
         config: The pipeline settings.
+        inputs: ``prepare_inputs(config)``.
         trainer_overrides: Extra ``AffectConfig`` fields for the Trainer (tests use it to train
             a deliberately worse model).
     """
     from tfx import v1 as tfx
 
-    from affect_tf.model.config import get_preset
-    from affect_tf.pipeline.evaluation import eval_config
-    from affect_tf.pipeline.transform import write_raw_schema
-    from pipelines.components.face_example_gen import FaceExampleGen
-    from pipelines.components.tflite_export import TFLiteExport
+    overrides = {**config.model_overrides(), **(trainer_overrides or {})}
+    data = _data_components(config, inputs, overrides)
+    example_gen, schema_gen, transform = data[0], data[1], data[-1]
+    trainer, latest_model = _trainer(config, example_gen, schema_gen, transform, overrides)
+    deployment = _deployment(config, example_gen, schema_gen, transform, trainer)
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[*data, *([latest_model] if latest_model else []), trainer, *deployment],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path
+        ),
+        beam_pipeline_args=config.beam_pipeline_args(),
+    )
 
-    preset = get_preset(config.preset)
+
+def _data_components(config: PipelineConfig, inputs: PipelineInputs, overrides: dict) -> list:
+    """FaceExampleGen, ImportSchemaGen, StatisticsGen, ExampleValidator, Transform."""
+    from tfx import v1 as tfx
+
+    from affect_tf.model.config import PRESETS
+    from affect_tf.pipeline.components.face_example_gen import FaceExampleGen
+
     synth = config.corpus_format == "synth"
     example_gen = FaceExampleGen(
         corpus_format=config.corpus_format,
-        input_base=_synth_input_base(config) if synth else str(Path(config.corpus_root).resolve()),
+        input_base=inputs.input_base,
         corpus_split=config.corpus_split,
         eval_percent=config.eval_percent,
         synth=synth_settings(config) if synth else None,
     )
-    # The tf.Example contract as a curated schema (types, shapes, label domains), so the
-    # validator reports out-of-range labels and missing features as anomalies.
-    schema_gen = tfx.components.ImportSchemaGen(
-        schema_file=str(write_raw_schema(config.root / "schema"))
-    )
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=inputs.schema_file)
     statistics_gen = tfx.components.StatisticsGen(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"]
     )
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
+    # The alignment comes from the Trainer's own model config (preset + overrides): one source.
+    model = PRESETS[config.preset].replace(**overrides)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
-        preprocessing_fn="pipelines.modules.transform_module.preprocessing_fn",
-        custom_config={"image_size": preset.image_size, "margin": preset.margin},
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config={"image_size": model.image_size, "margin": model.margin},
         # The Trainer maps raw examples through the graph itself (and caches the faces), so
         # nothing is materialised; the analyzers see the train split only.
         splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
         materialize=False,
     )
-    overrides = {**config.model_overrides(), **(trainer_overrides or {})}
+    return [example_gen, schema_gen, statistics_gen, example_validator, transform]
+
+
+def _trainer(config: PipelineConfig, example_gen, schema_gen, transform, overrides: dict):
+    """The Trainer (and the warm-start resolver when ``warm_start``)."""
+    from tfx import v1 as tfx
+
     latest_model = None
     if config.warm_start:
         latest_model = tfx.dsl.Resolver(
@@ -102,7 +102,7 @@ def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = Non
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         ).with_id("latest_model_resolver")
     trainer = tfx.components.Trainer(
-        run_fn="pipelines.modules.trainer_module.run_fn",
+        run_fn=RUN_FN,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
@@ -121,6 +121,16 @@ def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = Non
             "gan_examples": config.gan_examples,
         },
     )
+    return trainer, latest_model
+
+
+def _deployment(config: PipelineConfig, example_gen, schema_gen, transform, trainer) -> list:
+    """The baseline resolver, Evaluator, Pusher and TFLiteExport."""
+    from tfx import v1 as tfx
+
+    from affect_tf.pipeline.components.tflite_export import TFLiteExport
+    from affect_tf.pipeline.evaluation import eval_config
+
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -151,28 +161,7 @@ def create_pipeline(config: PipelineConfig, trainer_overrides: dict | None = Non
         variants=" ".join(config.tflite_variants),
         parity_examples=config.parity_examples,
     )
-    return tfx.dsl.Pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
-        components=[
-            example_gen,
-            schema_gen,
-            statistics_gen,
-            example_validator,
-            transform,
-            *([latest_model] if latest_model else []),
-            trainer,
-            baseline,
-            evaluator,
-            pusher,
-            tflite,
-        ],
-        enable_cache=config.enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path
-        ),
-        beam_pipeline_args=config.beam_pipeline_args(),
-    )
+    return [baseline, evaluator, pusher, tflite]
 
 
 def compile_kubeflow(config: PipelineConfig, output_file: str, image: str) -> str:
@@ -186,7 +175,7 @@ def compile_kubeflow(config: PipelineConfig, output_file: str, image: str) -> st
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_filename=output_file,
     )
-    runner.run(create_pipeline(config), write_out=True)
+    runner.run(create_pipeline(config, prepare_inputs(config)), write_out=True)
     return output_file
 
 
@@ -217,4 +206,4 @@ if __name__ == "__main__":
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(_config))
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(_config, prepare_inputs(_config)))

@@ -135,7 +135,7 @@ def balance_expressions(
 def make_dataset(
     files: Sequence[str],
     image_size: int,
-    margin: float = 0.25,
+    margin: float,
     batch_size: int = 32,
     training: bool = False,
     split: str | None = None,

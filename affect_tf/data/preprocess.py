@@ -23,7 +23,7 @@ def preprocess_face(
     landmarks: tf.Tensor,
     bbox: tf.Tensor | None,
     size: int,
-    margin: float = 0.25,
+    margin: float,
 ) -> tf.Tensor:
     """Decodes, aligns on the 5 landmarks (box fallback) and crops to ``(size, size, 3)``.
 
@@ -54,7 +54,7 @@ def preprocess_batch(
     landmarks: tf.Tensor,
     bbox: tf.Tensor,
     size: int,
-    margin: float = 0.25,
+    margin: float,
 ) -> tf.Tensor:
     """Batched ``preprocess_face``: ``(N,)`` bytes, ``(N, 10)`` landmarks, ``(N, 4)`` boxes ->
     ``(N, size, size, 3)``; the one definition the Transform graph and serving signatures use."""
@@ -69,7 +69,7 @@ def preprocess_batch(
     )
 
 
-def preprocess_array(image, landmarks, size: int, margin: float = 0.25) -> tf.Tensor:
+def preprocess_array(image, landmarks, size: int, margin: float) -> tf.Tensor:
     """Aligns an already decoded RGB image (e.g. from OpenCV / PIL) the same way."""
     face = align_face(tf.convert_to_tensor(image), landmarks, size=size, margin=margin)
     return tf.clip_by_value(face, 0.0, 255.0)

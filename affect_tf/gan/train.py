@@ -1,4 +1,4 @@
-"""Training, checkpointing, loading and sampling of the affect GAN.
+"""Training the affect GAN: data streams, the fit, checkpoints per epoch, the finished folder.
 
 A GAN folder (``affect-tf gan train --out DIR``) holds:
 
@@ -16,37 +16,42 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors, label_batches, make_dataset
-from affect_tf.errors import UserError
-from affect_tf.gan.conditions import CONDITION_DIM, ConditionPriors
+from affect_tf.gan.conditions import ConditionPriors
 from affect_tf.gan.config import GANConfig
-from affect_tf.gan.model import LOSS_NAMES, AffectGAN, check_condition_width
-from affect_tf.gan.networks import CONDITION, NOISE, AffectDiscriminator, build_generator
-from affect_tf.labels import AUS, EXPRESSIONS
+from affect_tf.gan.folder import (
+    DISCRIMINATOR_FILE,
+    GAN_FILE,
+    GENERATOR_FILE,
+    KIND,
+    RECOGNIZER_FILE,
+    STATE_DIR,
+    load_state,
+    read_meta,
+    save_state,
+    write_meta,
+)
+from affect_tf.gan.model import LOSS_NAMES, AffectGAN
+from affect_tf.gan.networks import AffectDiscriminator, build_generator
+from affect_tf.gan.sampling import expression_grid, write_png
+from affect_tf.labels import AUS
 
-KIND = "affect_tf.gan"
-GAN_FILE = "gan.json"
-GENERATOR_FILE = "generator.keras"
-DISCRIMINATOR_FILE = "discriminator.keras"
-RECOGNIZER_FILE = "recognizer.keras"
-STATE_DIR = "state"
-
-
-class NotAGANError(UserError):
-    """A folder that is not (or not yet) a GAN written by ``affect-tf gan train``."""
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
 class GANResult:
+    """What ``train_gan`` returns: the trained GAN, its folder, history, seconds, priors."""
+
     gan: AffectGAN
     out_dir: Path
     history: dict
@@ -71,75 +76,6 @@ def build_gan(config: GANConfig, label_priors, seed: int = 0) -> AffectGAN:
     return gan
 
 
-def generate(
-    generator: keras.Model, conditions: np.ndarray, seed: int = 0, batch_size: int = 64
-) -> np.ndarray:
-    """Faces ``(N, S, S, 3)`` uint8 for conditions ``(N, 22)``; the same seed gives the same
-    faces (the noise is drawn from ``numpy.random.default_rng(seed)``)."""
-    conditions = np.asarray(conditions, np.float32)
-    check_condition_width(conditions)
-    noise_dim = generator.input[NOISE].shape[-1]
-    noise = np.random.default_rng(seed).standard_normal((len(conditions), noise_dim))
-    noise = noise.astype(np.float32)
-    out = []
-    for start in range(0, len(conditions), batch_size):
-        part = slice(start, start + batch_size)
-        images = generator({NOISE: noise[part], CONDITION: conditions[part]}, training=False)
-        out.append(np.asarray(images))
-    images = np.concatenate(out) if out else np.zeros((0, 1, 1, 3))
-    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
-
-
-def grid_image(rows: Sequence[np.ndarray], labels: Sequence[str], gap: int = 2) -> np.ndarray:
-    """One RGB image: each row of faces ``(k, S, S, 3)`` behind its label."""
-    import cv2
-
-    size = rows[0].shape[1]
-    label_width = max(60, int(size * 1.6))
-    lines = []
-    for faces, label in zip(rows, labels, strict=True):
-        tiles = []
-        for face in faces:
-            tiles += [face, np.full((size, gap, 3), 255, np.uint8)]
-        tag = np.full((size, label_width, 3), 255, np.uint8)
-        cv2.putText(
-            tag, label, (3, size // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
-        )
-        lines += [np.concatenate([tag, *tiles], axis=1), np.full((gap, 1, 3), 255, np.uint8)]
-    width = max(line.shape[1] for line in lines)
-    lines = [
-        np.pad(x, ((0, 0), (0, width - x.shape[1]), (0, 0)), constant_values=255) for x in lines
-    ]
-    return np.concatenate(lines, axis=0)
-
-
-def write_png(image: np.ndarray, path: str | Path) -> Path:
-    """Writes an RGB uint8 image (PNG, JPEG, ... by the extension)."""
-    import cv2
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"Expected a writable image path. Received: path={str(path)!r}")
-    return path
-
-
-def expression_grid(
-    generator: keras.Model, priors: ConditionPriors, per_expression: int = 8, seed: int = 0
-) -> np.ndarray:
-    """One row per expression: its typical condition (``priors.condition``), different noise."""
-    conditions = np.concatenate(
-        [np.tile(priors.condition(e), (per_expression, 1)) for e in range(len(EXPRESSIONS))]
-    )
-    faces = generate(generator, conditions, seed=seed)
-    rows = np.split(faces, len(EXPRESSIONS))
-    labels = [
-        f"{name}" + ("" if priors.counts[i] > 0 else " (unseen)")
-        for i, name in enumerate(EXPRESSIONS)
-    ]
-    return grid_image(rows, labels)
-
-
 class _Checkpoint(keras.callbacks.Callback):
     """After each epoch: state for resuming, ``gan.json``, a sample grid and a progress line."""
 
@@ -160,11 +96,12 @@ class _Checkpoint(keras.callbacks.Callback):
         grid = expression_grid(gan.generator, self.priors, per_expression=6, seed=0)
         write_png(grid, self.out / "samples" / f"epoch_{epoch + 1:03d}.png")
         seconds = time.perf_counter() - self.start
-        print(
-            f"[gan] epoch {epoch + 1}/{self.epochs}  "
-            + "  ".join(f"{k} {logs[k]:.3f}" for k in LOSS_NAMES if k in logs)
-            + f"  ({seconds:.0f} s)",
-            flush=True,
+        log.info(
+            "[gan] epoch %d/%d  %s  (%.0f s)",
+            epoch + 1,
+            self.epochs,
+            "  ".join(f"{k} {logs[k]:.3f}" for k in LOSS_NAMES if k in logs),
+            seconds,
         )
 
 
@@ -182,6 +119,16 @@ def _images_only(images, targets):
     return images
 
 
+def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer inside ``model``, nested models' layers included (public ``.layers`` only)."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(all_layers(layer))
+    return found
+
+
 def recalibrate_batch_norm(model: keras.Model, images: tf.data.Dataset, batches: int = 50) -> int:
     """Re-estimates every batch-norm layer's moving statistics from ``images`` batches.
 
@@ -192,9 +139,7 @@ def recalibrate_batch_norm(model: keras.Model, images: tf.data.Dataset, batches:
     Returns the number of batches used.
     """
     norms = [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, keras.layers.BatchNormalization)
+        layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
     ]
     momenta = [layer.momentum for layer in norms]
     used = 0
@@ -208,57 +153,6 @@ def recalibrate_batch_norm(model: keras.Model, images: tf.data.Dataset, batches:
         for layer, momentum in zip(norms, momenta, strict=True):
             layer.momentum = momentum
     return used
-
-
-def save_state(gan: AffectGAN, folder: Path) -> None:
-    """Weights of both players and both optimizers' variables (resuming)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    gan.generator.save_weights(folder / "generator.weights.h5")
-    gan.discriminator.save_weights(folder / "discriminator.weights.h5")
-    for name, optimizer in (("g", gan.g_optimizer), ("d", gan.d_optimizer)):
-        store: dict = {}
-        optimizer.save_own_variables(store)
-        np.savez(folder / f"{name}_optimizer.npz", **store)
-
-
-def load_state(gan: AffectGAN, folder: Path) -> None:
-    gan.generator.load_weights(folder / "generator.weights.h5")
-    gan.discriminator.load_weights(folder / "discriminator.weights.h5")
-    for name, optimizer in (("g", gan.g_optimizer), ("d", gan.d_optimizer)):
-        with np.load(folder / f"{name}_optimizer.npz") as store:
-            optimizer.load_own_variables({k: store[k] for k in store.files})
-
-
-def write_meta(out: Path, meta: dict) -> None:
-    tmp = out / (GAN_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=float))
-    tmp.replace(out / GAN_FILE)
-
-
-def read_meta(folder: str | Path) -> dict:
-    """``gan.json`` of a GAN folder.
-
-    Raises:
-        NotAGANError: When the folder has no (valid) ``gan.json``.
-    """
-    path = Path(folder)
-    meta_path = path / GAN_FILE
-    if not path.is_dir() or not meta_path.is_file():
-        raise NotAGANError(
-            "Expected a GAN folder written by `affect-tf gan train` (with gan.json, "
-            f"generator.keras, discriminator.keras). Received: model={str(path)!r} "
-            + ("(not a folder)" if not path.is_dir() else "(no gan.json)")
-        )
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise NotAGANError(f"Expected a JSON gan.json. Received: {meta_path} ({e})") from None
-    if not isinstance(meta, dict) or meta.get("kind") != KIND:
-        raise NotAGANError(
-            f"Expected gan.json with kind {KIND!r}. Received: {meta_path} "
-            f"(kind={meta.get('kind') if isinstance(meta, dict) else None!r})"
-        )
-    return meta
 
 
 def train_gan(
@@ -279,11 +173,11 @@ def train_gan(
     Args:
         config: A ``GANConfig`` (preset).
         files: tf.Example files (every example is used; evaluate on other data).
-        out_dir: The GAN folder (module docstring).
+        out_dir: The GAN folder (``affect_tf.gan.folder``).
         steps: Overrides ``config.steps``.
         resume: Continue from ``state/`` when ``gan.json`` says training did not finish.
         verbose: Keras progress (1 bar, 2 one line per epoch, 0 none) besides the
-            ``[gan] epoch`` lines.
+            ``[gan] epoch`` log lines.
 
     Raises:
         ValueError: When the files hold no face with an expression label.
@@ -294,16 +188,8 @@ def train_gan(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = [str(f) for f in files]
-    # One label pass serves both the discriminator's priors and the generator's conditions.
-    batches = list(label_batches(files, split=None))
-    label_priors = LabelPriors()
-    for batch in batches:
-        label_priors.update(batch)
-    if label_priors.n == 0:
-        raise ValueError(f"Expected faces to train on. Received: none in {files}")
-    priors = ConditionPriors.from_label_batches(batches, files)
+    label_priors, priors = _priors(files)
     gan = build_gan(config, label_priors, seed=seed)
-
     meta = {
         "kind": KIND,
         "version": 1,
@@ -317,47 +203,24 @@ def train_gan(
         "seed": seed,
         "history": {},
     }
-    initial_epoch, history = 0, {}
-    if resume and (out / GAN_FILE).is_file() and (out / STATE_DIR).is_dir():
-        old = read_meta(out)
-        if not old.get("finished") and old.get("config") == meta["config"] and old.get("epoch"):
-            load_state(gan, out / STATE_DIR)
-            initial_epoch, history = int(old["epoch"]), dict(old.get("history", {}))
-            print(f"[gan] resuming {out} at epoch {initial_epoch}/{config.epochs}", flush=True)
+    initial_epoch, history = _resume_point(gan, out, meta, resume) if resume else (0, {})
     meta.update(epoch=initial_epoch, history=history)
     write_meta(out, meta)
-
-    def faces(batch_size: int, cache: bool = True) -> tf.data.Dataset:
-        """Shuffled, aligned real faces and their targets (every file, no split)."""
-        margin = config.affect_config.margin
-        return make_dataset(
-            files,
-            config.image_size,
-            margin,
-            batch_size,
-            training=True,
-            seed=seed,
-            cache=cache,
+    data = tf.data.Dataset.zip(
+        (
+            _real_faces(config, files, seed),
+            priors.dataset(config.batch_size, config.balance_conditions, seed=seed),
         )
-
-    real = faces(256).unbatch().repeat()
-    labelled_share = config.labelled_share
-    if labelled_share:
-        # A second stream of the labelled faces only; each real face of a batch comes from it
-        # with probability labelled_share, otherwise from all faces.
-        labelled = faces(256).unbatch().filter(_has_label).repeat()
-        real = tf.data.Dataset.sample_from_datasets(
-            [labelled, real], weights=[labelled_share, 1.0 - labelled_share], seed=seed
-        )
-    real = real.batch(config.batch_size, drop_remainder=True)
-    conditions = priors.dataset(config.batch_size, config.balance_conditions, seed=seed)
-    data = tf.data.Dataset.zip((real, conditions)).prefetch(tf.data.AUTOTUNE)
-    print(
-        f"[gan] {label_priors.n} faces ({int(priors.counts.sum())} with an expression label), "
-        f"{config.steps} steps of {config.batch_size} at {config.image_size}px"
-        + (f", >= {config.labelled_share:.0%} labelled faces a batch" if labelled_share else "")
-        + f" -> {out}",
-        flush=True,
+    ).prefetch(tf.data.AUTOTUNE)
+    log.info(
+        "[gan] %d faces (%d with an expression label), %d steps of %d at %dpx%s -> %s",
+        label_priors.n,
+        int(priors.counts.sum()),
+        config.steps,
+        config.batch_size,
+        config.image_size,
+        f", >= {config.labelled_share:.0%} labelled faces a batch" if config.labelled_share else "",
+        out,
     )
     start = time.perf_counter()
     if initial_epoch < config.epochs:
@@ -371,7 +234,77 @@ def train_gan(
             shuffle=False,  # the tf.data stream shuffles itself
         )
     seconds = time.perf_counter() - start
-    recalibrate_batch_norm(gan.discriminator.recognizer, faces(64, cache=False).map(_images_only))
+    _finish(gan, config, files, seed, out, priors, history)
+    meta.update(finished=True, seconds=seconds, history=history)
+    write_meta(out, meta)
+    return GANResult(gan, out, history, seconds, priors)
+
+
+def _priors(files: list[str]) -> tuple[LabelPriors, ConditionPriors]:
+    """One label pass serves both the discriminator's priors and the generator's conditions."""
+    batches = list(label_batches(files, split=None))
+    label_priors = LabelPriors()
+    for batch in batches:
+        label_priors.update(batch)
+    if label_priors.n == 0:
+        raise ValueError(f"Expected faces to train on. Received: none in {files}")
+    return label_priors, ConditionPriors.from_label_batches(batches, files)
+
+
+def _resume_point(gan: AffectGAN, out: Path, meta: dict, resume: bool) -> tuple[int, dict]:
+    """``(epoch, history)`` to continue from: the unfinished run of the same config in ``out``
+    (its state loaded into ``gan``), else ``(0, {})``."""
+    if not (resume and (out / GAN_FILE).is_file() and (out / STATE_DIR).is_dir()):
+        return 0, {}
+    old = read_meta(out)
+    if old.get("finished") or old.get("config") != meta["config"] or not old.get("epoch"):
+        return 0, {}
+    load_state(gan, out / STATE_DIR)
+    epoch = int(old["epoch"])
+    log.info(
+        "[gan] resuming %s at epoch %d/%d", out, epoch, GANConfig.from_dict(old["config"]).epochs
+    )
+    return epoch, dict(old.get("history", {}))
+
+
+def _faces(config: GANConfig, files: list[str], seed: int, batch_size: int, cache: bool = True):
+    """Shuffled, aligned real faces and their targets (every file, no split)."""
+    return make_dataset(
+        files,
+        config.image_size,
+        config.affect_config.margin,
+        batch_size,
+        training=True,
+        seed=seed,
+        cache=cache,
+    )
+
+
+def _real_faces(config: GANConfig, files: list[str], seed: int) -> tf.data.Dataset:
+    """Batches of real faces; with ``labelled_share`` each face comes from the labelled faces
+    with that probability, otherwise from all faces."""
+    real = _faces(config, files, seed, 256).unbatch().repeat()
+    share = config.labelled_share
+    if share:
+        labelled = _faces(config, files, seed, 256).unbatch().filter(_has_label).repeat()
+        real = tf.data.Dataset.sample_from_datasets(
+            [labelled, real], weights=[share, 1.0 - share], seed=seed
+        )
+    return real.batch(config.batch_size, drop_remainder=True)
+
+
+def _finish(
+    gan: AffectGAN,
+    config: GANConfig,
+    files: list[str],
+    seed: int,
+    out: Path,
+    priors: ConditionPriors,
+    history: dict,
+) -> None:
+    """Batch norm re-estimated on real faces, then the three models, samples and curves."""
+    images = _faces(config, files, seed, 64, cache=False).map(_images_only)
+    recalibrate_batch_norm(gan.discriminator.recognizer, images)
     gan.generator.save(out / GENERATOR_FILE)
     gan.discriminator.save(out / DISCRIMINATOR_FILE)
     gan.discriminator.recognizer.save(out / RECOGNIZER_FILE)
@@ -381,123 +314,3 @@ def train_gan(
         from affect_tf.fitting import plot_history
 
         plot_history(history, out / "training_curves.png")
-    meta.update(finished=True, seconds=seconds, history=history)
-    write_meta(out, meta)
-    return GANResult(gan, out, history, seconds, priors)
-
-
-@dataclasses.dataclass
-class LoadedGAN:
-    generator: keras.Model
-    discriminator: AffectDiscriminator | None
-    config: GANConfig
-    priors: ConditionPriors
-    meta: dict
-
-
-def load_gan(folder: str | Path, discriminator: bool = False) -> LoadedGAN:
-    """A trained GAN folder -> generator (and discriminator), config and condition priors.
-
-    Raises:
-        NotAGANError: When the folder is not a finished GAN (the message says what is missing).
-    """
-    path = Path(folder)
-    meta = read_meta(path)
-    if not (path / GENERATOR_FILE).is_file():
-        raise NotAGANError(
-            f"Expected {GENERATOR_FILE} in the GAN folder. Received: model={str(path)!r} "
-            f"(training reached epoch {meta.get('epoch')} and has not finished; resume it "
-            "with `affect-tf gan train` and the same --out)"
-        )
-    generator = keras.models.load_model(path / GENERATOR_FILE)
-    disc = keras.models.load_model(path / DISCRIMINATOR_FILE) if discriminator else None
-    return LoadedGAN(
-        generator,
-        disc,
-        GANConfig.from_dict(meta["config"]),
-        ConditionPriors.from_dict(meta["condition_priors"]),
-        meta,
-    )
-
-
-def generated_examples(
-    generator: keras.Model,
-    conditions: np.ndarray,
-    seed: int = 0,
-    margin: float = 0.25,
-    video_prefix: str = "gan",
-) -> list:
-    """Generated faces as ``FaceRecord``s with the conditions as labels (AU ≥ 0.5 occurs), so
-    they join any training set as tf.Examples. Each face is its own "video" (no leakage across
-    a by-video split); landmarks are the alignment template, so the pipeline's alignment leaves
-    the generated crop as it is."""
-    import cv2
-
-    from affect_tf.data.examples import FaceRecord
-    from affect_tf.face.align import template_points
-    from affect_tf.gan.conditions import AU_SLICE, EXPR_SLICE, VA_SLICE
-
-    faces = generate(generator, conditions, seed=seed)
-    size = faces.shape[1]
-    points = np.asarray(template_points(size, margin)).reshape(5, 2)
-    records = []
-    for i, (face, cond) in enumerate(zip(faces, conditions, strict=True)):
-        ok, png = cv2.imencode(".png", cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise OSError("Expected PNG encoding of a generated face to succeed")
-        va = np.clip(cond[VA_SLICE], -1, 1)
-        records.append(
-            FaceRecord(
-                image=png.tobytes(),
-                bbox=[0.0, 0.0, float(size), float(size)],
-                landmarks=points,
-                valence=float(va[0]),
-                arousal=float(va[1]),
-                va_mask=1,
-                expression=int(np.argmax(cond[EXPR_SLICE])),
-                expr_mask=1,
-                au=[int(v >= 0.5) for v in cond[AU_SLICE]],
-                au_mask=[1] * (AU_SLICE.stop - AU_SLICE.start),
-                video_id=f"{video_prefix}{seed}_{i:06d}",
-                frame=0,
-                source="gan",
-            )
-        )
-    return records
-
-
-def write_generated_examples(
-    folder: str | Path,
-    counts: dict[str | int, int],
-    out_file: str | Path,
-    seed: int = 0,
-    margin: float = 0.25,
-) -> Path:
-    """Writes ``counts[expression]`` generated faces per expression to a GZIP TFRecord.
-
-    Conditions are drawn around each expression's typical condition: its AU rates decide each
-    AU's occurrence at random and VA is drawn from its measured spread, so the faces vary.
-    """
-    from affect_tf.data.examples import serialize_example
-    from affect_tf.gan.conditions import AU_SLICE, VA_SLICE, expression_index
-
-    loaded = load_gan(folder)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for expression, n in counts.items():
-        c = expression_index(expression)
-        base = loaded.priors.condition(c)
-        cond = np.tile(base, (int(n), 1))
-        cond[:, AU_SLICE] = rng.random((int(n), AU_SLICE.stop - AU_SLICE.start)) < base[AU_SLICE]
-        cond[:, VA_SLICE] = np.clip(
-            base[VA_SLICE] + rng.normal(0, 1, (int(n), 2)) * loaded.priors.va_std[c], -1, 1
-        )
-        rows.append(cond.astype(np.float32))
-    conditions = np.concatenate(rows) if rows else np.zeros((0, CONDITION_DIM), np.float32)
-    records = generated_examples(loaded.generator, conditions, seed=seed, margin=margin)
-    out = Path(out_file)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(out), options="GZIP" if out.name.endswith(".gz") else None) as w:
-        for record in records:
-            w.write(serialize_example(record))
-    return out

@@ -1,6 +1,6 @@
 """FaceExampleGen's Beam logic: corpus readers (or SynthAffect) -> serialized tf.Examples.
 
-The TFX component (``pipelines/components/face_example_gen.py``) is a ``FileBasedExampleGen``
+The TFX component (``affect_tf.pipeline.components.face_example_gen``) is a ``FileBasedExampleGen``
 whose executor plugs ``faces_to_examples`` into TFX's base ExampleGen executor; that executor
 then splits by the hash of ``video_id`` (``SplitConfig.partition_feature_name``), so frames of
 one video never straddle train and eval, and writes GZIP TFRecords per split.

@@ -48,7 +48,14 @@ def test_split_is_by_video_and_complete(records):
 
     def videos(split):
         ds = make_dataset(
-            files, 32, batch_size=16, split=split, eval_percent=30, with_meta=True, cache=False
+            files,
+            32,
+            0.25,
+            batch_size=16,
+            split=split,
+            eval_percent=30,
+            with_meta=True,
+            cache=False,
         )
         return [v.decode() for _, _, m in ds for v in m["video_id"].numpy()]
 
@@ -59,7 +66,7 @@ def test_split_is_by_video_and_complete(records):
 
 def test_training_batches_are_shuffled_and_shaped(records):
     files = resolve_files(records)
-    ds = make_dataset(files, 32, batch_size=8, training=True, seed=1)
+    ds = make_dataset(files, 32, 0.25, batch_size=8, training=True, seed=1)
     x, y = next(iter(ds))
     assert x.shape == (8, 32, 32, 3) and y["va"].shape == (8, 3)
 
@@ -94,7 +101,7 @@ def test_transformed_dataset_adds_extra_files_whole(records):
 
     def transform_layer(features):  # what the Transform graph computes for the image and labels
         image = tf.map_fn(
-            lambda f: preprocess_face(f[0], f[1], f[2], 32),
+            lambda f: preprocess_face(f[0], f[1], f[2], 32, 0.25),
             (features[ex.IMAGE], features[ex.LANDMARKS], features[ex.BBOX]),
             fn_output_signature=tf.float32,
         )

@@ -113,7 +113,7 @@ def test_generated_examples_join_a_training_set(trained, tmp_path):
     priors = measure_priors([str(path)], split=None)
     assert priors.n == 8 and priors.expression_counts[3] == 5 and priors.expression_counts[2] == 3
     assert priors.va_labelled == 8 and (priors.au_labelled == 8).all()
-    images, targets = next(iter(make_dataset([str(path)], 64, batch_size=8)))
+    images, targets = next(iter(make_dataset([str(path)], 64, 0.25, batch_size=8)))
     assert images.shape == (8, 64, 64, 3)
     np.testing.assert_array_equal(np.asarray(targets["expression"])[:, 1], 1)
     # Alignment on the template landmarks leaves the generated crop (nearly) as it is.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from affect_tf.pipeline.config import PipelineConfig
+from affect_tf.pipeline.inputs import prepare_inputs
 from pipelines.affect import compile_kubeflow, create_pipeline
 
 COMPONENTS = [
@@ -21,9 +22,13 @@ COMPONENTS = [
 ]
 
 
+def _build(config: PipelineConfig):
+    return create_pipeline(config, prepare_inputs(config))
+
+
 def test_graph_builds_with_every_component(tmp_path):
     config = PipelineConfig.load({}, output_root=str(tmp_path), beam_workers=2)
-    pipeline = create_pipeline(config)
+    pipeline = _build(config)
     assert sorted(c.id for c in pipeline.components) == sorted(COMPONENTS)
     assert pipeline.pipeline_info.pipeline_name == "affect"
     assert "--direct_num_workers=2" in pipeline.beam_pipeline_args
@@ -42,12 +47,12 @@ def test_graph_builds_with_every_component(tmp_path):
 
 def test_generated_faces_hook_is_off_by_default_and_reaches_the_trainer(tmp_path):
     config = PipelineConfig.load({}, output_root=str(tmp_path))
-    trainer = {c.id: c for c in create_pipeline(config).components}["Trainer"]
+    trainer = {c.id: c for c in _build(config).components}["Trainer"]
     assert json.loads(trainer.exec_properties["custom_config"])["gan_examples"] == ""
     gan = tmp_path / "gan.tfrecord.gz"
     gan.write_bytes(b"")
     config = PipelineConfig.load({"AFFECT_GAN_EXAMPLES": str(gan)}, output_root=str(tmp_path))
-    trainer = {c.id: c for c in create_pipeline(config).components}["Trainer"]
+    trainer = {c.id: c for c in _build(config).components}["Trainer"]
     assert json.loads(trainer.exec_properties["custom_config"])["gan_examples"] == str(gan)
 
 
@@ -131,8 +136,8 @@ def test_no_pipeline_setting_is_dead(tmp_path):
     assert set(changes) == {f.name for f in dataclasses.fields(PipelineConfig)}
     root = {"output_root": str(tmp_path / "out")}
     for name, (base, changed) in changes.items():
-        before = _fingerprint(create_pipeline(PipelineConfig.load({}, **{**root, **base})))
-        after = _fingerprint(create_pipeline(PipelineConfig.load({}, **{**root, **changed})))
+        before = _fingerprint(_build(PipelineConfig.load({}, **{**root, **base})))
+        after = _fingerprint(_build(PipelineConfig.load({}, **{**root, **changed})))
         assert before != after, f"setting {name} does not reach the pipeline"
 
 
@@ -142,7 +147,7 @@ def test_trainer_receives_the_training_settings(tmp_path):
         output_root=str(tmp_path),
         augment=True,
     )
-    trainer = {c.id: c for c in create_pipeline(config).components}["Trainer"]
+    trainer = {c.id: c for c in _build(config).components}["Trainer"]
     custom = json.loads(trainer.exec_properties["custom_config"])
     assert custom["patience"] == 3 and custom["seed"] == 7
     assert custom["overrides"] == {"imbalance": "logit_adjustment", "augment": True}

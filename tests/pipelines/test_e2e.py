@@ -20,6 +20,7 @@ def test_pipeline_end_to_end(tmp_path):
     from affect_tf.data.dataset import resolve_files
     from affect_tf.export import KERAS_FILE
     from affect_tf.pipeline.config import PipelineConfig
+    from affect_tf.pipeline.inputs import prepare_inputs
     from affect_tf.pipeline.summary import summarize
     from affect_tf.training import evaluate
     from pipelines.affect import create_pipeline
@@ -35,7 +36,7 @@ def test_pipeline_end_to_end(tmp_path):
         max_p_mtl_drop=0.05,
         parity_examples=24,
     )
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, prepare_inputs(config)))
     summary = summarize(config)
 
     # The default gate: every task above its trivial baseline on the eval split.
@@ -81,7 +82,7 @@ def test_pipeline_end_to_end(tmp_path):
 
     # A deliberately worse model (it barely learns) is not blessed and nothing is pushed.
     tfx.orchestration.LocalDagRunner().run(
-        create_pipeline(config, trainer_overrides={"learning_rate": 1e-7})
+        create_pipeline(config, prepare_inputs(config), trainer_overrides={"learning_rate": 1e-7})
     )
     second = summarize(config)
     assert not second["blessed"]
@@ -123,6 +124,7 @@ def test_partial_label_corpus_is_blessed_with_default_thresholds(tmp_path, tasks
     from tfx import v1 as tfx
 
     from affect_tf.pipeline.config import PipelineConfig
+    from affect_tf.pipeline.inputs import prepare_inputs
     from affect_tf.pipeline.summary import format_summary, summarize
     from pipelines.affect import create_pipeline
 
@@ -140,7 +142,7 @@ def test_partial_label_corpus_is_blessed_with_default_thresholds(tmp_path, tasks
     )
     # The defaults: no absolute thresholds, each measured task above its trivial baseline.
     assert dict(config.thresholds) == {} and config.min_gain > 0
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, prepare_inputs(config)))
     summary = summarize(config)
     assert summary["blessed"], summary["not_blessed_reasons"]
     assert summary["pushed"]["saved_model"] and set(summary["pushed"]["tflite"]) == {"fp32"}

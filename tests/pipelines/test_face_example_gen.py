@@ -14,7 +14,7 @@ from tfx.types import standard_artifacts
 from affect_tf.data import examples as ex
 from affect_tf.data.corpus import CorpusError
 from affect_tf.data.synth import SynthConfig, write_corpus
-from pipelines.components.face_example_gen import Executor, FaceExampleGen
+from affect_tf.pipeline.components.face_example_gen import Executor, FaceExampleGen
 
 
 def _run(root, out, fmt="manifest", synth=None):

@@ -209,7 +209,7 @@ def test_parity_across_keras_savedmodel_rest_grpc_and_tflite(server, records, ti
     landmarks = np.stack([np.asarray(r.landmarks, np.float32).reshape(10) for r in records])
     faces = np.stack(
         [
-            preprocess_face(r.image, lm, np.asarray(r.bbox, np.float32), size).numpy()
+            preprocess_face(r.image, lm, np.asarray(r.bbox, np.float32), size, 0.25).numpy()
             for r, lm in zip(records, landmarks, strict=True)
         ]
     )

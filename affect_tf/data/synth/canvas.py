@@ -70,6 +70,7 @@ class Canvas:
 
 
 def pixel(colour) -> tuple[int, int, int]:
+    """A colour as the int tuple OpenCV draws with (clipped to [0, 255])."""
     return tuple(int(np.clip(v, 0, 255)) for v in colour)
 
 
