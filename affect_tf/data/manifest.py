@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,14 @@ def _parse_au(value: Any) -> int | None:
     return int(number)
 
 
+class _Skip(Exception):
+    """A row that cannot be used: ``reason`` (the count's key) and ``detail`` (field, value)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
 def row_to_sample(row: dict[str, Any], where: str, base: Path, report: SkipReport) -> Sample | None:
     """Converts one manifest row to a ``Sample``, or records why it was skipped and returns None."""
     if _is_missing(row.get("path")):
@@ -142,38 +150,53 @@ def row_to_sample(row: dict[str, Any], where: str, base: Path, report: SkipRepor
     if not path.is_absolute():
         path = base / path
     sample = Sample(path=path, source=str(row.get("source") or "manifest"))
+    try:
+        _read_expression(row, sample)
+        _read_va(row, sample)
+        _read_aus(
+            row, sample, lambda column: report.note("unknown_au_column_ignored", where, column)
+        )
+        if not sample.has_any_label:
+            raise _Skip("no_labels", "no expression, valence/arousal or AU value")
+        _read_geometry(row, sample)
+        _read_grouping(row, sample)
+    except _Skip as skip:
+        report.skip(skip.reason, where, skip.detail)
+        return None
+    return sample
 
-    # Expression.
+
+def _read_expression(row: dict[str, Any], sample: Sample) -> None:
     value = row.get("expression")
     if not _is_missing(value) and str(value).strip() != "-1":
         try:
             sample.expression = expression_index(value)
-            sample.expr_mask = 1
         except ValueError as e:
-            report.skip("expression_invalid", where, f"field=expression: {e}")
-            return None
+            raise _Skip("expression_invalid", f"field=expression: {e}") from None
+        sample.expr_mask = 1
 
-    # Valence / arousal: both or neither.
+
+def _read_va(row: dict[str, Any], sample: Sample) -> None:
+    """Valence and arousal: both or neither, each in [-1, 1]."""
     try:
         valence = parse_va(row.get("valence"))
         arousal = parse_va(row.get("arousal"))
     except ValueError as e:
-        report.skip("va_invalid", where, f"field=valence/arousal: expected a float ({e})")
-        return None
+        raise _Skip("va_invalid", f"field=valence/arousal: expected a float ({e})") from None
     if (valence is None) != (arousal is None):
         missing = "arousal" if arousal is None else "valence"
-        report.skip("va_incomplete", where, f"field={missing} is empty while its pair is set")
-        return None
-    if valence is not None:
-        for name, v in (("valence", valence), ("arousal", arousal)):
-            if not va_in_range(v):
-                report.skip(
-                    f"{name}_out_of_range", where, f"field={name}: expected [-1, 1], got {v}"
-                )
-                return None
-        sample.valence, sample.arousal, sample.va_mask = valence, arousal, 1
+        raise _Skip("va_incomplete", f"field={missing} is empty while its pair is set")
+    if valence is None:
+        return
+    for name, v in (("valence", valence), ("arousal", arousal)):
+        if not va_in_range(v):
+            raise _Skip(f"{name}_out_of_range", f"field={name}: expected [-1, 1], got {v}")
+    sample.valence, sample.arousal, sample.va_mask = valence, arousal, 1
 
-    # AUs: any subset of the 12, by column name; JSONL may also nest them under "au".
+
+def _read_aus(row: dict[str, Any], sample: Sample, note_unknown: Callable[[str], None]) -> None:
+    """AUs: any subset of the 12, by column name; JSONL may also nest them under "au". AU-like
+    columns that name no AU are ignored and passed to ``note_unknown`` (``field=COLUMN``)."""
     au_cells = {k: v for k, v in row.items() if _AU_COLUMN.match(str(k))}
     if isinstance(row.get("au"), dict):
         au_cells.update(row["au"])
@@ -181,23 +204,20 @@ def row_to_sample(row: dict[str, Any], where: str, base: Path, report: SkipRepor
         try:
             index = au_index(column)
         except ValueError:
-            report.note("unknown_au_column_ignored", where, f"field={column}")
+            note_unknown(f"field={column}")
             continue
         try:
             occurrence = _parse_au(value)
         except ValueError:
-            report.skip(
-                "au_invalid", where, f"field={column}: expected 0, 1 or empty, got {value!r}"
-            )
-            return None
+            raise _Skip(
+                "au_invalid", f"field={column}: expected 0, 1 or empty, got {value!r}"
+            ) from None
         if occurrence is not None:
             sample.au[index], sample.au_mask[index] = occurrence, 1
 
-    if not sample.has_any_label:
-        report.skip("no_labels", where, "no expression, valence/arousal or AU value")
-        return None
 
-    # Geometry, when given.
+def _read_geometry(row: dict[str, Any], sample: Sample) -> None:
+    """The face box (the first complete set of ``BOX_COLUMNS``) and 5 landmarks, when given."""
     for columns in BOX_COLUMNS:
         present = [not _is_missing(row.get(c)) for c in columns]
         if any(present):
@@ -208,8 +228,7 @@ def row_to_sample(row: dict[str, Any], where: str, base: Path, report: SkipRepor
                 if not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
                     raise ValueError("w and h must be > 0")
             except ValueError as e:
-                report.skip("bbox_invalid", where, f"fields={list(columns)}: {e}")
-                return None
+                raise _Skip("bbox_invalid", f"fields={list(columns)}: {e}") from None
             sample.bbox = box  # type: ignore[assignment]
             break
     value = row.get("landmarks")
@@ -220,21 +239,20 @@ def row_to_sample(row: dict[str, Any], where: str, base: Path, report: SkipRepor
             else:
                 points = parse_points(value, 5, "field=landmarks")
         except ValueError as e:
-            report.skip("landmarks_invalid", where, f"field=landmarks: {e}")
-            return None
+            raise _Skip("landmarks_invalid", f"field=landmarks: {e}") from None
         sample.landmarks = points
 
-    # Grouping: images without a video id are their own "video" (split unit).
+
+def _read_grouping(row: dict[str, Any], sample: Sample) -> None:
+    """Images without a video id are their own "video" (the split unit)."""
     sample.video_id = str(row.get("video_id") or row["path"]).strip()
     if not _is_missing(row.get("frame")):
         try:
             sample.frame = int(float(row["frame"]))
         except ValueError:
-            report.skip(
-                "frame_invalid", where, f"field=frame: expected an integer, got {row['frame']!r}"
-            )
-            return None
-    return sample
+            raise _Skip(
+                "frame_invalid", f"field=frame: expected an integer, got {row['frame']!r}"
+            ) from None
 
 
 def read_manifest(root: str | Path, report: SkipReport | None = None) -> Iterator[Sample]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from affect_tf.export import KERAS_FILE
 from affect_tf.pipeline.config import PipelineConfig
 from affect_tf.report import format_report
 from affect_tf.tflite import VARIANTS
@@ -212,66 +213,10 @@ def summarize(config: PipelineConfig) -> dict:
         "model": {},
     }
     outputs = {n: v["outputs"] for n, v in nodes.items()}
-
-    examples = outputs.get("FaceExampleGen", {}).get("Examples")
-    if examples is not None:
-        report = _prop(examples, "skip_report") or {}
-        out["data"] = {
-            "examples_uri": examples.uri,
-            "written": _prop(examples, "written"),
-            "skipped": _prop(examples, "skipped"),
-            "skipped_by_reason": report.get("skipped", {}),
-        }
-    stats = outputs.get("StatisticsGen", {}).get("ExampleStatistics")
-    if stats is not None:
-        out["data"]["examples_per_split"] = _split_counts(stats.uri)
-    anomalies = outputs.get("ExampleValidator", {}).get("ExampleAnomalies")
-    if anomalies is not None:
-        out["data"]["anomalies"] = _anomalies(anomalies.uri)
-
-    model_run = outputs.get("Trainer", {}).get("ModelRun")
-    model = outputs.get("Trainer", {}).get("Model")
-    if model is not None:
-        saved = Path(model.uri) / "Format-Serving"
-        out["model"]["saved_model_bytes"] = _dir_bytes(saved) if saved.is_dir() else None
-        keras_file = saved / "assets.extra" / "affect_model.keras"
-        out["model"]["keras_bytes"] = keras_file.stat().st_size if keras_file.is_file() else None
-    if model_run is not None:
-        history = Path(model_run.uri) / "history.json"
-        if history.is_file():
-            h = json.loads(history.read_text())
-            out["model"]["train_seconds"] = round(h.get("seconds", 0.0), 1)
-            out["model"]["epochs"] = len(h.get("loss", []))
-            out["model"]["best_val_p_mtl"] = max(h.get("val_p_mtl", [float("nan")]))
-        out["model"]["training_curves"] = str(Path(model_run.uri) / "training_curves.png")
-        out["model"]["tensorboard"] = str(Path(model_run.uri) / "tensorboard")
-
+    out["data"] = _data_summary(outputs)
+    out["model"] = _model_summary(outputs)
     evaluation = _evaluation(out, outputs.get("Evaluator", {}), config)
-    pushed = outputs.get("Pusher", {}).get("PushedModel")
-    if pushed is not None and _prop(pushed, "pushed"):
-        out["pushed"]["saved_model"] = _prop(pushed, "pushed_destination")
-        out["pushed"]["version"] = _prop(pushed, "pushed_version")
-    from affect_tf.pipeline.tflite_export import TFLITE_ARTIFACT_TYPE
-
-    tflite = outputs.get("TFLiteExport", {}).get(TFLITE_ARTIFACT_TYPE)
-    if tflite is not None and _prop(tflite, "exported"):
-        checks = _prop(tflite, "checks") or {}
-        out["pushed"]["tflite"] = {v: c["path"] for v, c in checks.items()}
-        out["tflite_checks"] = {
-            v: {
-                k: c[k]
-                for k in (
-                    "gpu_compatible",
-                    "max_abs_va_diff",
-                    "expr_agreement",
-                    "au_agreement",
-                    "max_abs_prob_diff",
-                    "bytes",
-                    "n",
-                )
-            }
-            for v, c in checks.items()
-        }
+    out["pushed"], out["tflite_checks"] = _pushed_summary(outputs)
     out["artifacts"] = {
         "pipeline_root": config.pipeline_root,
         "metadata": config.metadata_path,
@@ -282,6 +227,78 @@ def summarize(config: PipelineConfig) -> dict:
     config.summary_path.parent.mkdir(parents=True, exist_ok=True)
     config.summary_path.write_text(json.dumps(out, indent=2, default=str))
     return out
+
+
+def _data_summary(outputs: dict) -> dict:
+    """Examples written/skipped (by reason), per split, and the validator's anomalies."""
+    data: dict = {}
+    examples = outputs.get("FaceExampleGen", {}).get("Examples")
+    if examples is not None:
+        report = _prop(examples, "skip_report") or {}
+        data = {
+            "examples_uri": examples.uri,
+            "written": _prop(examples, "written"),
+            "skipped": _prop(examples, "skipped"),
+            "skipped_by_reason": report.get("skipped", {}),
+        }
+    stats = outputs.get("StatisticsGen", {}).get("ExampleStatistics")
+    if stats is not None:
+        data["examples_per_split"] = _split_counts(stats.uri)
+    anomalies = outputs.get("ExampleValidator", {}).get("ExampleAnomalies")
+    if anomalies is not None:
+        data["anomalies"] = _anomalies(anomalies.uri)
+    return data
+
+
+def _model_summary(outputs: dict) -> dict:
+    """The trained model's sizes, training time, epochs, best validation P_MTL, curves."""
+    summary: dict = {}
+    model_run = outputs.get("Trainer", {}).get("ModelRun")
+    model = outputs.get("Trainer", {}).get("Model")
+    if model is not None:
+        saved = Path(model.uri) / "Format-Serving"
+        summary["saved_model_bytes"] = _dir_bytes(saved) if saved.is_dir() else None
+        keras_file = saved / KERAS_FILE
+        summary["keras_bytes"] = keras_file.stat().st_size if keras_file.is_file() else None
+    if model_run is not None:
+        history = Path(model_run.uri) / "history.json"
+        if history.is_file():
+            h = json.loads(history.read_text())
+            summary["train_seconds"] = round(h.get("seconds", 0.0), 1)
+            summary["epochs"] = len(h.get("loss", []))
+            summary["best_val_p_mtl"] = max(h.get("val_p_mtl", [float("nan")]))
+        summary["training_curves"] = str(Path(model_run.uri) / "training_curves.png")
+        summary["tensorboard"] = str(Path(model_run.uri) / "tensorboard")
+    return summary
+
+
+# What the summary keeps of each TFLite variant's checks.
+TFLITE_CHECK_KEYS = (
+    "gpu_compatible",
+    "max_abs_va_diff",
+    "expr_agreement",
+    "au_agreement",
+    "max_abs_prob_diff",
+    "bytes",
+    "n",
+)
+
+
+def _pushed_summary(outputs: dict) -> tuple[dict, dict]:
+    """``(pushed, tflite_checks)``: where the Pusher and TFLiteExport wrote, and the checks."""
+    from affect_tf.pipeline.tflite_export import TFLITE_ARTIFACT_TYPE
+
+    pushed_out: dict = {"saved_model": None, "tflite": {}}
+    pushed = outputs.get("Pusher", {}).get("PushedModel")
+    if pushed is not None and _prop(pushed, "pushed"):
+        pushed_out["saved_model"] = _prop(pushed, "pushed_destination")
+        pushed_out["version"] = _prop(pushed, "pushed_version")
+    tflite = outputs.get("TFLiteExport", {}).get(TFLITE_ARTIFACT_TYPE)
+    if tflite is None or not _prop(tflite, "exported"):
+        return pushed_out, {}
+    checks = _prop(tflite, "checks") or {}
+    pushed_out["tflite"] = {v: c["path"] for v, c in checks.items()}
+    return pushed_out, {v: {k: c[k] for k in TFLITE_CHECK_KEYS} for v, c in checks.items()}
 
 
 def _split_counts(uri: str) -> dict:

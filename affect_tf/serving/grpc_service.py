@@ -25,14 +25,72 @@ def _spec(model_spec) -> tuple[str, int | None, str | None]:
     return model_spec.name, version, label
 
 
-def make_servicers(manager: ModelManager, metrics: Metrics):
+def predict(manager: ModelManager, request):
+    """A ``PredictRequest`` -> its ``PredictResponse`` (raises ``ServingError``)."""
     import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    name, version, label = _spec(request.model_spec)
+    served = manager.resolve(name, version, label)
+    signature = request.model_spec.signature_name or "serving_default"
+    inputs = {}
+    for key, proto in request.inputs.items():
+        try:
+            inputs[key] = tf.make_ndarray(proto)
+        except (TypeError, ValueError) as e:
+            raise invalid(f"Expected a valid TensorProto for input {key!r}: {e}") from None
+    outputs = served.predict(signature, inputs, list(request.output_filter) or None)
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = name
+    response.model_spec.version.value = served.version
+    response.model_spec.signature_name = signature
+    for key, value in outputs.items():
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(value)))
+    return response
+
+
+def model_metadata(manager: ModelManager, request):
+    """A ``GetModelMetadataRequest`` -> the signature defs (raises ``ServingError``)."""
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    fields = list(request.metadata_field)
+    if fields != ["signature_def"]:
+        raise invalid(
+            f"Expected metadata_field ['signature_def'] (the only one TF Serving "
+            f"supports). Received: {fields}"
+        )
+    served = manager.resolve(*_spec(request.model_spec))
+    defs = get_model_metadata_pb2.SignatureDefMap()
+    for key, value in served.signature_defs.items():
+        defs.signature_def[key].CopyFrom(value)
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.model_spec.name = served.name
+    response.model_spec.version.value = served.version
+    response.metadata["signature_def"].Pack(defs)
+    return response
+
+
+def model_status(manager: ModelManager, request):
+    """A ``GetModelStatusRequest`` -> every version's state (raises ``ServingError``)."""
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    name, version, _ = _spec(request.model_spec)
+    rows = manager.status(name, version)
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for v, state, message in rows:
+        status = response.model_version_status.add()
+        status.version = v
+        status.state = get_model_status_pb2.ModelVersionStatus.State.Value(state)
+        status.status.error_code = 2 if message else 0  # UNKNOWN / OK
+        status.status.error_message = message
+    return response
+
+
+def make_servicers(manager: ModelManager, metrics: Metrics):
+    """TF Serving's PredictionService and ModelService over ``manager`` (errors -> status)."""
     from tensorflow_serving.apis import (
-        get_model_metadata_pb2,
-        get_model_status_pb2,
         model_management_pb2,
         model_service_pb2_grpc,
-        predict_pb2,
         prediction_service_pb2_grpc,
     )
 
@@ -41,25 +99,7 @@ def make_servicers(manager: ModelManager, metrics: Metrics):
             start = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                name, version, label = _spec(request.model_spec)
-                served = manager.resolve(name, version, label)
-                signature = request.model_spec.signature_name or "serving_default"
-                inputs = {}
-                for key, proto in request.inputs.items():
-                    try:
-                        inputs[key] = tf.make_ndarray(proto)
-                    except (TypeError, ValueError) as e:
-                        raise invalid(
-                            f"Expected a valid TensorProto for input {key!r}: {e}"
-                        ) from None
-                outputs = served.predict(signature, inputs, list(request.output_filter) or None)
-                response = predict_pb2.PredictResponse()
-                response.model_spec.name = name
-                response.model_spec.version.value = served.version
-                response.model_spec.signature_name = signature
-                for key, value in outputs.items():
-                    response.outputs[key].CopyFrom(tf.make_tensor_proto(np.asarray(value)))
-                return response
+                return predict(manager, request)
             except ServingError as e:
                 code = e.code
                 context.abort(e.code, e.message)
@@ -74,23 +114,9 @@ def make_servicers(manager: ModelManager, metrics: Metrics):
 
         def GetModelMetadata(self, request, context):  # noqa: N802
             try:
-                fields = list(request.metadata_field)
-                if fields != ["signature_def"]:
-                    raise invalid(
-                        f"Expected metadata_field ['signature_def'] (the only one TF Serving "
-                        f"supports). Received: {fields}"
-                    )
-                served = manager.resolve(*_spec(request.model_spec))
+                return model_metadata(manager, request)
             except ServingError as e:
                 context.abort(e.code, e.message)
-            defs = get_model_metadata_pb2.SignatureDefMap()
-            for key, value in served.signature_defs.items():
-                defs.signature_def[key].CopyFrom(value)
-            response = get_model_metadata_pb2.GetModelMetadataResponse()
-            response.model_spec.name = served.name
-            response.model_spec.version.value = served.version
-            response.metadata["signature_def"].Pack(defs)
-            return response
 
         def _unsupported(self, request, context):
             context.abort(
@@ -103,18 +129,9 @@ def make_servicers(manager: ModelManager, metrics: Metrics):
     class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         def GetModelStatus(self, request, context):  # noqa: N802
             try:
-                name, version, _ = _spec(request.model_spec)
-                rows = manager.status(name, version)
+                return model_status(manager, request)
             except ServingError as e:
                 context.abort(e.code, e.message)
-            response = get_model_status_pb2.GetModelStatusResponse()
-            for v, state, message in rows:
-                status = response.model_version_status.add()
-                status.version = v
-                status.state = get_model_status_pb2.ModelVersionStatus.State.Value(state)
-                status.status.error_code = 2 if message else 0  # UNKNOWN / OK
-                status.status.error_message = message
-            return response
 
         def HandleReloadConfigRequest(self, request, context):  # noqa: N802
             response = model_management_pb2.ReloadConfigResponse()

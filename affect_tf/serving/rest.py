@@ -127,103 +127,115 @@ def format_predict(outputs: dict[str, np.ndarray], style: str) -> dict:
     return {"predictions": rows}
 
 
+def route(method: str, path: str, metrics_path: str | None) -> tuple[str, tuple | None]:
+    """``(what, (name, version, label))`` of a request path; ``("metrics", None)`` for the
+    monitoring path. Raises ``ServingError`` (NOT_FOUND, INVALID_ARGUMENT) otherwise."""
+    clean = path.split("?", 1)[0]
+    if method == "GET" and metrics_path and clean == metrics_path:
+        return "metrics", None
+    match = _ROUTE.match(clean)
+    what = match and (match["what"] or "")
+    allowed = {"GET": ("", "/metadata"), "POST": (":predict", ":classify", ":regress")}
+    if not match or what not in allowed[method]:
+        raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
+    version = match["version"]
+    if version is not None and not version.isdigit():
+        raise invalid(f"Expected a numeric version. Received: versions/{version}")
+    return what, (match["name"], int(version) if version else None, match["label"])
+
+
+def predict_json(manager: ModelManager, what: str, spec: tuple, raw: bytes) -> dict:
+    """The response body of a REST predict request (raises ``ServingError``)."""
+    name, version, label = spec
+    if what != ":predict":
+        raise invalid(
+            f"Expected a predict request: the affect model's signatures are predict "
+            f"signatures. Received: {what[1:]}"
+        )
+    try:
+        body = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise invalid(f"JSON Parse error: {e}") from None
+    served = manager.resolve(name, version, label)
+    if not isinstance(body, dict):
+        raise invalid(
+            "Expected a JSON object with 'instances' or 'inputs'. Received: "
+            f"{type(body).__name__}"
+        )
+    signature = body.get("signature_name") or "serving_default"
+    inputs, style = parse_predict_body(body, served.input_names(signature))
+    return format_predict(served.predict(signature, inputs), style)
+
+
+class RestHandler(BaseHTTPRequestHandler):
+    """TF Serving's REST API; ``make_handler`` binds it to a manager and metrics."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body are two writes; with Nagle on, the client's delayed ACK adds ~40 ms
+    # to every keep-alive request.
+    disable_nagle_algorithm = True
+    server_version = "affect-tf-model-server"
+    manager: ModelManager
+    metrics: Metrics
+    metrics_path: str | None = None
+
+    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    def _send(self, status: int, body: dict | str, content_type="application/json") -> None:
+        data = (body if isinstance(body, str) else json.dumps(body)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, error: ServingError) -> None:
+        self._send(HTTP_STATUS.get(error.code, 500), {"error": error.message})
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        try:
+            what, spec = route("GET", self.path, self.metrics_path)
+            if what == "metrics":
+                self._send(200, self.metrics.render(), "text/plain; version=0.0.4")
+            elif what == "/metadata":
+                self._send(200, metadata_json(self.manager.resolve(*spec)))
+            else:
+                name, version, _ = spec
+                self._send(200, status_json(self.manager.status(name, version)))
+        except ServingError as e:
+            self._error(e)
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        start = time.perf_counter()
+        name, code = "", grpc.StatusCode.OK
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                raise invalid(f"Expected a request body up to {MAX_BODY} bytes. Received: {length}")
+            raw = self.rfile.read(length) if length else b""
+            what, spec = route("POST", self.path, self.metrics_path)
+            name = spec[0]
+            self._send(200, predict_json(self.manager, what, spec, raw))
+        except ServingError as e:
+            code = e.code
+            self._error(e)
+        except Exception as e:  # noqa: BLE001 - the server keeps serving; the client learns why
+            log.exception("REST predict failed")
+            code = grpc.StatusCode.INTERNAL
+            self._error(ServingError(code, f"Internal error: {e}"))
+        finally:
+            if name:
+                self.metrics.observe(name, "predict/rest", code.name, time.perf_counter() - start)
+
+
 def make_handler(manager: ModelManager, metrics: Metrics, metrics_path: str | None):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body are two writes; with Nagle on, the client's delayed ACK adds ~40 ms
-        # to every keep-alive request.
-        disable_nagle_algorithm = True
-        server_version = "affect-tf-model-server"
-
-        def log_message(self, format, *args):  # noqa: A002 - http.server's signature
-            log.debug("%s - %s", self.address_string(), format % args)
-
-        def _send(self, status: int, body: dict | str, content_type="application/json") -> None:
-            data = (body if isinstance(body, str) else json.dumps(body)).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _error(self, error: ServingError) -> None:
-            self._send(HTTP_STATUS.get(error.code, 500), {"error": error.message})
-
-        def _route(self, method: str):
-            path = self.path.split("?", 1)[0]
-            if method == "GET" and metrics_path and path == metrics_path:
-                return "metrics", None
-            match = _ROUTE.match(path)
-            what = match and (match["what"] or "")
-            allowed = {"GET": ("", "/metadata"), "POST": (":predict", ":classify", ":regress")}
-            if not match or what not in allowed[method]:
-                raise ServingError(
-                    grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {self.path}"
-                )
-            version = match["version"]
-            if version is not None and not version.isdigit():
-                raise invalid(f"Expected a numeric version. Received: versions/{version}")
-            return what, (match["name"], int(version) if version else None, match["label"])
-
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            try:
-                what, spec = self._route("GET")
-                if what == "metrics":
-                    self._send(200, metrics.render(), "text/plain; version=0.0.4")
-                elif what == "/metadata":
-                    name, version, label = spec
-                    served = manager.resolve(name, version, label)
-                    self._send(200, metadata_json(served))
-                else:
-                    name, version, _ = spec
-                    rows = manager.status(name, version)
-                    self._send(200, status_json(rows))
-            except ServingError as e:
-                self._error(e)
-
-        def do_POST(self):  # noqa: N802 - http.server's naming
-            start = time.perf_counter()
-            name, code = "", grpc.StatusCode.OK
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
-                    raise invalid(
-                        f"Expected a request body up to {MAX_BODY} bytes. Received: {length}"
-                    )
-                raw = self.rfile.read(length) if length else b""
-                what, spec = self._route("POST")
-                name, version, label = spec
-                if what != ":predict":
-                    raise invalid(
-                        f"Expected a predict request: the affect model's signatures are predict "
-                        f"signatures. Received: {what[1:]}"
-                    )
-                try:
-                    body = json.loads(raw or b"null")
-                except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                    raise invalid(f"JSON Parse error: {e}") from None
-                served = manager.resolve(name, version, label)
-                if not isinstance(body, dict):
-                    raise invalid(
-                        "Expected a JSON object with 'instances' or 'inputs'. Received: "
-                        f"{type(body).__name__}"
-                    )
-                signature = body.get("signature_name") or "serving_default"
-                inputs, style = parse_predict_body(body, served.input_names(signature))
-                outputs = served.predict(signature, inputs)
-                self._send(200, format_predict(outputs, style))
-            except ServingError as e:
-                code = e.code
-                self._error(e)
-            except Exception as e:  # noqa: BLE001 - the server keeps serving; the client learns why
-                log.exception("REST predict failed")
-                code = grpc.StatusCode.INTERNAL
-                self._error(ServingError(code, f"Internal error: {e}"))
-            finally:
-                if name:
-                    metrics.observe(name, "predict/rest", code.name, time.perf_counter() - start)
-
-    return Handler
+    """A ``RestHandler`` class bound to this server's manager, metrics and monitoring path."""
+    return type(
+        "Handler",
+        (RestHandler,),
+        {"manager": manager, "metrics": metrics, "metrics_path": metrics_path},
+    )
 
 
 def status_json(rows: list[tuple[int, str, str]]) -> dict:
