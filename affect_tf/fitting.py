@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from affect_tf.callbacks import LAST_FILE, STATE_FILE, PMTLCallback, ResumeState, plot_history
 from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.labels import AUS
@@ -33,72 +34,6 @@ from affect_tf.model.pretrained import load_backbone_weights
 from affect_tf.report import TASKS, evaluate_run, tuned_au_thresholds
 
 log = logging.getLogger(__name__)
-LAST_FILE = "last.keras"
-STATE_FILE = "state.json"
-
-
-def p_mtl_from_logs(logs: dict, prefix: str = "val_") -> float:
-    """P_MTL from Keras log keys: the sum over the tasks that have metrics (measured ones)."""
-    get = lambda k: float(logs.get(prefix + k, 0.0))  # noqa: E731
-    va = (get("va_ccc_valence") + get("va_ccc_arousal")) / 2
-    return va + get("expression_f1") + get("au_f1")
-
-
-class PMTLCallback(keras.callbacks.Callback):
-    """Adds ``p_mtl`` and ``val_p_mtl`` to the epoch logs (put it before checkpoints/early stop)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["p_mtl"] = p_mtl_from_logs(logs, "")
-            if any(k.startswith("val_") for k in logs):
-                logs["val_p_mtl"] = p_mtl_from_logs(logs, "val_")
-
-
-class ResumeState(keras.callbacks.Callback):
-    """Saves the model, the epoch reached and the best validation P_MTL after each epoch, so a
-    killed run can resume (and its best checkpoint is only replaced by a better one)."""
-
-    def __init__(self, out_dir: Path, best: float = -np.inf):
-        super().__init__()
-        self.out_dir = out_dir
-        self.best = best
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        self.best = max(self.best, float(logs.get("val_p_mtl", -np.inf)))
-        self.model.save(self.out_dir / LAST_FILE)
-        state = {
-            "epoch": epoch + 1,
-            "best_val_p_mtl": self.best,
-            "logs": {k: float(v) for k, v in logs.items()},
-        }
-        (self.out_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
-
-
-def plot_history(history: dict, path: Path) -> Path:
-    """Loss and metric curves, train vs validation, one panel per quantity."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
-    cols = 4
-    rows = max(1, -(-len(keys) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
-    for ax, key in zip(axes.flat, keys, strict=False):
-        ax.plot(history[key], label="train")
-        if "val_" + key in history:
-            ax.plot(history["val_" + key], label="validation")
-        ax.set_title(key)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(keys) :]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
 
 
 def model_from_priors(config: AffectConfig, priors: LabelPriors) -> AffectModel:
@@ -265,6 +200,32 @@ def _callbacks(out: Path, best: float, patience: int, append: bool, tensorboard:
     return callbacks
 
 
+def _start_run(config: AffectConfig, data: FitData, out: Path) -> list[str]:
+    """Checks the labels, writes the priors and config; the tasks validation measures."""
+    out.mkdir(parents=True, exist_ok=True)
+    measured = check_tasks(config, data.priors, data.val_priors)
+    (out / "priors.json").write_text(json.dumps(data.priors.to_dict(), indent=2))
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    return measured
+
+
+def _enter_phase(
+    model: AffectModel,
+    steps: int,
+    epochs: int,
+    measured: list[str],
+    trainable: bool,
+    lr_scale: float | None,
+    loaded: bool,
+) -> None:
+    """Sets the backbone's trainability and compiles for the phase; a run resumed inside this
+    phase keeps its loaded optimizer (and schedule) state."""
+    backbone = model.get_layer("backbone")
+    if not (loaded and backbone.trainable == trainable and model.optimizer is not None):
+        backbone.trainable = trainable
+        model.compile_for_training(steps, epochs, measured, lr_scale)
+
+
 def fit(
     config: AffectConfig,
     data: FitData,
@@ -301,11 +262,8 @@ def fit(
     """
     keras.utils.set_random_seed(seed)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     epochs = epochs or config.epochs
-    measured = check_tasks(config, data.priors, data.val_priors)
-    (out / "priors.json").write_text(json.dumps(data.priors.to_dict(), indent=2))
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    measured = _start_run(config, data, out)
     scope = strategy.scope() if strategy is not None else _NoScope()
 
     if config.cache_embeddings:
@@ -324,11 +282,7 @@ def fit(
         with scope:
             if model is None:
                 model = _initial_model(config, data.priors, warm_start)
-            backbone = model.get_layer("backbone")
-            # A run resumed inside this phase keeps its loaded optimizer (and schedule) state.
-            if not (loaded and backbone.trainable == trainable and model.optimizer is not None):
-                backbone.trainable = trainable
-                model.compile_for_training(data.steps, end - first, measured, lr_scale)
+            _enter_phase(model, data.steps, end - first, measured, trainable, lr_scale, loaded)
             loaded = False
         callbacks = _callbacks(out, best, patience, initial_epoch > 0 or first > 0, tensorboard)
         log.info(

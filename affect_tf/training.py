@@ -59,6 +59,29 @@ def train(
         seed: Seeds training and the data order.
         warm_start: An earlier ``.keras`` model of the same architecture to start from.
     """
+    data = _fit_data(config, train_files, val_files, eval_percent, steps_per_epoch, seed)
+    return fit(
+        config,
+        data,
+        out_dir,
+        epochs=epochs,
+        patience=patience,
+        seed=seed,
+        resume=resume,
+        warm_start=warm_start,
+        verbose=verbose,
+    )
+
+
+def _fit_data(
+    config: AffectConfig,
+    train_files: Sequence[str],
+    val_files: Sequence[str] | None,
+    eval_percent: int,
+    steps_per_epoch: int | None,
+    seed: int,
+) -> FitData:
+    """Label priors and aligned batches of the training and validation examples."""
     train_split, val_split = (None, None) if val_files else ("train", "eval")
     val_files = list(val_files or train_files)
     priors = measure_priors(train_files, split=train_split, eval_percent=eval_percent)
@@ -102,18 +125,7 @@ def train(
         split=val_split,
         eval_percent=eval_percent,
     ).apply(tf.data.experimental.assert_cardinality(val_steps))
-    data = FitData(train_ds, val_ds, steps, val_steps, priors, val_priors)
-    return fit(
-        config,
-        data,
-        out_dir,
-        epochs=epochs,
-        patience=patience,
-        seed=seed,
-        resume=resume,
-        warm_start=warm_start,
-        verbose=verbose,
-    )
+    return FitData(train_ds, val_ds, steps, val_steps, priors, val_priors)
 
 
 def run_model(

@@ -147,7 +147,32 @@ class AffectGAN(keras.Model):
             conditions = ops.concatenate([conditions[:half], conditions[: batch - half]], axis=0)
         cond_targets = condition_targets(conditions)
 
-        # --- discriminator ---------------------------------------------------------------------
+        d = self._discriminator_step(real, targets, conditions, batch)
+        g = self._generator_step(real, conditions, cond_targets, batch, half)
+        d_real, d_fake, r1, do_r1 = d.pop("d_real"), d.pop("d_fake"), d.pop("r1"), d.pop("do_r1")
+        asked = ops.argmax(conditions[:, EXPR_SLICE], axis=-1)
+        read = ops.argmax(g.pop("fake_out")[tg.EXPRESSION], axis=-1)
+        values = {
+            "d_loss": d["d_loss"],
+            "g_loss": g["g_loss"],
+            "d_adv": d["d_adv"],
+            "g_adv": g["g_adv"],
+            "real_affect": d["real_affect"],
+            "fake_affect": g["fake_affect"],
+            "d_real_acc": ops.mean(ops.cast(d_real > 0, "float32")),
+            "d_fake_acc": ops.mean(ops.cast(d_fake < 0, "float32")),
+            "fake_expr_acc": ops.mean(ops.cast(ops.equal(asked, read), "float32")),
+            "diversity": g["diversity"],
+        }
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        # R1 only counts on the steps that compute it.
+        self.trackers["r1"].update_state(r1, sample_weight=ops.cast(do_r1, "float32"))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _discriminator_step(self, real, targets, conditions, batch) -> dict:
+        """One discriminator update: hinge loss, the task heads on real faces, lazy R1."""
+        c = self.gan_config
         fake = self.generator({NOISE: self._noise(batch), CONDITION: conditions}, training=True)
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
@@ -176,7 +201,19 @@ class AffectGAN(keras.Model):
             r1 = ops.zeros((), "float32")
         self.d_optimizer.apply_gradients(zip(grads, variables, strict=True))
 
-        # --- generator -------------------------------------------------------------------------
+        return {
+            "d_loss": d_loss,
+            "d_adv": d_adv,
+            "real_affect": real_affect,
+            "d_real": d_real,
+            "d_fake": d_fake,
+            "r1": r1,
+            "do_r1": do_r1,
+        }
+
+    def _generator_step(self, real, conditions, cond_targets, batch, half) -> dict:
+        """One generator update: adversarial, the asked-for affect (ramped in), mode seeking."""
+        c = self.gan_config
         with tf.GradientTape() as tape:
             noise = self._noise(batch)
             fake = self.generator({NOISE: noise, CONDITION: conditions}, training=True)
@@ -203,25 +240,13 @@ class AffectGAN(keras.Model):
             zip(tape.gradient(g_loss, variables), variables, strict=True)
         )
 
-        asked = ops.argmax(conditions[:, EXPR_SLICE], axis=-1)
-        read = ops.argmax(fake_out[tg.EXPRESSION], axis=-1)
-        values = {
-            "d_loss": d_loss,
+        return {
             "g_loss": g_loss,
-            "d_adv": d_adv,
             "g_adv": g_adv,
-            "real_affect": real_affect,
             "fake_affect": fake_affect,
-            "d_real_acc": ops.mean(ops.cast(d_real > 0, "float32")),
-            "d_fake_acc": ops.mean(ops.cast(d_fake < 0, "float32")),
-            "fake_expr_acc": ops.mean(ops.cast(ops.equal(asked, read), "float32")),
             "diversity": diversity,
+            "fake_out": fake_out,
         }
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        # R1 only counts on the steps that compute it.
-        self.trackers["r1"].update_state(r1, sample_weight=ops.cast(do_r1, "float32"))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def get_config(self):
         return {

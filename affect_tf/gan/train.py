@@ -190,19 +190,7 @@ def train_gan(
     files = [str(f) for f in files]
     label_priors, priors = _priors(files)
     gan = build_gan(config, label_priors, seed=seed)
-    meta = {
-        "kind": KIND,
-        "version": 1,
-        "config": config.to_dict(),
-        "condition_priors": priors.to_dict(),
-        "label_priors": label_priors.to_dict(),
-        "data": files,
-        "faces": label_priors.n,
-        "epoch": 0,
-        "finished": False,
-        "seed": seed,
-        "history": {},
-    }
+    meta = _new_meta(config, label_priors, priors, files, seed)
     initial_epoch, history = _resume_point(gan, out, meta, resume) if resume else (0, {})
     meta.update(epoch=initial_epoch, history=history)
     write_meta(out, meta)
@@ -238,6 +226,25 @@ def train_gan(
     meta.update(finished=True, seconds=seconds, history=history)
     write_meta(out, meta)
     return GANResult(gan, out, history, seconds, priors)
+
+
+def _new_meta(
+    config: GANConfig, label_priors: LabelPriors, priors: ConditionPriors, files: list, seed: int
+) -> dict:
+    """``gan.json`` of a run about to start (``affect_tf.gan.folder``)."""
+    return {
+        "kind": KIND,
+        "version": 1,
+        "config": config.to_dict(),
+        "condition_priors": priors.to_dict(),
+        "label_priors": label_priors.to_dict(),
+        "data": files,
+        "faces": label_priors.n,
+        "epoch": 0,
+        "finished": False,
+        "seed": seed,
+        "history": {},
+    }
 
 
 def _priors(files: list[str]) -> tuple[LabelPriors, ConditionPriors]:
@@ -311,6 +318,6 @@ def _finish(
     write_png(expression_grid(gan.generator, priors, seed=0), out / "samples.png")
     (out / "history.json").write_text(json.dumps(history, indent=2))
     if history:
-        from affect_tf.fitting import plot_history
+        from affect_tf.callbacks import plot_history
 
         plot_history(history, out / "training_curves.png")

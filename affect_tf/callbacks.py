@@ -1,0 +1,80 @@
+"""Training callbacks and curves shared by the fit (``affect_tf.fitting``) and the GAN.
+
+``PMTLCallback`` logs the validation P_MTL (the early-stopping and checkpoint monitor),
+``ResumeState`` records where a run is so it can resume, ``plot_history`` draws the curves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+STATE_FILE = "state.json"
+LAST_FILE = "last.keras"
+
+
+def p_mtl_from_logs(logs: dict, prefix: str = "val_") -> float:
+    """P_MTL from Keras log keys: the sum over the tasks that have metrics (measured ones)."""
+    get = lambda k: float(logs.get(prefix + k, 0.0))  # noqa: E731
+    va = (get("va_ccc_valence") + get("va_ccc_arousal")) / 2
+    return va + get("expression_f1") + get("au_f1")
+
+
+class PMTLCallback(keras.callbacks.Callback):
+    """Adds ``p_mtl`` and ``val_p_mtl`` to the epoch logs (put it before checkpoints/early stop)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["p_mtl"] = p_mtl_from_logs(logs, "")
+            if any(k.startswith("val_") for k in logs):
+                logs["val_p_mtl"] = p_mtl_from_logs(logs, "val_")
+
+
+class ResumeState(keras.callbacks.Callback):
+    """Saves the model, the epoch reached and the best validation P_MTL after each epoch, so a
+    killed run can resume (and its best checkpoint is only replaced by a better one)."""
+
+    def __init__(self, out_dir: Path, best: float = -np.inf):
+        super().__init__()
+        self.out_dir = out_dir
+        self.best = best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.best = max(self.best, float(logs.get("val_p_mtl", -np.inf)))
+        self.model.save(self.out_dir / LAST_FILE)
+        state = {
+            "epoch": epoch + 1,
+            "best_val_p_mtl": self.best,
+            "logs": {k: float(v) for k, v in logs.items()},
+        }
+        (self.out_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+
+def plot_history(history: dict, path: Path) -> Path:
+    """Loss and metric curves, train vs validation, one panel per quantity."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    cols = 4
+    rows = max(1, -(-len(keys) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        ax.plot(history[key], label="train")
+        if "val_" + key in history:
+            ax.plot(history["val_" + key], label="validation")
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
