@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,8 @@ import numpy as np
 
 from affect_tf.data import targets as tg
 from affect_tf.export import SERVING_ALIGNED
+
+log = logging.getLogger(__name__)
 
 # The precisions one export can hold; ``PipelineConfig.tflite_variants`` picks among them.
 VARIANTS = ("fp32", "fp16", "int8")
@@ -186,11 +189,10 @@ def export_variants(
         }
         if progress:
             c = checks[variant]
-            print(
+            log.info(
                 f"tflite {variant}: {c['bytes'] / 1e6:.2f} MB, GPU delegate "
                 f"{'compatible' if compatible else 'NOT compatible'}, max |dVA| "
                 f"{c['max_abs_va_diff']:.4f}, expression agreement {c['expr_agreement']:.3f}, "
-                f"AU agreement {c['au_agreement']:.3f}",
-                flush=True,
+                f"AU agreement {c['au_agreement']:.3f}"
             )
     return checks

@@ -174,14 +174,11 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from affect_tf.serving.server import serve
+    from affect_tf.cli.serve import options_from_args, run_server
 
     if not args.model_base_path and not args.model_config_file:
         args.model_base_path = default_model()
-    try:
-        return serve(args)
-    except (ValueError, OSError) as e:
-        raise UsageError(str(e)) from None
+    return run_server(options_from_args(args))
 
 
 def add_commands(sub) -> None:
@@ -231,7 +228,7 @@ def add_commands(sub) -> None:
     p.add_argument("--out", required=True, help="PNG: face | saliency | Grad-CAM++")
     p.set_defaults(func=_explain)
 
-    from affect_tf.serving.server import add_flags
+    from affect_tf.cli.serve import add_flags
 
     p = sub.add_parser(
         "serve",

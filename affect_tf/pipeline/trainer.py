@@ -19,6 +19,7 @@ TF Serving, TFMA and TFLite.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import keras
@@ -37,6 +38,8 @@ from affect_tf.export import export_saved_model
 from affect_tf.fitting import FitData, fit
 from affect_tf.model.config import AffectConfig, get_preset
 from affect_tf.pipeline.config import STRATEGIES
+
+log = logging.getLogger(__name__)
 
 VALIDATION_PERCENT = 10
 
@@ -83,7 +86,7 @@ def _warm_start_file(base_model: str | None) -> str | None:
     ):
         if candidate.is_file():
             return str(candidate)
-    print(f"warning: no {KERAS_FILE} in the base model {base_model}; not warm-starting")
+    log.warning("no %s in the base model %s; not warm-starting", KERAS_FILE, base_model)
     return None
 
 
@@ -98,7 +101,7 @@ def _datasets(config: AffectConfig, fn_args, custom: dict, tft_layer, raw_spec, 
     if val_priors.n == 0 or train_priors.n == 0:
         # Too few videos for a hold-out: validate on ExampleGen's eval split (then the
         # Evaluator's numbers are no longer on unseen data -- say so).
-        print("warning: the train split is too small for a validation hold-out; using eval")
+        log.warning("the train split is too small for a validation hold-out; using eval")
         val_files, val_split = eval_files, None
         val_priors = measure_priors(eval_files, None)
         train_priors = priors
@@ -106,7 +109,7 @@ def _datasets(config: AffectConfig, fn_args, custom: dict, tft_layer, raw_spec, 
     gan_files = resolve_files(custom["gan_examples"]) if custom.get("gan_examples") else []
     n_gan = count_examples(gan_files) if gan_files else 0
     if gan_files:
-        print(f"adding {n_gan} generated faces from {gan_files} to the training stream")
+        log.info("adding %d generated faces from %s to the training stream", n_gan, gan_files)
     n_train = train_priors.n + n_gan
     steps = max(1, -(-n_train // config.batch_size))
     balance = None
@@ -162,15 +165,14 @@ def run_fn(fn_args) -> None:
     warm_start = (
         _warm_start_file(getattr(fn_args, "base_model", None)) if custom.get("warm_start") else None
     )
-    print(
+    log.info(
         f"training {config.name} ({config.backbone}, {config.heads} heads, {config.image_size}px;"
         f" weights {config.weights or 'random'}, schedule {config.schedule}, imbalance "
         f"{config.imbalance}, augment {config.augment}) on {data.steps} batches of "
         f"{config.batch_size} faces, validating on "
         f"{data.val_priors.n}, {epochs} epochs of {data.steps} steps "
         f"({strategy.__class__.__name__}, {strategy.num_replicas_in_sync} replica(s))"
-        + (f", warm start from {warm_start}" if warm_start else ""),
-        flush=True,
+        + (f", warm start from {warm_start}" if warm_start else "")
     )
     result = fit(
         config,
@@ -184,9 +186,10 @@ def run_fn(fn_args) -> None:
         strategy=strategy,
     )
     best = max(result.history.get("val_p_mtl", [float("nan")]))
-    print(
-        f"best validation P_MTL {best:.4f} over {', '.join(result.tasks_measured)}; "
-        f"{result.seconds:.1f} s",
-        flush=True,
+    log.info(
+        "best validation P_MTL %.4f over %s; %.1f s",
+        best,
+        ", ".join(result.tasks_measured),
+        result.seconds,
     )
     export_saved_model(result.model, tft_layer, raw_spec, fn_args.serving_model_dir)

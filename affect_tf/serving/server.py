@@ -14,10 +14,8 @@ picks up newly pushed versions without a restart, and batches concurrent request
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-import signal
 import socket
 import subprocess
 import sys
@@ -33,81 +31,64 @@ from affect_tf.serving.monitoring import Metrics, read_monitoring_config
 log = logging.getLogger("affect_tf.serving")
 
 
-def _bool(value: str | bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value.lower() in ("1", "true", "yes"):
-        return True
-    if value.lower() in ("0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"Expected true or false. Received: {value!r}")
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """What to serve and how: ``tensorflow_model_server``'s flags that apply to this server
+    (the CLI's ``affect-tf serve`` flags are these fields, ``affect_tf.cli.serve``)."""
 
-
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """``tensorflow_model_server``'s flags that apply to this server (``--flag=value`` works)."""
-    parser.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
-    parser.add_argument(
-        "--rest_api_port", type=int, default=8501, help="REST port; 0 disables (default 8501)"
-    )
-    parser.add_argument("--rest_api_num_threads", type=int, default=32, help="(accepted)")
-    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=30000, help="(accepted)")
-    parser.add_argument("--grpc_max_threads", type=int, default=32)
-    parser.add_argument("--model_name", default="affect")
-    parser.add_argument("--model_base_path", help="folder of numeric SavedModel versions")
-    parser.add_argument("--model_config_file", help="ModelServerConfig text proto (models.config)")
-    parser.add_argument(
-        "--model_config_file_poll_wait_seconds",
-        type=float,
-        default=0.0,
-        help="re-read --model_config_file this often (0: never)",
-    )
-    parser.add_argument(
-        "--file_system_poll_wait_seconds",
-        type=float,
-        default=1.0,
-        help="poll period for new versions; 0 loads once (default 1)",
-    )
-    parser.add_argument("--enable_batching", type=_bool, nargs="?", const=True, default=False)
-    parser.add_argument("--batching_parameters_file", help="BatchingParameters text proto")
-    parser.add_argument("--monitoring_config_file", help="MonitoringConfig text proto")
-    parser.add_argument("--host", default="0.0.0.0", help="interface to bind (default all)")
+    port: int = 8500  # gRPC; 0 picks a free port
+    rest_api_port: int = 8501  # 0 disables REST
+    rest_api_num_threads: int = 32  # accepted for compatibility
+    rest_api_timeout_in_ms: int = 30000  # accepted for compatibility
+    grpc_max_threads: int = 32
+    model_name: str = "affect"
+    model_base_path: str | None = None  # a folder of numeric SavedModel versions
+    model_config_file: str | None = None  # a ModelServerConfig text proto
+    model_config_file_poll_wait_seconds: float = 0.0  # re-read the config this often (0: never)
+    file_system_poll_wait_seconds: float = 1.0  # poll for new versions; 0 loads once
+    enable_batching: bool = False
+    batching_parameters_file: str | None = None
+    monitoring_config_file: str | None = None
+    host: str = "0.0.0.0"
 
 
 class ModelServer:
     """The running server: model manager, gRPC and REST front-ends."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        if bool(args.model_config_file) == bool(args.model_base_path):
+    def __init__(self, options: ServerOptions) -> None:
+        if bool(options.model_config_file) == bool(options.model_base_path):
             raise ValueError(
                 "Expected exactly one of --model_base_path or --model_config_file. Received: "
-                f"model_base_path={args.model_base_path!r}, "
-                f"model_config_file={args.model_config_file!r}"
+                f"model_base_path={options.model_base_path!r}, "
+                f"model_config_file={options.model_config_file!r}"
             )
-        if args.model_config_file:
-            config = read_model_config(args.model_config_file)
+        if options.model_config_file:
+            config = read_model_config(options.model_config_file)
         else:
-            if not Path(args.model_base_path).is_dir():
+            if not Path(options.model_base_path).is_dir():
                 raise ValueError(
                     "Expected --model_base_path to be a folder of numeric SavedModel versions. "
-                    f"Received: {args.model_base_path!r} (not a folder)"
+                    f"Received: {options.model_base_path!r} (not a folder)"
                 )
-            config = single_model_config(args.model_name, str(Path(args.model_base_path).resolve()))
+            config = single_model_config(
+                options.model_name, str(Path(options.model_base_path).resolve())
+            )
         batching = None
-        if args.enable_batching:
+        if options.enable_batching:
             batching = BatchingParameters()
-            if args.batching_parameters_file:
-                path = Path(args.batching_parameters_file)
+            if options.batching_parameters_file:
+                path = Path(options.batching_parameters_file)
                 if not path.is_file():
                     raise ValueError(
                         f"Expected a batching parameters file. Received: {str(path)!r} (not found)"
                     )
                 batching = BatchingParameters.parse(path.read_text(), str(path))
         metrics_path = None
-        if args.monitoring_config_file:
-            metrics_path = read_monitoring_config(args.monitoring_config_file)
+        if options.monitoring_config_file:
+            metrics_path = read_monitoring_config(options.monitoring_config_file)
         self.metrics = Metrics()
-        self.manager = ModelManager(config, batching, args.file_system_poll_wait_seconds)
-        self.args = args
+        self.manager = ModelManager(config, batching, options.file_system_poll_wait_seconds)
+        self.options = options
         self.metrics_path = metrics_path
         self.grpc_server = None
         self.rest_server = None
@@ -120,28 +101,28 @@ class ModelServer:
         from affect_tf.serving.rest import make_rest_server
 
         self.manager.start()
-        args = self.args
-        if args.model_config_file and args.model_config_file_poll_wait_seconds > 0:
+        options = self.options
+        if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
             threading.Thread(target=self._watch_config, daemon=True).start()
         self.grpc_server, self.grpc_port = make_grpc_server(
-            self.manager, args.port, self.metrics, args.grpc_max_threads, args.host
+            self.manager, options.port, self.metrics, options.grpc_max_threads, options.host
         )
         self.grpc_server.start()
-        print(f"Running gRPC ModelServer at {args.host}:{self.grpc_port} ...", flush=True)
-        if args.rest_api_port:
+        log.info("Running gRPC ModelServer at %s:%s ...", options.host, self.grpc_port)
+        if options.rest_api_port:
             self.rest_server = make_rest_server(
-                self.manager, args.rest_api_port, self.metrics, self.metrics_path, args.host
+                self.manager, options.rest_api_port, self.metrics, self.metrics_path, options.host
             )
             self.rest_port = self.rest_server.server_address[1]
             threading.Thread(target=self.rest_server.serve_forever, daemon=True).start()
-            print(f"Exporting HTTP/REST API at:{args.host}:{self.rest_port} ...", flush=True)
+            log.info("Exporting HTTP/REST API at:%s:%s ...", options.host, self.rest_port)
 
     def _watch_config(self) -> None:
         """Re-reads ``--model_config_file`` and applies it when it changed (new labels,
         policies or models), as TF Serving's ``--model_config_file_poll_wait_seconds``."""
-        path = Path(self.args.model_config_file)
+        path = Path(self.options.model_config_file)
         last = path.read_text()
-        while not self._stopped.wait(self.args.model_config_file_poll_wait_seconds):
+        while not self._stopped.wait(self.options.model_config_file_poll_wait_seconds):
             try:
                 text = path.read_text()
                 if text != last:
@@ -159,31 +140,6 @@ class ModelServer:
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=1).wait()
         self.manager.stop()
-
-
-def serve(args: argparse.Namespace) -> int:
-    """Runs until SIGINT/SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    server = ModelServer(args)
-    server.start()
-    for config in server.manager.configs:
-        available = server.manager.available_versions(config.name)
-        print(
-            f"model {config.name!r} from {config.base_path}: versions {available or 'none yet'}"
-            + (" (batching on)" if server.manager.batching else ""),
-            flush=True,
-        )
-    print(
-        "This is affect-tf's development server; production serves the same folder with "
-        "TF Serving (see serving/).",
-        flush=True,
-    )
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
-    server.stop()
-    return 0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -234,17 +190,3 @@ def launch(flags: list[str], stdout=subprocess.DEVNULL, timeout: float = 180.0) 
         f"Expected affect-tf serve to load a model within {timeout:.0f} s. Received: "
         f"exit status {process.returncode} for {' '.join(command)}"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="affect-tf serve", description=__doc__.split("\n")[0])
-    add_flags(parser)
-    args = parser.parse_args(argv)
-    try:
-        return serve(args)
-    except (ValueError, OSError) as e:
-        parser.exit(2, f"affect-tf serve: error: {e}\n")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,7 +17,7 @@ SERVING = Path(__file__).resolve().parents[2] / "serving"
 def _server_args(args: list[str]):
     import argparse
 
-    from affect_tf.serving.server import add_flags
+    from affect_tf.cli.serve import add_flags
 
     parser = argparse.ArgumentParser()
     add_flags(parser)

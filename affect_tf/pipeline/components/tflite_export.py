@@ -4,6 +4,8 @@ Runs only when the Pusher pushed (the model was blessed); otherwise it records w
 exported. The work is ``affect_tf.pipeline.tflite_export.export_pushed``.
 """
 
+import logging
+
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact, standard_artifacts
@@ -32,7 +34,7 @@ def TFLiteExport(  # noqa: N802 (TFX component names are classes)
     if not pushed_model.get_int_custom_property("pushed"):
         tflite_model.set_int_custom_property("exported", 0)
         tflite_model.set_string_custom_property("reason", "the model was not blessed/pushed")
-        print("TFLite export skipped: the model was not pushed", flush=True)
+        logging.getLogger(__name__).info("TFLite export skipped: the model was not pushed")
         return
     version = pushed_model.get_string_custom_property("pushed_version")
     checks = export_pushed(
