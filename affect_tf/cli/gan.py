@@ -45,7 +45,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load(folder: str):
-    from affect_tf.gan.train import NotAGANError, load_gan
+    from affect_tf.gan.folder import NotAGANError, load_gan
 
     try:
         return load_gan(folder)
@@ -76,7 +76,7 @@ def _conditions(args: argparse.Namespace, priors) -> tuple[list[int], list]:
 def _sample(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from affect_tf.gan.train import generate, grid_image, write_png
+    from affect_tf.gan.sampling import generate, grid_image, write_png
 
     if args.n < 1:
         raise UsageError(f"Expected --n >= 1. Received: --n {args.n}")
@@ -127,7 +127,7 @@ def _parse_counts(text: str) -> dict[str, int]:
 
 def _examples(args: argparse.Namespace) -> int:
     from affect_tf.gan.conditions import expression_index
-    from affect_tf.gan.train import write_generated_examples
+    from affect_tf.gan.sampling import write_generated_examples
 
     counts = _parse_counts(args.counts)
     try:

@@ -1,6 +1,7 @@
 """A few-step GAN training on a small SynthAffect corpus: losses, checkpoints, sampling, CLI."""
 
 import json
+import logging
 import sys
 
 import cv2
@@ -13,15 +14,9 @@ from affect_tf.data.dataset import make_dataset, measure_priors
 from affect_tf.data.examples import read_tfrecord
 from affect_tf.data.synth import SynthConfig, write_corpus
 from affect_tf.gan.config import get_gan_preset
-from affect_tf.gan.train import (
-    GAN_FILE,
-    NotAGANError,
-    generate,
-    load_gan,
-    read_meta,
-    train_gan,
-    write_generated_examples,
-)
+from affect_tf.gan.folder import GAN_FILE, NotAGANError, load_gan, read_meta
+from affect_tf.gan.sampling import generate, write_generated_examples
+from affect_tf.gan.train import train_gan
 from affect_tf.labels import EXPRESSIONS
 
 STEPS = 60
@@ -94,15 +89,16 @@ def test_sampling_is_reproducible_by_seed(trained):
     np.testing.assert_array_equal(a, generate(trained.gan.generator, conditions, seed=7))
 
 
-def test_resume_continues_from_the_last_epoch(corpus, tmp_path, capsys):
+def test_resume_continues_from_the_last_epoch(corpus, tmp_path, caplog):
     config = get_gan_preset("tiny", steps=4, steps_per_epoch=2, batch_size=8)
     train_gan(config, [corpus], tmp_path, verbose=0)
     meta = json.loads((tmp_path / GAN_FILE).read_text())
     meta.update(finished=False, epoch=1)  # as if killed after the first epoch
     meta["history"] = {k: v[:1] for k, v in meta["history"].items()}
     (tmp_path / GAN_FILE).write_text(json.dumps(meta))
-    result = train_gan(config, [corpus], tmp_path, verbose=0)
-    assert "resuming" in capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="affect_tf"):
+        result = train_gan(config, [corpus], tmp_path, verbose=0)
+    assert "resuming" in caplog.text
     assert len(result.history["d_loss"]) == 2 and read_meta(tmp_path)["finished"]
 
 
