@@ -30,6 +30,7 @@ from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
 from affect_tf.data.preprocess import preprocess_batch
 from affect_tf.face.align import landmarks_from_box
+from affect_tf.model.affect_model import activate
 
 SERVING_DEFAULT = "serving_default"
 SERVING_LANDMARKS = "serving_landmarks"
@@ -60,13 +61,14 @@ class FacePreprocessor(tf.Module):
 
 
 def serving_outputs(outputs: dict) -> dict[str, tf.Tensor]:
-    """Model outputs (logits, tanh VA) -> the named serving outputs (float32)."""
-    va = tf.cast(outputs[tg.VA], tf.float32)
+    """Model outputs (logits, tanh VA) -> the named serving outputs (float32), through the
+    model's one activation step (``affect_model.activate``)."""
+    active = activate(outputs)
     return {
-        tg.EXPRESSION_PROBS: tf.nn.softmax(tf.cast(outputs[tg.EXPRESSION], tf.float32), axis=-1),
-        tg.AU_PROBS: tf.sigmoid(tf.cast(outputs[tg.AU], tf.float32)),
-        tg.VALENCE: va[:, 0],
-        tg.AROUSAL: va[:, 1],
+        tg.EXPRESSION_PROBS: active[tg.EXPRESSION],
+        tg.AU_PROBS: active[tg.AU],
+        tg.VALENCE: active[tg.VA][:, 0],
+        tg.AROUSAL: active[tg.VA][:, 1],
     }
 
 
@@ -102,7 +104,7 @@ def make_signatures(model: keras.Model, tft_layer, raw_feature_spec: dict) -> di
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples):
-        return run(tf.io.parse_example(examples, raw_feature_spec))
+        return run(ex.parse_examples(examples, spec=raw_feature_spec))
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="image")])
     def serve_aligned(image):

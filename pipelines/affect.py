@@ -38,7 +38,7 @@ def create_pipeline(
     from tfx import v1 as tfx
 
     overrides = {**config.model_overrides(), **(trainer_overrides or {})}
-    data = _data_components(config, inputs, overrides)
+    data = _data_components(config, inputs, trainer_overrides or {})
     example_gen, schema_gen, transform = data[0], data[1], data[-1]
     trainer, latest_model = _trainer(config, example_gen, schema_gen, transform, overrides)
     deployment = _deployment(config, example_gen, schema_gen, transform, trainer)
@@ -54,11 +54,10 @@ def create_pipeline(
     )
 
 
-def _data_components(config: PipelineConfig, inputs: PipelineInputs, overrides: dict) -> list:
+def _data_components(config: PipelineConfig, inputs: PipelineInputs, extra: dict) -> list:
     """FaceExampleGen, ImportSchemaGen, StatisticsGen, ExampleValidator, Transform."""
     from tfx import v1 as tfx
 
-    from affect_tf.model.config import PRESETS
     from affect_tf.pipeline.components.face_example_gen import FaceExampleGen
 
     synth = config.corpus_format == "synth"
@@ -77,7 +76,7 @@ def _data_components(config: PipelineConfig, inputs: PipelineInputs, overrides: 
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
     # The alignment comes from the Trainer's own model config (preset + overrides): one source.
-    model = PRESETS[config.preset].replace(**overrides)
+    model = config.model_config(extra)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],

@@ -30,7 +30,7 @@ from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Label-only parsing: no image bytes, so a statistics pass over a corpus is fast.
-LABEL_SPEC = {k: v for k, v in ex.FEATURE_SPEC.items() if k != ex.IMAGE}
+LABEL_KEYS = tuple(k for k in ex.FEATURE_SPEC if k != ex.IMAGE)
 
 
 def resolve_files(data: str | Path | Sequence[str | Path]) -> list[str]:
@@ -86,7 +86,7 @@ def _filter_split(ds: tf.data.Dataset, split: str | None, eval_percent: int) -> 
         return ds
     return ds.filter(
         lambda s: in_split(
-            tf.io.parse_single_example(s, {ex.VIDEO_ID: ex.FEATURE_SPEC[ex.VIDEO_ID]})[ex.VIDEO_ID],
+            ex.parse_example(s, keys=[ex.VIDEO_ID])[ex.VIDEO_ID],
             split,
             eval_percent,
         )
@@ -163,7 +163,7 @@ def make_dataset(
     ds = _filter_split(serialized_examples(files), split, eval_percent)
 
     def parse(serialized):
-        f = tf.io.parse_single_example(serialized, ex.FEATURE_SPEC)
+        f = ex.parse_example(serialized)
         image = preprocess_face(f[ex.IMAGE], f[ex.LANDMARKS], f[ex.BBOX], image_size, margin)
         targets = tg.targets_from_features(f)
         meta = {ex.VIDEO_ID: f[ex.VIDEO_ID], ex.FRAME: f[ex.FRAME], ex.SOURCE: f[ex.SOURCE]}
@@ -315,10 +315,10 @@ def label_batches(
     eval_percent: int = 10,
     batch_size: int = 1024,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Label-only parsed batches (``LABEL_SPEC``, NumPy) of the files (the chosen split)."""
+    """Label-only parsed batches (``LABEL_KEYS``, NumPy) of the files (the chosen split)."""
     ds = _filter_split(serialized_examples(files), split, eval_percent)
     ds = ds.batch(batch_size).map(
-        lambda s: tf.io.parse_example(s, LABEL_SPEC), num_parallel_calls=AUTOTUNE
+        lambda s: ex.parse_examples(s, keys=LABEL_KEYS), num_parallel_calls=AUTOTUNE
     )
     yield from ds.as_numpy_iterator()
 
@@ -366,7 +366,7 @@ def make_transformed_dataset(
         ds = ds.concatenate(serialized_examples(list(extra_files)))
 
     def transform(serialized):
-        transformed = tft_layer(tf.io.parse_example(serialized, raw_feature_spec))
+        transformed = tft_layer(ex.parse_examples(serialized, spec=raw_feature_spec))
         return transformed[ex.TRANSFORMED_IMAGE], tg.targets_from_features(transformed)
 
     ds = ds.batch(256).map(transform, num_parallel_calls=AUTOTUNE).unbatch()

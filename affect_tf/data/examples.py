@@ -36,9 +36,10 @@ FRAME: Final[str] = "frame"
 SOURCE: Final[str] = "source"
 
 # Features the TFX Transform graph emits (``affect_tf.pipeline.transform``): the aligned face
-# (float32 RGB in [0, 255], the preset's size) under the raw image's key, the labels passed
-# through, and the training split's label statistics (``LabelPriors.to_vector``).
-TRANSFORMED_IMAGE: Final[str] = IMAGE
+# (float32 RGB in [0, 255], the preset's size) under ``image_xf`` (TFX's ``_xf`` convention: a
+# transformed feature never shares the raw feature's key), the labels passed through, and the
+# training split's label statistics (``LabelPriors.to_vector``).
+TRANSFORMED_IMAGE: Final[str] = "image_xf"
 LABEL_PRIORS: Final[str] = "label_priors"
 
 NUM_LANDMARKS: Final[int] = 5
@@ -192,14 +193,30 @@ def serialize_example(record: FaceRecord) -> bytes:
     return encode_example(record).SerializeToString()
 
 
-def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Parses one serialized example into the contract's tensors (usable in ``tf.data``)."""
-    return tf.io.parse_single_example(serialized, FEATURE_SPEC)
+def _spec(keys: Iterable[str] | None, spec: dict | None) -> dict:
+    spec = FEATURE_SPEC if spec is None else spec
+    return spec if keys is None else {k: spec[k] for k in keys}
 
 
-def parse_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Parses a batch (1-D string tensor) of serialized examples; the serving-signature form."""
-    return tf.io.parse_example(serialized, FEATURE_SPEC)
+def parse_example(
+    serialized: tf.Tensor, keys: Iterable[str] | None = None, spec: dict | None = None
+) -> dict[str, tf.Tensor]:
+    """Parses one serialized example into the contract's tensors (usable in ``tf.data``).
+
+    Args:
+        serialized: Scalar string tensor.
+        keys: Only these features (default all of ``FEATURE_SPEC``).
+        spec: Another spec of the same features (the Transform graph's raw feature spec).
+    """
+    return tf.io.parse_single_example(serialized, _spec(keys, spec))
+
+
+def parse_examples(
+    serialized: tf.Tensor, keys: Iterable[str] | None = None, spec: dict | None = None
+) -> dict[str, tf.Tensor]:
+    """Parses a batch (1-D string tensor) of serialized examples; the serving-signature form.
+    ``keys`` and ``spec`` as in ``parse_example``."""
+    return tf.io.parse_example(serialized, _spec(keys, spec))
 
 
 def decode_example(serialized: bytes) -> FaceRecord:

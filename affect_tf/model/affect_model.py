@@ -277,12 +277,20 @@ def _check_targets(y, tasks: Sequence[str]) -> None:
             )
 
 
-def probabilities(outputs: dict) -> dict[str, np.ndarray]:
-    """Model outputs -> expression probabilities (softmax), AU probabilities (sigmoid), VA."""
+def activate(outputs: dict) -> dict:
+    """The one output-activation step: model outputs (expression and AU logits, tanh VA) ->
+    expression probabilities (softmax), AU probabilities (sigmoid), VA; float32 tensors.
+
+    Keras ops, so it runs eagerly and inside the serving signatures' ``tf.function``s alike.
+    """
+    f32 = "float32"
     return {
-        tg.EXPRESSION: np.asarray(
-            ops.softmax(ops.convert_to_tensor(outputs[tg.EXPRESSION]), axis=-1)
-        ),
-        tg.AU: np.asarray(ops.sigmoid(ops.convert_to_tensor(outputs[tg.AU]))),
-        tg.VA: np.asarray(outputs[tg.VA]),
+        tg.EXPRESSION: ops.softmax(ops.cast(outputs[tg.EXPRESSION], f32), axis=-1),
+        tg.AU: ops.sigmoid(ops.cast(outputs[tg.AU], f32)),
+        tg.VA: ops.cast(outputs[tg.VA], f32),
     }
+
+
+def probabilities(outputs: dict) -> dict[str, np.ndarray]:
+    """``activate`` as NumPy arrays (evaluation, predictions tables)."""
+    return {k: np.asarray(v) for k, v in activate(outputs).items()}

@@ -220,9 +220,9 @@ class PipelineConfig:
             overrides["schedule"] = "finetune"
         return overrides
 
-    def model_config(self):
-        """The Trainer's ``AffectConfig`` (the preset with ``model_overrides``)."""
-        return PRESETS[self.preset].replace(**self.model_overrides())
+    def model_config(self, extra: dict | None = None):
+        """The Trainer's ``AffectConfig``: the preset with ``model_overrides`` (and ``extra``)."""
+        return PRESETS[self.preset].replace(**{**self.model_overrides(), **(extra or {})})
 
     # --- derived paths --------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from affect_tf.data import examples as ex
 from affect_tf.data.dataset import resolve_files, serialized_examples
@@ -35,7 +34,7 @@ def eval_faces(examples_dir: str, transform_dir: str, n: int) -> np.ndarray:
     files = resolve_files(str(Path(examples_dir) / "Split-eval" / "*"))
     faces = []
     for batch in serialized_examples(files).take(n).batch(64):
-        faces.append(layer(tf.io.parse_example(batch, spec))[ex.TRANSFORMED_IMAGE].numpy())
+        faces.append(layer(ex.parse_examples(batch, spec=spec))[ex.TRANSFORMED_IMAGE].numpy())
     if not faces:
         raise ValueError(f"Expected eval examples in {examples_dir}/Split-eval. Received: none")
     return np.concatenate(faces)

@@ -70,7 +70,7 @@ def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
 def read_priors(files: list[str], tft_layer, raw_feature_spec: dict) -> LabelPriors:
     """The analyzers' ``label_priors`` (a constant of the Transform graph) via one example."""
     serialized = next(iter(serialized_examples(files).take(1)))
-    features = tf.io.parse_example(serialized[tf.newaxis], raw_feature_spec)
+    features = ex.parse_examples(serialized[tf.newaxis], spec=raw_feature_spec)
     return LabelPriors.from_vector(tft_layer(features)[ex.LABEL_PRIORS][0].numpy())
 
 
