@@ -64,9 +64,10 @@ def flat_head_model(model, head: str):
     backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     pool = backbone.layers[-1]  # global average pooling (every backbone ends with it)
     features = keras.Model(backbone.input, pool.input, name="features")
-    # The rest of the AffectModel graph, from the backbone's output to the head.
-    # The backbone's call in the outer graph (its own ``.output`` is its inner graph's).
-    embedding_in = backbone._inbound_nodes[-1].output_tensors[0]
+    # The rest of the AffectModel graph, from the backbone's output to the head: the backbone's
+    # call in the outer graph is what ``embedding_dense`` reads (public API; the backbone's own
+    # ``.output`` is its inner graph's tensor).
+    embedding_in = model.get_layer("embedding_dense").input
     tail = keras.Model(embedding_in, model.output[head], name="tail")
     face = keras.Input(model.input.shape[1:], name="face")
     # A plain layer on the map: tf-keras-vis reads ``layer.output``, which for a nested model

@@ -155,7 +155,15 @@ def _compile_stages(mtcnn) -> None:
     # patches, so fixed shapes would retrace on nearly every call.
     signature = [tf.TensorSpec([None, None, None, 3], tf.float32)]
     for stage in mtcnn.stages:
-        network = stage._model  # the package keeps it there; ``stage.model`` is read-only
+        # The package keeps the network in ``_model`` (``stage.model`` is read-only); an
+        # upgrade that moves it must fail here, by name, not deep inside a detection.
+        network = getattr(stage, "_model", None)
+        if not callable(network):
+            raise RuntimeError(
+                f"Expected mtcnn's stage {type(stage).__name__} to hold its network in _model "
+                "(mtcnn 1.0's layout). Received: none; pin mtcnn or update "
+                "affect_tf.face.detect._compile_stages"
+            )
         stage._model = tf.function(network, input_signature=signature)
 
 

@@ -87,3 +87,20 @@ def test_compiled_mtcnn_equals_the_eager_package(detector, astronaut):
             np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-2)
             assert abs(a.score - b.score) < 1e-4
     assert len(detector.detect(images[1])) == 1
+
+
+def test_the_mtcnn_internals_we_patch_are_where_we_expect(detector):
+    """``_compile_stages`` swaps each stage's private ``_model`` for a tf.function: an mtcnn
+    upgrade that moves it fails this test and ``FaceDetector()`` by name, not a detection."""
+    import types
+
+    import tensorflow as tf
+
+    from affect_tf.face.detect import _compile_stages
+
+    stages = detector._mtcnn.stages
+    assert len(stages) == 3
+    assert all(isinstance(s._model, tf.types.experimental.GenericFunction) for s in stages)
+    moved = types.SimpleNamespace(stages=[types.SimpleNamespace(model=lambda x: x)])
+    with pytest.raises(RuntimeError, match="_model"):
+        _compile_stages(moved)
