@@ -1,16 +1,18 @@
 """Masked multi-task losses: CCC for VA, cross-entropy for expressions, weighted BCE for AUs.
 
 Each loss is a pure function of ``(y_true, y_pred)`` in the packed target layout of
-``affect_tf.data.targets`` plus a ``keras.losses.Loss`` class around it. Masked-out targets
-contribute nothing; a batch where a task is masked everywhere gives that task a loss of exactly
-0 (never NaN), so its head receives no gradient from that batch.
+``affect_tf.data.targets``; ``AffectModel.compute_loss`` calls ``affect_loss``. They are batch
+statistics, not per-example values (CCC is a correlation over the batch; a masked mean divides by
+the batch's labelled count), so they are deliberately not ``keras.losses.Loss`` classes, whose
+contract (per-example values that Keras reduces, ``sample_weight``) they could not honour.
+Masked-out targets contribute nothing; a batch where a task is masked everywhere gives that
+task a loss of exactly 0 (never NaN), so its head receives no gradient from that batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import keras
 from keras import ops
 
 from affect_tf.data import targets as tg
@@ -70,6 +72,10 @@ def masked_cross_entropy(
             al. 2021: ``τ·log π_c`` with the training class priors π), so that the raw logits
             the model outputs are balanced across classes.
     """
+    if class_weights is not None and len(class_weights) != NUM_EXPRESSIONS:
+        raise ValueError(
+            f"Expected {NUM_EXPRESSIONS} class weights. Received: {len(class_weights)} values"
+        )
     labels, mask = tg.split_expression(y_true)
     y_pred = ops.cast(y_pred, "float32")
     if logit_offsets is not None and from_logits:
@@ -102,6 +108,10 @@ def masked_binary_cross_entropy(
         y_pred: ``(B, 12)`` logits (or probabilities with ``from_logits=False``).
         pos_weights: Per-AU weight of the positive term (e.g. negatives/positives in the data).
     """
+    if pos_weights is not None and len(pos_weights) != NUM_AUS:
+        raise ValueError(
+            f"Expected {NUM_AUS} positive weights. Received: {len(pos_weights)} values"
+        )
     labels, mask = tg.split_au(ops.cast(y_true, "float32"))
     y_pred = ops.cast(y_pred, "float32")
     if from_logits:
@@ -163,81 +173,3 @@ def affect_loss(
             term = ops.exp(-log_vars[index]) * term + log_vars[index]
         total = total + term
     return total, terms
-
-
-@keras.saving.register_keras_serializable(package="affect_tf")
-class CCCLoss(keras.losses.Loss):
-    """``1 − mean CCC`` over valence and arousal, masked (``y_true`` = valence, arousal, mask)."""
-
-    def __init__(self, name: str = "ccc_loss", reduction=None, dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-    def call(self, y_true, y_pred):
-        return ccc_loss(y_true, y_pred)
-
-
-@keras.saving.register_keras_serializable(package="affect_tf")
-class MaskedCrossEntropy(keras.losses.Loss):
-    """Masked softmax cross-entropy over expressions (``y_true`` = class, mask)."""
-
-    def __init__(
-        self,
-        class_weights: Sequence[float] | None = None,
-        label_smoothing: float = 0.0,
-        from_logits: bool = True,
-        name: str = "masked_cross_entropy",
-        reduction=None,
-        dtype=None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if class_weights is not None and len(class_weights) != NUM_EXPRESSIONS:
-            raise ValueError(
-                f"Expected {NUM_EXPRESSIONS} class weights. Received: {len(class_weights)} values"
-            )
-        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
-        self.label_smoothing = float(label_smoothing)
-        self.from_logits = from_logits
-
-    def call(self, y_true, y_pred):
-        return masked_cross_entropy(
-            y_true, y_pred, self.class_weights, self.label_smoothing, self.from_logits
-        )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "class_weights": self.class_weights,
-            "label_smoothing": self.label_smoothing,
-            "from_logits": self.from_logits,
-        }
-
-
-@keras.saving.register_keras_serializable(package="affect_tf")
-class MaskedBinaryCrossEntropy(keras.losses.Loss):
-    """Masked, positive-weighted BCE over AUs (``y_true`` = 12 labels, 12 masks)."""
-
-    def __init__(
-        self,
-        pos_weights: Sequence[float] | None = None,
-        from_logits: bool = True,
-        name: str = "masked_binary_cross_entropy",
-        reduction=None,
-        dtype=None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if pos_weights is not None and len(pos_weights) != NUM_AUS:
-            raise ValueError(
-                f"Expected {NUM_AUS} positive weights. Received: {len(pos_weights)} values"
-            )
-        self.pos_weights = None if pos_weights is None else [float(w) for w in pos_weights]
-        self.from_logits = from_logits
-
-    def call(self, y_true, y_pred):
-        return masked_binary_cross_entropy(y_true, y_pred, self.pos_weights, self.from_logits)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "pos_weights": self.pos_weights,
-            "from_logits": self.from_logits,
-        }
