@@ -102,7 +102,11 @@ def test_encode_rejects_out_of_range_labels(overrides, field):
 
 
 def test_out_of_range_value_is_fine_when_masked():
-    ex.encode_example(make_record(valence=7.0, va_mask=0, expression=99, expr_mask=0))
+    record = make_record(valence=7.0, va_mask=0, expression=99, expr_mask=0)
+    decoded = ex.decode_example(ex.serialize_example(record))
+    # Masked fields are written as 0, so no consumer can read the unlabelled value.
+    assert decoded.va_mask == 0 and decoded.expr_mask == 0
+    assert decoded.valence == 0.0 and decoded.arousal == 0.0 and decoded.expression == 0
 
 
 def test_read_tfrecord_gzip(tmp_path):

@@ -25,7 +25,6 @@ def test_labels_follow_geometry_and_ranges():
     for f in frames:
         assert f.image.shape == (64, 64, 3) and f.image.dtype == np.uint8
         np.testing.assert_array_equal(f.au, (f.au_activation >= synth.AU_THRESHOLD).astype(int))
-        assert -1 <= f.valence <= 1 and -1 <= f.arousal <= 1
         assert 0 <= f.expression < 8
         # The 5 landmarks are in order: eyes left/right, nose below eyes, mouth below nose.
         le, re, nose, ml, mr = f.landmarks

@@ -46,7 +46,8 @@ def test_predict_save_load_round_trip(tmp_path, heads, adjacency):
         and out["au"].shape == (8, 12)
         and out["va"].shape == (8, 2)
     )
-    assert np.all(np.abs(out["va"]) <= 1.0)
+    # VA is the tanh of its head: atanh recovers finite pre-activations, not saturated ones.
+    assert np.isfinite(np.arctanh(out["va"])).all() and out["va"].std() > 0
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
@@ -168,7 +169,8 @@ def test_bad_names_and_weights(tmp_path):
 @pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v3_small"])
 def test_real_backbones_build_without_downloads(name):
     model = build_backbone(name, 64)
-    assert model.output_shape[-1] > 0
+    # The pooled feature width of each architecture (Keras applications, include_top=False).
+    assert model.output_shape == (None, {"efficientnet_b0": 1280, "mobilenet_v3_small": 576}[name])
     assert model.predict(np.zeros((1, 64, 64, 3)), verbose=0).shape[0] == 1
 
 
