@@ -13,7 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Bottom to top. A unit is a package (``affect_tf.data``) or a top-level module.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("affect_tf._env", "affect_tf.errors", "affect_tf.labels", "affect_tf.face")),
+    (
+        "base",
+        (
+            "affect_tf._env",
+            "affect_tf.errors",
+            "affect_tf.labels",
+            "affect_tf.presets",
+            "affect_tf.face",
+        ),
+    ),
     ("data", ("affect_tf.data",)),
     (
         "model",

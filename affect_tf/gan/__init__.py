@@ -7,8 +7,7 @@ checkpoints it; ``load_gan`` and ``generate`` sample faces for expression / AU /
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from affect_tf.presets import lazy_attributes
 
 _LAZY = {
     "GANConfig": "affect_tf.gan.config",
@@ -20,14 +19,10 @@ _LAZY = {
     "build_generator": "affect_tf.gan.networks",
     "AffectGAN": "affect_tf.gan.model",
     "train_gan": "affect_tf.gan.train",
-    "load_gan": "affect_tf.gan.train",
-    "generate": "affect_tf.gan.train",
-    "write_generated_examples": "affect_tf.gan.train",
+    "load_gan": "affect_tf.gan.folder",
+    "generate": "affect_tf.gan.sampling",
+    "write_generated_examples": "affect_tf.gan.sampling",
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'affect_tf.gan' has no attribute {name!r}")
+__getattr__ = lazy_attributes("affect_tf.gan", _LAZY)

@@ -7,10 +7,11 @@ from typing import Any
 
 from affect_tf.model.config import PRESETS as AFFECT_PRESETS
 from affect_tf.model.config import AffectConfig
+from affect_tf.presets import FrozenConfig, get_from
 
 
 @dataclasses.dataclass(frozen=True)
-class GANConfig:
+class GANConfig(FrozenConfig):
     """Everything that defines the conditional GAN and how it is trained.
 
     Attributes:
@@ -118,21 +119,6 @@ class GANConfig:
     def epochs(self) -> int:
         return -(-self.steps // self.steps_per_epoch)
 
-    def replace(self, **changes: Any) -> GANConfig:
-        """A copy with some fields changed (validated)."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> GANConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"Expected GANConfig fields. Received: unknown keys {sorted(unknown)}")
-        return cls(**values)
-
 
 GAN_PRESETS: dict[str, GANConfig] = {
     # Seconds on 2 CPU cores: tests and smoke runs.
@@ -169,8 +155,4 @@ def get_gan_preset(name: str, **overrides: Any) -> GANConfig:
     Raises:
         ValueError: For an unknown preset name or field.
     """
-    if name not in GAN_PRESETS:
-        raise ValueError(
-            f"Expected a GAN preset in {sorted(GAN_PRESETS)}. Received: preset={name!r}"
-        )
-    return GAN_PRESETS[name].replace(**overrides) if overrides else GAN_PRESETS[name]
+    return get_from(GAN_PRESETS, name, "GAN preset", **overrides)

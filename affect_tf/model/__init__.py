@@ -6,8 +6,7 @@ Keras and TensorFlow (the CLI's argument parsing stays fast).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from affect_tf.presets import lazy_attributes
 
 _LAZY = {
     "AffectModel": "affect_tf.model.affect_model",
@@ -18,12 +17,8 @@ _LAZY = {
     "AffectConfig": "affect_tf.model.config",
     "get_preset": "affect_tf.model.config",
     "GCNHeads": "affect_tf.model.heads",
-    "label_adjacency": "affect_tf.model.heads",
+    "load_model": "affect_tf.model.loading",
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'affect_tf.model' has no attribute {name!r}")
+__getattr__ = lazy_attributes("affect_tf.model", _LAZY)

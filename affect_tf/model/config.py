@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from affect_tf.presets import FrozenConfig, get_from
+
 # The backbone names (``affect_tf.model.backbones.BACKBONES`` maps each to its builder). Kept
 # here, free of Keras, so that configuration and the CLI's argument parsing stay import-light.
 BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "mobilenet_v3_small", "small_cnn")
@@ -18,7 +20,7 @@ IMBALANCE: tuple[str, ...] = ("none", "class_weights", "logit_adjustment", "samp
 
 
 @dataclasses.dataclass(frozen=True)
-class AffectConfig:
+class AffectConfig(FrozenConfig):
     """Everything that defines an AffectModel and how it is trained.
 
     Attributes:
@@ -72,6 +74,8 @@ class AffectConfig:
     gcn_tau: float = 0.3
     gcn_p: float = 0.25
     dropout: float = 0.2
+    TUPLE_FIELDS = ("tasks", "loss_weights")  # JSON gives lists
+
     tasks: tuple[str, ...] = ("va", "expression", "au")
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     uncertainty: bool = False
@@ -133,29 +137,6 @@ class AffectConfig:
             )
         if self.image_size < 32:
             raise ValueError(f"Expected image_size >= 32. Received: image_size={self.image_size}")
-
-    def replace(self, **changes: Any) -> AffectConfig:
-        """A copy with some fields changed (validated)."""
-        if "tasks" in changes:
-            changes["tasks"] = tuple(changes["tasks"])
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> AffectConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(
-                f"Expected AffectConfig fields. Received: unknown keys {sorted(unknown)}"
-            )
-        values = dict(values)
-        for key in ("tasks", "loss_weights"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
 
 
 PRESETS: dict[str, AffectConfig] = {
@@ -219,6 +200,4 @@ def get_preset(name: str, **overrides: Any) -> AffectConfig:
     Raises:
         ValueError: For an unknown preset name or field.
     """
-    if name not in PRESETS:
-        raise ValueError(f"Expected a preset in {sorted(PRESETS)}. Received: preset={name!r}")
-    return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
+    return get_from(PRESETS, name, "preset", **overrides)
