@@ -14,7 +14,7 @@ Signatures (outputs are ``affect_tf.data.targets.SERVING_OUTPUTS``: ``expression
 
 The Transform layer (decode, align, resize) runs inside the first three, so serving computes
 exactly what training saw. A model trained outside TFX (``affect-tf train``) is exported with
-``FacePreprocessor`` in its place: the same ``affect_tf.data.preprocess.preprocess_batch`` the
+``FacePreprocessor`` in its place: the same ``affect_tf.data.preprocess.FaceAligner`` the
 Transform graph calls, without the label analyzers serving never needs.
 """
 
@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
-from affect_tf.data.preprocess import preprocess_batch
+from affect_tf.data.preprocess import FaceAligner
 from affect_tf.face.align import landmarks_from_box
 from affect_tf.model.affect_model import activate
 
@@ -52,11 +52,10 @@ class FacePreprocessor(tf.Module):
         super().__init__(name="face_preprocessor")
         self.image_size = int(image_size)
         self.margin = float(margin)
+        self.aligner = FaceAligner(self.image_size, self.margin, name="face_aligner")
 
     def __call__(self, raw: dict) -> dict:
-        faces = preprocess_batch(
-            raw[ex.IMAGE], raw[ex.LANDMARKS], raw[ex.BBOX], self.image_size, self.margin
-        )
+        faces = self.aligner({k: raw[k] for k in (ex.IMAGE, ex.LANDMARKS, ex.BBOX)})
         return {ex.TRANSFORMED_IMAGE: faces}
 
 

@@ -10,7 +10,7 @@ from affect_tf.cli.errors import UsageError
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from affect_tf.data.synth import SynthConfig, expression_grid, write_corpus, write_video
+    from affect_tf.data.synth import SynthConfig, write_corpus, write_expression_grid, write_video
 
     try:
         config = SynthConfig(
@@ -39,7 +39,7 @@ def _synth(args: argparse.Namespace) -> int:
     if args.grid:
         print(
             "grid of faces per expression: "
-            f"{expression_grid(args.grid, size=config.size, seed=config.seed)}"
+            f"{write_expression_grid(args.grid, size=config.size, seed=config.seed)}"
         )
     return 0
 

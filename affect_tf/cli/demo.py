@@ -16,7 +16,7 @@ def _demo(args: argparse.Namespace) -> int:
     The quick path without TFX; ``make demo`` runs the same steps as TFX components.
     """
     from affect_tf.data.convert import convert_corpus
-    from affect_tf.data.synth import SynthConfig, expression_grid, write_corpus
+    from affect_tf.data.synth import SynthConfig, write_corpus, write_expression_grid
     from affect_tf.model import get_preset
     from affect_tf.training import evaluate, train
 
@@ -37,7 +37,7 @@ def _demo(args: argparse.Namespace) -> int:
     for name, config in corpora.items():
         write_corpus(config, out / f"synth_{name}", progress=True)
     timings["synth"] = time.perf_counter() - start
-    grid = expression_grid(out / "synthaffect_grid.png", size=args.size, seed=args.seed)
+    grid = write_expression_grid(out / "synthaffect_grid.png", size=args.size, seed=args.seed)
 
     print("[2/4] converting the manifest corpora to tf.Examples")
     start = time.perf_counter()

@@ -2,14 +2,18 @@
 
 The same function serves ``tf.data`` training pipelines, the TFX Transform graph and serving
 signatures, so a face is prepared identically everywhere (no training/serving skew). The output
-is float32 RGB in [0, 255]; each backbone normalises internally.
+is float32 RGB in [0, 255]; each backbone normalises internally. ``FaceAligner`` is the same step
+as a Keras preprocessing layer (keras-hub's preprocessor idea): the Transform graph and the
+SavedModel's raw-input signatures run it, and a ``.keras`` model built with it in front
+(``with_aligner``) takes encoded images and landmarks itself.
 """
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
-from affect_tf.data.examples import NUM_LANDMARKS
+from affect_tf.data.examples import BBOX, IMAGE, LANDMARKS, NUM_LANDMARKS
 from affect_tf.face.align import align_face
 
 
@@ -73,3 +77,61 @@ def preprocess_array(image, landmarks, size: int, margin: float) -> tf.Tensor:
     """Aligns an already decoded RGB image (e.g. from OpenCV / PIL) the same way."""
     face = align_face(tf.convert_to_tensor(image), landmarks, size=size, margin=margin)
     return tf.clip_by_value(face, 0.0, 255.0)
+
+
+@keras.saving.register_keras_serializable(package="affect_tf")
+class FaceAligner(keras.layers.Layer):
+    """Encoded frames, 5 landmarks and face boxes -> aligned faces (``preprocess_batch``).
+
+    Inputs: a dict with ``image`` ``(B,)`` encoded JPEG/PNG bytes, ``landmarks`` ``(B, 10)``
+    (all zero: the box is used) and ``bbox`` ``(B, 4)`` (all zero: the whole frame). Output:
+    ``(B, image_size, image_size, 3)`` float32 in [0, 255]. No weights; not trainable.
+
+    Args:
+        image_size: Output side (the model's input size).
+        margin: Alignment margin (``affect_tf.face.align.template_points``); the model's
+            ``AffectConfig.margin``.
+    """
+
+    def __init__(self, image_size: int, margin: float, **kwargs) -> None:
+        kwargs["trainable"] = False  # no weights; a saved config says False too
+        super().__init__(**kwargs)
+        if int(image_size) < 1 or not 0.0 <= float(margin) < 2.0:
+            raise ValueError(
+                "Expected image_size >= 1 and margin in [0, 2). Received: "
+                f"image_size={image_size}, margin={margin}"
+            )
+        self.image_size = int(image_size)
+        self.margin = float(margin)
+
+    def call(self, inputs: dict) -> tf.Tensor:
+        return preprocess_batch(
+            inputs[IMAGE], inputs[LANDMARKS], inputs[BBOX], self.image_size, self.margin
+        )
+
+    def compute_output_shape(self, input_shape: dict) -> tuple:
+        return (input_shape[IMAGE][0], self.image_size, self.image_size, 3)
+
+    def compute_output_spec(self, inputs: dict) -> keras.KerasTensor:
+        batch = inputs[IMAGE].shape[0]
+        return keras.KerasTensor((batch, self.image_size, self.image_size, 3), "float32")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "image_size": self.image_size, "margin": self.margin}
+
+
+def raw_inputs() -> dict[str, keras.KerasTensor]:
+    """Keras inputs of ``FaceAligner``: encoded ``image``, ``landmarks``, ``bbox``."""
+    return {
+        IMAGE: keras.Input(shape=(), dtype="string", name=IMAGE),
+        LANDMARKS: keras.Input(shape=(2 * NUM_LANDMARKS,), dtype="float32", name=LANDMARKS),
+        BBOX: keras.Input(shape=(4,), dtype="float32", name=BBOX),
+    }
+
+
+def with_aligner(model: keras.Model, image_size: int, margin: float) -> keras.Model:
+    """``model`` with ``FaceAligner`` in front: a Keras model from encoded frames + landmarks to
+    the same outputs (saves and loads as ``.keras`` like the model itself)."""
+    inputs = raw_inputs()
+    faces = FaceAligner(image_size, margin, name="face_aligner")(inputs)
+    return keras.Model(inputs, model(faces), name=f"{model.name}_from_frames")

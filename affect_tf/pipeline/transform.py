@@ -19,7 +19,7 @@ import tensorflow_transform as tft
 from affect_tf.data import examples as ex
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.data.label_graph import label_vectors, pair_stats
-from affect_tf.data.preprocess import preprocess_batch
+from affect_tf.data.preprocess import FaceAligner
 from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS, VA_RANGE
 
 PASSTHROUGH = (*ex.LABEL_KEYS, ex.VIDEO_ID, ex.FRAME, ex.SOURCE)
@@ -34,16 +34,20 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
         custom_config: ``{"image_size": int, "margin": float}`` from the preset.
     """
     size = int(custom_config["image_size"])
-    margin = float(custom_config.get("margin", 0.25))
-    images = preprocess_batch(inputs[ex.IMAGE], inputs[ex.LANDMARKS], inputs[ex.BBOX], size, margin)
-    outputs = {ex.TRANSFORMED_IMAGE: images}
+    margin = float(custom_config["margin"])
+    # The model's preprocessing layer, the same one the SavedModel's raw-input signatures run.
+    aligner = FaceAligner(size, margin, name="face_aligner")
+    outputs = {
+        ex.TRANSFORMED_IMAGE: aligner({k: inputs[k] for k in (ex.IMAGE, ex.LANDMARKS, ex.BBOX)})
+    }
     for key in PASSTHROUGH:
         if key in inputs:
             outputs[key] = inputs[key]
     if all(key in inputs for key in ex.LABEL_KEYS):
         priors = _label_priors(inputs)
         outputs[ex.LABEL_PRIORS] = tf.broadcast_to(
-            priors[tf.newaxis], [tf.shape(images)[0], LabelPriors.vector_size()]
+            priors[tf.newaxis],
+            [tf.shape(outputs[ex.TRANSFORMED_IMAGE])[0], LabelPriors.vector_size()],
         )
     return outputs
 

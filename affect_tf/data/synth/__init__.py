@@ -30,7 +30,7 @@ from affect_tf.data.synth.labels import (
     random_identity,
     sample_keyframe,
 )
-from affect_tf.data.synth.media import expression_grid, write_video
+from affect_tf.data.synth.media import write_expression_grid, write_video
 from affect_tf.data.synth.renderer import render_frame, render_video
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
     "Identity",
     "Pose",
     "SynthConfig",
-    "expression_grid",
+    "write_expression_grid",
     "iter_frames",
     "random_identity",
     "render_frame",

@@ -12,7 +12,7 @@ from affect_tf.data.synth.renderer import render_video
 from affect_tf.labels import EXPRESSIONS
 
 
-def expression_grid(
+def write_expression_grid(
     path: str | Path, per_expression: int = 6, size: int = 128, seed: int = 0
 ) -> Path:
     """Writes a grid image: one row per expression, ``per_expression`` different people each."""
