@@ -1,15 +1,7 @@
 """Training the affect GAN: data streams, the fit, checkpoints per epoch, the finished folder.
 
-A GAN folder (``affect-tf gan train --out DIR``) holds:
-
-- ``gan.json``: what makes the folder a GAN checkpoint — the ``GANConfig``, the condition
-  priors (per-expression AU rates and VA) used to fill in unspecified conditions when sampling,
-  the label priors, the training data, the epoch reached and whether training finished;
-- ``generator.keras``, ``discriminator.keras`` (real/fake + task heads) and ``recognizer.keras``
-  (the discriminator as a plain ``AffectModel``: evaluate, export and serve it like any model);
-- ``state/``: weights and optimizer state after the last finished epoch (for resuming);
-- ``history.json``, ``training_curves.png`` and ``samples/epoch_NNN.png`` (one row per
-  expression, the same noise every epoch, so progress is visible at a glance).
+What the GAN folder holds and how it is read back: ``affect_tf.gan.folder``; sampling from it:
+``affect_tf.gan.sampling``.
 """
 
 from __future__ import annotations
