@@ -8,6 +8,7 @@ Concurrent requests to one signature are merged into one model call of at most
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import threading
 import time
@@ -17,6 +18,8 @@ import grpc
 import numpy as np
 
 from affect_tf.serving.errors import ServingError
+
+log = logging.getLogger("affect_tf.serving")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +78,7 @@ class Batcher:
 
     def __init__(self, fn: Callable[[dict], dict], params: BatchingParameters, name: str) -> None:
         self._fn = fn
+        self._name = name
         self.params = params
         self._queue: list[tuple[dict, int, _Result]] = []
         self._cond = threading.Condition()
@@ -92,6 +96,10 @@ class Batcher:
         rows = len(next(iter(inputs.values())))
         result = _Result()
         with self._cond:
+            if self._closed:
+                raise ServingError(
+                    grpc.StatusCode.UNAVAILABLE, "The servable version is being unloaded; retry"
+                )
             queued = sum(r for _, r, _ in self._queue)
             limit = self.params.max_enqueued_batches * self.params.max_batch_size
             if queued + rows > limit:
@@ -104,53 +112,76 @@ class Batcher:
         return result.wait()
 
     def close(self) -> None:
+        """Stops the batch threads; requests still queued fail at once with UNAVAILABLE (a
+        version being unloaded must not leave its callers waiting forever)."""
         with self._cond:
             self._closed = True
+            queued, self._queue = self._queue, []
             self._cond.notify_all()
+        for _, _, result in queued:
+            result.fail(
+                ServingError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "The servable version was unloaded before the request ran; retry",
+                )
+            )
 
     def _take(self) -> list[tuple[dict, int, _Result]] | None:
+        """The next batch (None once closed). Several batch threads wait here together, so the
+        queue another thread emptied while this one waited for the batch to fill means: wait
+        again (this used to pop from an empty list and end the thread)."""
         timeout = self.params.batch_timeout_micros / 1e6
         with self._cond:
-            while not self._queue and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                return None
-            deadline = time.monotonic() + timeout
-            while sum(r for _, r, _ in self._queue) < self.params.max_batch_size:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            batch, total = [], 0
-            while self._queue and total + self._queue[0][1] <= self.params.max_batch_size:
-                item = self._queue.pop(0)
-                batch.append(item)
-                total += item[1]
-            if not batch:  # cannot happen: requests larger than max_batch_size are refused
-                batch.append(self._queue.pop(0))
-            return batch
+            while True:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return None
+                deadline = time.monotonic() + timeout
+                while sum(r for _, r, _ in self._queue) < self.params.max_batch_size:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._closed:
+                        break
+                    self._cond.wait(left)
+                batch, total = [], 0
+                while self._queue and total + self._queue[0][1] <= self.params.max_batch_size:
+                    item = self._queue.pop(0)
+                    batch.append(item)
+                    total += item[1]
+                if not batch and self._queue:  # one request over max_batch_size: alone
+                    batch.append(self._queue.pop(0))
+                if batch:
+                    return batch
 
     def _loop(self) -> None:
         while True:
             batch = self._take()
             if batch is None:
                 return
-            self.batches += 1
-            self.rows += sum(r for _, r, _ in batch)
-            if len(batch) == 1:
-                self._run_one(batch[0])
-                continue
-            merged = {k: np.concatenate([b[0][k] for b in batch]) for k in batch[0][0]}
             try:
-                outputs = self._fn(merged)
-            except Exception:  # noqa: BLE001 - each request then gets its own answer
-                for item in batch:
-                    self._run_one(item)
-                continue
-            start = 0
-            for _, rows, result in batch:
-                result.set({k: v[start : start + rows] for k, v in outputs.items()})
-                start += rows
+                self._run_batch(batch)
+            except BaseException as e:  # noqa: BLE001 - the thread must outlive any batch
+                log.exception("batch thread %s: a batch failed unexpectedly", self._name)
+                for _, _, result in batch:
+                    result.fail(e)
+
+    def _run_batch(self, batch: list[tuple[dict, int, _Result]]) -> None:
+        self.batches += 1
+        self.rows += sum(r for _, r, _ in batch)
+        if len(batch) == 1:
+            self._run_one(batch[0])
+            return
+        merged = {k: np.concatenate([b[0][k] for b in batch]) for k in batch[0][0]}
+        try:
+            outputs = self._fn(merged)
+        except Exception:  # noqa: BLE001 - each request then gets its own answer
+            for item in batch:
+                self._run_one(item)
+            return
+        start = 0
+        for _, rows, result in batch:
+            result.set({k: v[start : start + rows] for k, v in outputs.items()})
+            start += rows
 
     def _run_one(self, item: tuple[dict, int, _Result]) -> None:
         inputs, _, result = item
@@ -161,6 +192,8 @@ class Batcher:
 
 
 class _Result:
+    """One request's answer, handed from a batch thread to the waiting request thread."""
+
     def __init__(self) -> None:
         self._event = threading.Event()
         self._value: dict | None = None

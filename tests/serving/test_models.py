@@ -169,3 +169,54 @@ def test_poll_and_reload_concurrently_keep_one_consistent_state(exported, tmp_pa
         assert manager.resolve("affect").version == 2
     finally:
         manager.stop()
+
+
+def test_batcher_threads_survive_bursts_and_close_fails_queued_requests():
+    """Several batch threads racing over bursts of requests: every request gets its own rows,
+    every batch thread is alive afterwards (one used to die on an empty queue), and closing the
+    batcher (a version swap) fails queued requests at once instead of leaving them waiting."""
+    import time
+
+    def fn(inputs):
+        time.sleep(0.002)
+        return {"y": inputs["x"] * 2.0}
+
+    batcher = Batcher(fn, BatchingParameters(4, 2_000, 4, 1000), "burst")
+    errors, wrong = [], []
+
+    def client(i):
+        try:
+            x = np.full((1, 2), float(i))
+            if not np.array_equal(batcher({"x": x})["y"], x * 2.0):
+                wrong.append(i)
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    for _ in range(30):
+        burst = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+        for t in burst:
+            t.start()
+        for t in burst:
+            t.join(timeout=5)
+    assert not errors and not wrong and not any(t.is_alive() for t in burst)
+    assert all(t.is_alive() for t in batcher._threads)
+
+    slow = Batcher(lambda inputs: time.sleep(1.0) or inputs, BatchingParameters(1, 1, 1, 100), "s")
+    results: list = []
+
+    def waiting():
+        try:
+            results.append(slow({"x": np.zeros((1, 1))}))
+        except ServingError as e:
+            results.append(e)
+
+    queued = [threading.Thread(target=waiting) for _ in range(3)]
+    for t in queued:
+        t.start()
+    time.sleep(0.2)
+    start = time.monotonic()
+    slow.close()
+    for t in queued:
+        t.join(timeout=5)
+    assert time.monotonic() - start < 3 and len(results) == 3
+    assert any(isinstance(r, ServingError) and r.code.name == "UNAVAILABLE" for r in results)
