@@ -100,7 +100,8 @@ class ModelManager:
             configs = list(self._config.model_config_list.config)
         for model in configs:
             base = Path(model.base_path)
-            wanted = wanted_versions(model.model_version_policy, numeric_versions(base))
+            on_disk = numeric_versions(base)
+            wanted = wanted_versions(model.model_version_policy, on_disk)
             with self._lock:
                 served = set(self._served.setdefault(model.name, {}))
                 now = time.monotonic()
@@ -112,8 +113,29 @@ class ModelManager:
             for version in wanted:
                 if version not in served and version in retry:
                     self._load(model.name, version, base / str(version))
-            for version in served - set(wanted):
+            for version in self._to_unload(model.name, wanted, on_disk):
                 self._unload(model.name, version)
+            self._forget_failures(model.name, on_disk)
+
+    def _to_unload(self, name: str, wanted: list[int], on_disk: list[int]) -> list[int]:
+        """Served versions the policy no longer wants, except those still needed for
+        availability (TF Serving's availability-preserving policy): while a wanted version is
+        not loaded (it failed, or waits for its retry), as many of the newest served versions
+        still on disk stay as are missing, so a broken new version never takes down the old."""
+        with self._lock:
+            served = set(self._served.get(name, {}))
+        missing = [v for v in wanted if v not in served]
+        surplus = sorted((served - set(wanted)) & set(on_disk))
+        keep = set(surplus[-len(missing) :]) if missing else set()
+        return sorted(served - set(wanted) - keep)
+
+    def _forget_failures(self, name: str, on_disk: list[int]) -> None:
+        """A failed version whose folder is gone is no longer reported (the status recovers)."""
+        with self._lock:
+            for key in [k for k in self._failed if k[0] == name and k[1] not in on_disk]:
+                del self._failed[key]
+                if self._states.get(key, ("", ""))[0] == "END":
+                    del self._states[key]
 
     def _set_state(self, name: str, version: int, state: str, message: str = "") -> None:
         with self._lock:

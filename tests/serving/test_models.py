@@ -220,3 +220,32 @@ def test_batcher_threads_survive_bursts_and_close_fails_queued_requests():
         t.join(timeout=5)
     assert time.monotonic() - start < 3 and len(results) == 3
     assert any(isinstance(r, ServingError) and r.code.name == "UNAVAILABLE" for r in results)
+
+
+def test_a_broken_new_version_never_takes_down_the_serving_one(exported, tmp_path):
+    """TF Serving's availability: a corrupt newest version is reported (END + its error) and
+    retried, the serving version keeps answering; when the bad folder goes the status recovers;
+    a good newer version is loaded before the old one is unloaded."""
+    from affect_tf.serving import manager as manager_module
+    from affect_tf.serving.model_config import single_model_config
+
+    base = tmp_path / "affect"
+    shutil.copytree(exported["version"], base / "1")
+    manager = manager_module.ModelManager(single_model_config("affect", str(base)), poll_seconds=0)
+    manager.start()
+    try:
+        assert manager.resolve("affect").version == 1
+        (base / "9").mkdir()
+        (base / "9" / "saved_model.pb").write_bytes(np.random.default_rng(0).bytes(5000))
+        manager.poll()
+        assert manager.resolve("affect").version == 1  # still serving
+        status = {v: (s, m) for v, s, m in manager.status("affect")}
+        assert status[1] == ("AVAILABLE", "") and status[9][0] == "END" and status[9][1]
+        shutil.rmtree(base / "9")
+        manager.poll()
+        assert [v for v, _, _ in manager.status("affect")] == [1]
+        shutil.copytree(exported["version"], base / "2")
+        manager.poll()
+        assert manager.resolve("affect").version == 2 and manager.available_versions("affect") == [2]
+    finally:
+        manager.stop()
