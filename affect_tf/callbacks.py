@@ -45,13 +45,19 @@ class ResumeState(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         self.best = max(self.best, float(logs.get("val_p_mtl", -np.inf)))
-        self.model.save(self.out_dir / LAST_FILE)
+        # Written under temporary names and renamed: a kill leaves the previous checkpoint or
+        # the new one, never half a file (``fitting`` resumes from it).
+        partial = self.out_dir / ("partial_" + LAST_FILE)
+        self.model.save(partial)
+        partial.replace(self.out_dir / LAST_FILE)
         state = {
             "epoch": epoch + 1,
             "best_val_p_mtl": self.best,
             "logs": {k: float(v) for k, v in logs.items()},
         }
-        (self.out_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+        state_partial = self.out_dir / (STATE_FILE + ".partial")
+        state_partial.write_text(json.dumps(state, indent=2))
+        state_partial.replace(self.out_dir / STATE_FILE)
 
 
 def plot_history(history: dict, path: Path) -> Path:

@@ -263,3 +263,26 @@ def test_transfer_flags_fail_clearly(trained, tmp_path, capsys):
     tuned = json.loads((out / "au_thresholds.json").read_text())
     assert result["au_thresholds"] == pytest.approx([tuned[a] for a in AUS])
     assert set(result["gate"]) == {"passed", "failures", "notes"}
+
+
+def test_a_run_killed_at_the_wrong_moment_does_not_wedge(trained, tmp_path, caplog):
+    """Killed while converting (a truncated cached TFRecord) and while saving (a 0-byte
+    last.keras beside an unfinished state.json): the re-run rebuilds the conversion and trains
+    anew instead of dying with a DataLossError or 'File not found'."""
+    import logging
+
+    corpus, _, args = trained
+    out = tmp_path / "run"
+    cached = out / "data" / "examples.tfrecord.gz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\x1f\x8b\x08\x00truncated")  # newer than the manifest
+    (out / "last.keras").write_bytes(b"")
+    (out / "state.json").write_text(json.dumps({"epoch": 1, "best_val_p_mtl": 0.5, "logs": {}}))
+    rerun = [a if a != args[args.index("--out") + 1] else str(out) for a in args]
+    rerun[rerun.index("--epochs") + 1] = "2"
+    with caplog.at_level(logging.INFO, logger="affect_tf"):
+        assert cli.main(rerun) == 0
+    assert "interrupted?" in caplog.text or "report is missing" in caplog.text
+    assert "cannot resume from" in caplog.text
+    state = json.loads((out / "state.json").read_text())
+    assert state["epoch"] == 2 and (out / "model.keras").stat().st_size > 0

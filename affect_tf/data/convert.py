@@ -298,9 +298,15 @@ def convert(
             writer.write(serialize_example(record))
             stats.add(record)
             bar.set_postfix(written=stats.written, skipped=report.total_skipped, refresh=False)
-    partial.replace(out_path)
+    # The report names the size of the file it describes and lands last: a cached conversion
+    # is reused only when the two agree (``affect_tf.data.sources``), so a kill between the two
+    # renames, or a truncated file, is rebuilt rather than read.
     report_path = out_path.with_name(out_path.name + ".report.json")
-    report_path.write_text(json.dumps({**stats.to_dict(), **report.to_dict()}, indent=2))
+    report_partial = report_path.with_name(report_path.name + ".partial")
+    summary = {**stats.to_dict(), **report.to_dict(), "bytes": partial.stat().st_size}
+    report_partial.write_text(json.dumps(summary, indent=2))
+    partial.replace(out_path)
+    report_partial.replace(report_path)
     return ConvertResult(out_path=out_path, report_path=report_path, stats=stats, report=report)
 
 

@@ -3,6 +3,7 @@ corpus converted once and cached."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -25,6 +26,23 @@ def manifest_of(data: str | Path) -> Path | None:
     return None
 
 
+def _why_not_reusable(target: Path, source: Path) -> str | None:
+    """None when ``target`` is a complete conversion of the current ``source``; else why not
+    (missing, older than the manifest, no report, or a size the report does not vouch for)."""
+    if not target.is_file():
+        return "no earlier conversion"
+    if target.stat().st_mtime < source.stat().st_mtime:
+        return "the manifest changed since"
+    report_path = target.with_name(target.name + ".report.json")
+    try:
+        expected = json.loads(report_path.read_text()).get("bytes")
+    except (OSError, ValueError):
+        return "its report is missing or unreadable"
+    if expected != target.stat().st_size:
+        return f"{target.stat().st_size} bytes where its report says {expected} (interrupted?)"
+    return None
+
+
 def training_files(data: str | Path, cache_dir: str | Path) -> list[str]:
     """TFRecords for ``data``: tf.Example files as they are; a manifest corpus is converted once
     into ``cache_dir/data/examples.tfrecord.gz`` and reused while the manifest is unchanged.
@@ -39,9 +57,10 @@ def training_files(data: str | Path, cache_dir: str | Path) -> list[str]:
 
     source = find_manifest(manifest)
     target = Path(cache_dir) / CACHED_EXAMPLES
-    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+    stale = _why_not_reusable(target, source)
+    if stale is None:
         log.info("using %s (converted from %s)", target, source)
         return [str(target)]
-    log.info("converting %s -> %s", source, target)
+    log.info("converting %s -> %s (%s)", source, target, stale)
     log.info("%s", convert_corpus("manifest", manifest, target).format())
     return [str(target)]

@@ -246,6 +246,8 @@ def test_a_broken_new_version_never_takes_down_the_serving_one(exported, tmp_pat
         assert [v for v, _, _ in manager.status("affect")] == [1]
         shutil.copytree(exported["version"], base / "2")
         manager.poll()
-        assert manager.resolve("affect").version == 2 and manager.available_versions("affect") == [2]
+        assert manager.resolve("affect").version == 2 and manager.available_versions("affect") == [
+            2
+        ]
     finally:
         manager.stop()
