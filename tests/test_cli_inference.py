@@ -98,3 +98,20 @@ def test_explain_and_export(exported, astronaut, tiny_model, tmp_path, capsys):
     versions = sorted(p.name for p in (tmp_path / "base").iterdir())
     assert versions == ["1", "2"]
     assert (tmp_path / "base" / "2" / "assets.extra" / "tf_serving_warmup_requests").is_file()
+
+
+def test_predict_outputs_never_overwrite_each_other(exported, astronaut, tmp_path, capsys):
+    """Frames of two clips with the same file name (the layout `affect-tf synth` writes) get
+    one overlay each, at their relative paths; the CSV is complete (written, then renamed)."""
+    folder = tmp_path / "frames"
+    for clip in ("clip1", "clip2"):
+        (folder / clip).mkdir(parents=True)
+        Image.fromarray(astronaut).save(folder / clip / "00000.jpg")
+    args = ["predict", str(folder), "--model", str(exported["base"]), "--quiet"]
+    args += ["--overlay", str(tmp_path / "overlays"), "--csv", str(tmp_path / "p.csv.gz")]
+    assert cli.main(args) == 0
+    assert "2 faces in 2 images" in capsys.readouterr().out
+    for clip in ("clip1", "clip2"):
+        assert (tmp_path / "overlays" / clip / "00000.jpg").is_file()
+    assert len(pd.read_csv(tmp_path / "p.csv.gz")) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "overlays", "p.csv.gz"]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from affect_tf.cli.errors import UsageError
-from affect_tf.cli.output import print_table
+from affect_tf.cli.output import print_table, replaced_atomically
 
 
 def default_model() -> str:
@@ -33,7 +33,7 @@ def recognizer_for(args: argparse.Namespace):
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from affect_tf.inference import InferenceError, expand_inputs, read_image
+    from affect_tf.inference import InferenceError, expand_inputs
 
     target = Path(args.input)
     if not target.exists():
@@ -58,25 +58,14 @@ def _predict(args: argparse.Namespace) -> int:
     for skip in skipped:
         print(f"skipped {skip['source']}: {skip['reason']}", file=sys.stderr)
     if args.csv:
-        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.csv, index=False, float_format="%.6g")
+        with replaced_atomically(args.csv) as partial:
+            table.to_csv(partial, index=False, float_format="%.6g")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(
-            json.dumps({"faces": table.to_dict(orient="records"), "skipped": skipped}, indent=1)
-        )
+        body = {"faces": table.to_dict(orient="records"), "skipped": skipped}
+        with replaced_atomically(args.json) as partial:
+            partial.write_text(json.dumps(body, indent=1))
     if args.overlay:
-        import cv2
-
-        from affect_tf.visualize import overlay_image
-
-        out_dir = Path(args.overlay)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for source, rows in table.groupby("source", sort=False):
-            drawn = overlay_image(read_image(source), rows, args.au_threshold)
-            cv2.imwrite(
-                str(out_dir / (Path(source).stem + ".jpg")), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)
-            )
+        _write_overlays(table, target, Path(args.overlay), args.au_threshold)
     print_table(table, ["source", "face", "expression", "valence", "arousal"])
     images = len(items) - len(skipped)
     print(
@@ -89,6 +78,22 @@ def _predict(args: argparse.Namespace) -> int:
         )
     )
     return 0 if len(table) else 1
+
+
+def _write_overlays(table, target: Path, out_dir: Path, au_threshold: float) -> None:
+    """One overlay per input image, at the image's path relative to the input folder (frames
+    ``clip1/00000.jpg`` and ``clip2/00000.jpg`` must not overwrite each other)."""
+    import cv2
+
+    from affect_tf.inference import read_image
+    from affect_tf.visualize import overlay_image
+
+    for source, rows in table.groupby("source", sort=False):
+        relative = Path(source).relative_to(target) if target.is_dir() else Path(Path(source).name)
+        path = (out_dir / relative).with_suffix(".jpg")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        drawn = overlay_image(read_image(source), rows, au_threshold)
+        cv2.imwrite(str(path), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
 
 
 def _video(args: argparse.Namespace) -> int:

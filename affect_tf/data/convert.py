@@ -17,11 +17,10 @@ from PIL import Image
 from affect_tf.data.corpus import Sample, SkipReport
 from affect_tf.data.coverage import ConvertResult, LabelStats
 from affect_tf.data.examples import FaceRecord, LabelError, serialize_example
+from affect_tf.data.images import ImageDecodeError, decode_rgb
 
 # Encodings TensorFlow's decode_image reads into a single (H, W, C) uint8 frame; anything
 # else (WebP, TIFF, GIF, 16-bit or CMYK) is re-encoded as PNG so the Transform graph can read it.
-_TF_READY_FORMATS = {"JPEG", "PNG", "BMP"}
-_TF_READY_MODES = {"RGB", "L"}
 # A landmark this far outside the image (fraction of its size) is a label error, not a face
 # partly out of frame.
 _OUTSIDE_TOLERANCE = 0.5
@@ -51,11 +50,12 @@ class DecodedImage:
         return self.rgb.shape[1], self.rgb.shape[0]
 
 
-def load_image(path: Path) -> DecodedImage:
+def load_image(path: Path, exif_orientation: bool = False) -> DecodedImage:
     """Reads and fully decodes an image, re-encoding it as PNG if TF could not decode it.
 
     Raises:
-        SkipSample: ``missing_file``, ``unreadable_file`` or ``corrupt_image`` (incl. truncated).
+        SkipSample: ``missing_file``, ``unreadable_file``, ``corrupt_image`` (incl. truncated)
+            or ``image_too_large`` (``affect_tf.data.images.MAX_IMAGE_PIXELS``).
     """
     try:
         data = Path(path).read_bytes()
@@ -63,16 +63,14 @@ def load_image(path: Path) -> DecodedImage:
         raise SkipSample("missing_file", "no such file") from None
     except OSError as e:
         raise SkipSample("unreadable_file", f"{type(e).__name__}: {e.strerror or e}") from None
-    if not data:
-        raise SkipSample("corrupt_image", "empty file")
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()  # a truncated file raises here, not at open()
-            fmt, mode = im.format, im.mode
-            rgb = np.asarray(im.convert("RGB"))
-    except Exception as e:  # PIL raises many types for bad files
-        raise SkipSample("corrupt_image", f"cannot decode ({type(e).__name__}: {e})") from None
-    if fmt not in _TF_READY_FORMATS or mode not in _TF_READY_MODES:
+        # Corpus landmarks and boxes refer to the stored pixels, so EXIF orientation is applied
+        # only where the face will be detected on the decoded pixels.
+        decoded = decode_rgb(data, exif_orientation=exif_orientation)
+    except ImageDecodeError as e:
+        raise SkipSample(e.reason, str(e)) from None
+    rgb = decoded.rgb
+    if not decoded.tf_ready:  # what training and serving decode (tf.io) must be these pixels
         buffer = io.BytesIO()
         Image.fromarray(rgb).save(buffer, format="PNG")
         data = buffer.getvalue()
@@ -140,7 +138,8 @@ class Converter:
         from affect_tf.face.align import box_from_landmarks, landmarks_from_box
         from affect_tf.face.detect import box_iou, select_face
 
-        image = load_image(sample.path)
+        detect = not sample.aligned and sample.landmarks is None and sample.bbox is None
+        image = load_image(sample.path, exif_orientation=detect)
         w, h = image.size
         if sample.aligned:
             bbox = (0.0, 0.0, float(w), float(h))

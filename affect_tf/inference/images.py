@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
+from affect_tf.data.images import MAX_IMAGE_PIXELS, ImageDecodeError, decode_rgb
 from affect_tf.inference.errors import InferenceError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -19,8 +19,6 @@ def read_image(source) -> np.ndarray:
         InferenceError: Naming the file and what was expected, for a missing, unreadable,
             truncated or non-image file.
     """
-    from PIL import Image, UnidentifiedImageError
-
     if isinstance(source, np.ndarray):
         array = source
         if array.ndim == 2:
@@ -35,18 +33,18 @@ def read_image(source) -> np.ndarray:
         raise InferenceError(f"Expected an image file. Received: path={name!r} (not found)")
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # decodes fully: a truncated file fails here, not later
-            return np.asarray(image.convert("RGB"))
-    except UnidentifiedImageError:
+    except OSError as e:
         raise InferenceError(
-            "Expected a readable image (JPEG, PNG, BMP, GIF, WebP, TIFF). Received: "
-            f"path={name!r} (not an image format Pillow knows)"
+            f"Expected a readable image file. Received: path={name!r} ({e})"
         ) from None
-    except (OSError, ValueError, SyntaxError) as e:
+    try:
+        return decode_rgb(data).rgb
+    except ImageDecodeError as e:
+        reason = str(e).split("Received: ", 1)[-1]
         raise InferenceError(
-            f"Expected a readable image (JPEG, PNG, BMP, GIF, WebP, TIFF). Received: "
-            f"path={name!r} ({e})"
+            "Expected a readable image (JPEG, PNG, BMP, GIF, WebP, TIFF)"
+            + (f" of at most {MAX_IMAGE_PIXELS:,} pixels" if e.reason == "image_too_large" else "")
+            + f". Received: path={name!r} ({reason})"
         ) from None
 
 
