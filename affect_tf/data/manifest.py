@@ -18,6 +18,7 @@ the expression. Anything else outside its range skips the row, with the reason c
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -96,20 +97,45 @@ def _rows(manifest: Path, report: SkipReport) -> Iterator[tuple[int, dict[str, A
                     continue
                 yield number, row
         return
-    with manifest.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        if "path" not in header:
-            raise CorpusError(
-                f"Expected a 'path' column in the manifest header. "
-                f"Received: columns={header} in {str(manifest)!r}"
+    text = _decode(manifest)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if "path" not in header:
+        raise CorpusError(
+            f"Expected a 'path' column in the manifest header. "
+            f"Received: columns={header} in {str(manifest)!r}"
+        )
+    reader.fieldnames = header
+    last_line = reader.line_num
+    for row in reader:
+        first, last_line = last_line + 1, reader.line_num
+        if None in row:  # more cells than header columns
+            report.skip("malformed_line", f"{manifest}:{first}", "more cells than columns")
+            continue
+        if last_line > first and any("\n" in str(v) for v in row.values()):
+            report.skip(
+                "unclosed_quote",
+                f"{manifest}:{first}",
+                f"a quote opened on line {first} runs to line {last_line}; "
+                f"{last_line - first + 1} lines read as one row",
             )
-        reader.fieldnames = header
-        for number, row in enumerate(reader, start=2):
-            if None in row:  # more cells than header columns
-                report.skip("malformed_line", f"{manifest}:{number}", "more cells than columns")
-                continue
-            yield number, {k: v for k, v in row.items() if v is not None and v.strip() != ""}
+            continue
+        yield first, {k: v for k, v in row.items() if v is not None and v.strip() != ""}
+
+
+def _decode(manifest: Path) -> str:
+    """The manifest's text (UTF-8, BOM allowed); another encoding is named, not guessed."""
+    data = manifest.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        latin = data.decode("latin-1", errors="replace").splitlines()[line - 1][:80]
+        raise CorpusError(
+            f"Expected a UTF-8 manifest. Received: byte 0x{data[e.start]:02x} on line {line} of "
+            f"{str(manifest)!r} (the line reads {latin!r} as Latin-1/Windows-1252; re-save the "
+            "file as UTF-8)"
+        ) from None
 
 
 def _is_missing(value: Any) -> bool:
@@ -249,7 +275,7 @@ def _read_grouping(row: dict[str, Any], sample: Sample) -> None:
     if not _is_missing(row.get("frame")):
         try:
             sample.frame = int(float(row["frame"]))
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc", or inf / nan
             raise _Skip(
                 "frame_invalid", f"field=frame: expected an integer, got {row['frame']!r}"
             ) from None
@@ -269,6 +295,7 @@ def read_manifest(root: str | Path, report: SkipReport | None = None) -> Iterato
     manifest = find_manifest(root)
     base = manifest.parent
     unknown_reported: set[str] = set()
+    seen: dict[tuple, int] = {}
     for number, row in _rows(manifest, report):
         for key in row:
             if key not in KNOWN_COLUMNS and key != "au" and not _AU_COLUMN.match(str(key)):
@@ -276,8 +303,23 @@ def read_manifest(root: str | Path, report: SkipReport | None = None) -> Iterato
                     unknown_reported.add(key)
                     report.note("unknown_column_ignored", str(manifest), f"column={key}")
         sample = row_to_sample(row, f"{manifest}:{number}", base, report)
-        if sample is not None:
-            yield sample
+        if sample is None:
+            continue
+        # The same face twice would count twice in training and evaluation.
+        key = (
+            str(sample.path),
+            sample.bbox,
+            None
+            if sample.landmarks is None
+            else tuple(np.asarray(sample.landmarks).reshape(-1).tolist()),
+        )
+        if key in seen:
+            report.skip(
+                "duplicate_row", f"{manifest}:{number}", f"the face of line {seen[key]} again"
+            )
+            continue
+        seen[key] = number
+        yield sample
 
 
 def manifest_columns() -> list[str]:

@@ -116,3 +116,37 @@ def test_corpus_level_errors(tmp_path, setup, match):
 def test_missing_root():
     with pytest.raises(CorpusError, match="directory"):
         list(read_manifest("/nonexistent/corpus"))
+
+
+def test_manifests_as_users_have_them(tmp_path):
+    """A Latin-1 byte names the line and the fix; an unclosed quote is one counted skip that
+    names its lines (the rows after it are still read); frame=inf and a repeated face are
+    skips with reasons, not tracebacks or double counts."""
+    (tmp_path / "latin").mkdir()
+    (tmp_path / "latin" / "manifest.csv").write_bytes(
+        b"path,expression\na.jpg,happy\nb\xe9.jpg,sad\n"
+    )
+    with pytest.raises(CorpusError, match=r"UTF-8 manifest.*0xe9 on line 3.*bé\.jpg"):
+        list(read_manifest(tmp_path / "latin"))
+
+    root = tmp_path / "csv"
+    root.mkdir()
+    write_csv(
+        root,
+        "path,expression,frame\n"
+        'a.jpg,"happy,1\n'  # the quote never closes...
+        "b.jpg,sad,2\n"
+        "c.jpg,sad,3\n",  # ...so the csv module reads every line after it into one cell
+    )
+    report = SkipReport()
+    assert list(read_manifest(root, report)) == []
+    assert report.skipped == {"unclosed_quote": 1}
+    assert "line 2 runs to line 4" in json.dumps(report.to_dict())
+
+    write_csv(
+        root, "path,expression,frame\na.jpg,happy,inf\nb.jpg,sad,1\nb.jpg,sad,1\nc.jpg,sad,2\n"
+    )
+    report = SkipReport()
+    kept = list(read_manifest(root, report))
+    assert [s.path.name for s in kept] == ["b.jpg", "c.jpg"]
+    assert report.skipped == {"frame_invalid": 1, "duplicate_row": 1}
