@@ -305,20 +305,17 @@ def read_manifest(root: str | Path, report: SkipReport | None = None) -> Iterato
         sample = row_to_sample(row, f"{manifest}:{number}", base, report)
         if sample is None:
             continue
-        # The same face twice would count twice in training and evaluation.
+        # The same face twice counts twice in training and evaluation: kept (a corpus may
+        # weight faces so), but counted and reported with the line it repeats.
         key = (
             str(sample.path),
             sample.bbox,
-            None
-            if sample.landmarks is None
-            else tuple(np.asarray(sample.landmarks).reshape(-1).tolist()),
+            None if sample.landmarks is None else tuple(np.ravel(sample.landmarks).tolist()),
         )
         if key in seen:
-            report.skip(
-                "duplicate_row", f"{manifest}:{number}", f"the face of line {seen[key]} again"
-            )
-            continue
-        seen[key] = number
+            report.note("duplicate_row", f"{manifest}:{number}", f"repeats line {seen[key]}")
+        else:
+            seen[key] = number
         yield sample
 
 

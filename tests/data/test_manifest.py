@@ -120,8 +120,8 @@ def test_missing_root():
 
 def test_manifests_as_users_have_them(tmp_path):
     """A Latin-1 byte names the line and the fix; an unclosed quote is one counted skip that
-    names its lines (the rows after it are still read); frame=inf and a repeated face are
-    skips with reasons, not tracebacks or double counts."""
+    names its lines; frame=inf is a skip with its reason, not a traceback; a repeated face is
+    counted and reported with the line it repeats."""
     (tmp_path / "latin").mkdir()
     (tmp_path / "latin" / "manifest.csv").write_bytes(
         b"path,expression\na.jpg,happy\nb\xe9.jpg,sad\n"
@@ -148,5 +148,6 @@ def test_manifests_as_users_have_them(tmp_path):
     )
     report = SkipReport()
     kept = list(read_manifest(root, report))
-    assert [s.path.name for s in kept] == ["b.jpg", "c.jpg"]
-    assert report.skipped == {"frame_invalid": 1, "duplicate_row": 1}
+    assert [s.path.name for s in kept] == ["b.jpg", "b.jpg", "c.jpg"]
+    assert report.skipped == {"frame_invalid": 1} and report.notes["duplicate_row"] == 1
+    assert "repeats line 3" in json.dumps(report.to_dict())
