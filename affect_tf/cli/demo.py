@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from affect_tf.cli.errors import UsageError
+from affect_tf.cli.output import replaced_atomically
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -101,7 +102,8 @@ def _write_summary(out: Path, results: dict, metrics: dict, smoothed: dict, timi
         "held_out_smoothed": smoothed,
         "model": str(out / "model" / "model.keras"),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    with replaced_atomically(out / "summary.json") as partial:
+        partial.write_text(json.dumps(summary, indent=2))
     print(f"  summary        {out / 'summary.json'}")
 
 

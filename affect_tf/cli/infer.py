@@ -112,8 +112,8 @@ def _video(args: argparse.Namespace) -> int:
     except (InferenceError, ValueError) as e:
         raise UsageError(str(e)) from None
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False, float_format="%.6g")
+    with replaced_atomically(out) as partial:
+        table.to_csv(partial, index=False, float_format="%.6g")
     a = table.attrs
     print(
         f"{a['frames']} frames, {len(table)} read, {a['frames_with_face']} with a face "

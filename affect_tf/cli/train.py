@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
 from affect_tf.cli.errors import UsageError, as_usage_error
+from affect_tf.cli.output import replaced_atomically
 
 
 def training_files(data: str, out: Path) -> list[str]:
@@ -115,8 +117,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(text)
     print(format_report(result), file=sys.stderr)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        with replaced_atomically(out) as partial:
+            partial.write_text(text)
     return 0
 
 
@@ -132,9 +134,9 @@ def _predict_examples(args: argparse.Namespace) -> int:
     out = Path(args.out)
     files = training_files(args.data, out.parent / "predict")
     table = predict_table(model, files, smooth=args.smooth)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # %.9g writes float32 values exactly, so metrics recomputed from the file match.
-    table.to_csv(out, index=False, float_format="%.9g")
+    with replaced_atomically(out) as partial:
+        table.to_csv(partial, index=False, float_format="%.9g")
     print(f"wrote {len(table)} rows to {out}")
     return 0
 
@@ -147,7 +149,12 @@ def _export(args: argparse.Namespace) -> int:
     version_dir = out / str(args.version) if args.version else next_version(out)
     if version_dir.exists():
         raise UsageError(f"Expected a new version folder. Received: {version_dir} (exists)")
-    export_saved_model(model, export_dir=version_dir)
+    # Written under a name no server loads (not numeric), then renamed: a model server polling
+    # OUT never sees a half-written version.
+    partial = version_dir.with_name(f".{version_dir.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    export_saved_model(model, export_dir=partial)
+    partial.rename(version_dir)
     print(f"SavedModel ({', '.join(SIGNATURES)}) -> {version_dir}")
     return 0
 

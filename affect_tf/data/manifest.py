@@ -307,15 +307,15 @@ def read_manifest(root: str | Path, report: SkipReport | None = None) -> Iterato
             continue
         # The same face twice counts twice in training and evaluation: kept (a corpus may
         # weight faces so), but counted and reported with the line it repeats.
-        key = (
+        face = (
             str(sample.path),
             sample.bbox,
             None if sample.landmarks is None else tuple(np.ravel(sample.landmarks).tolist()),
         )
-        if key in seen:
-            report.note("duplicate_row", f"{manifest}:{number}", f"repeats line {seen[key]}")
+        if face in seen:
+            report.note("duplicate_row", f"{manifest}:{number}", f"repeats line {seen[face]}")
         else:
-            seen[key] = number
+            seen[face] = number
         yield sample
 
 
