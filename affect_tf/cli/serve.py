@@ -59,6 +59,24 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batching_parameters_file", help="BatchingParameters text proto")
     parser.add_argument("--monitoring_config_file", help="MonitoringConfig text proto")
     parser.add_argument("--host", default=d.host, help="interface to bind (default all)")
+    parser.add_argument(
+        "--max_request_instances",
+        type=int,
+        default=d.max_request_instances,
+        help=f"instances per request, batching on or off (default {d.max_request_instances})",
+    )
+    parser.add_argument(
+        "--max_image_pixels",
+        type=int,
+        default=d.max_image_pixels,
+        help=f"pixels of one image, read from its header (default {d.max_image_pixels:,})",
+    )
+    parser.add_argument(
+        "--max_request_pixels",
+        type=int,
+        default=d.max_request_pixels,
+        help=f"image pixels of one request (default {d.max_request_pixels:,})",
+    )
 
 
 def options_from_args(args: argparse.Namespace):

@@ -14,12 +14,67 @@ import keras
 import tensorflow as tf
 
 from affect_tf.data.examples import BBOX, IMAGE, LANDMARKS, NUM_LANDMARKS
+from affect_tf.data.images import MAX_IMAGE_PIXELS
 from affect_tf.face.align import align_face
 
 
-def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
-    """Decodes JPEG/PNG/BMP/GIF bytes to ``(H, W, 3)`` uint8 (first frame of an animation)."""
-    return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+def _uint(data: tf.Tensor, start: int, width: int, big_endian: bool) -> tf.Tensor:
+    """An unsigned integer of ``width`` bytes at ``start`` of a byte string (0 if too short)."""
+    raw = tf.io.decode_raw(tf.strings.substr(data, start, width), tf.uint8)
+    weights = [256**i for i in range(width)]
+    weights = tf.constant(weights[::-1] if big_endian else weights, tf.int64)
+    return tf.cond(
+        tf.shape(raw)[0] == width,
+        lambda: tf.reduce_sum(tf.cast(raw, tf.int64) * weights),
+        lambda: tf.constant(0, tf.int64),
+    )
+
+
+def header_pixels(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Width x height from a JPEG/PNG/GIF/BMP header, without decoding (0 when unknown: the
+    decoder then reports the bytes). Pure TF, so the serving graph guards itself."""
+    head = tf.strings.substr(image_bytes, 0, 8)
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(image_bytes), tf.int64)
+        return shape[0] * shape[1]
+
+    def png():
+        return _uint(image_bytes, 16, 4, True) * _uint(image_bytes, 20, 4, True)
+
+    def gif():
+        return _uint(image_bytes, 6, 2, False) * _uint(image_bytes, 8, 2, False)
+
+    def bmp():  # height may be negative (top-down rows): take its magnitude
+        height = _uint(image_bytes, 22, 4, False)
+        height = tf.where(height >= 2**31, 2**32 - height, height)
+        return _uint(image_bytes, 18, 4, False) * height
+
+    return tf.case(
+        [
+            (tf.strings.substr(head, 0, 3) == b"\xff\xd8\xff", jpeg),
+            (head == b"\x89PNG\r\n\x1a\n", png),
+            (tf.strings.substr(head, 0, 3) == b"GIF", gif),
+            (tf.strings.substr(head, 0, 2) == b"BM", bmp),
+        ],
+        default=lambda: tf.constant(0, tf.int64),
+    )
+
+
+def decode_image(image_bytes: tf.Tensor, max_pixels: int = MAX_IMAGE_PIXELS) -> tf.Tensor:
+    """Decodes JPEG/PNG/BMP/GIF bytes to ``(H, W, 3)`` uint8 (first frame of an animation).
+
+    Images over ``max_pixels`` (``affect_tf.data.images.MAX_IMAGE_PIXELS``, from the header)
+    fail with InvalidArgumentError before any pixel is decoded: an image bomb sent to a real TF
+    Serving never reaches memory.
+    """
+    check = tf.debugging.assert_less_equal(
+        header_pixels(image_bytes),
+        tf.constant(max_pixels, tf.int64),
+        message=f"Expected an image of at most {max_pixels} pixels (affect-tf's limit)",
+    )
+    with tf.control_dependencies([check]):
+        return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
 
 
 def preprocess_face(

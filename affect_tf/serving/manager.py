@@ -23,7 +23,7 @@ from affect_tf.export import numeric_versions
 from affect_tf.serving.batching import BatchingParameters
 from affect_tf.serving.errors import ServingError, invalid
 from affect_tf.serving.model_config import wanted_versions
-from affect_tf.serving.servable import ServedVersion
+from affect_tf.serving.servable import RequestLimits, ServedVersion
 
 log = logging.getLogger("affect_tf.serving")
 
@@ -38,10 +38,18 @@ class ModelManager:
         config: A ``ModelServerConfig``.
         batching: Batching parameters (None: every request runs alone).
         poll_seconds: File-system poll period; <= 0 loads once at start.
+        limits: Per-request limits (``RequestLimits`` defaults when None).
     """
 
-    def __init__(self, config, batching: BatchingParameters | None = None, poll_seconds=1.0):
+    def __init__(
+        self,
+        config,
+        batching: BatchingParameters | None = None,
+        poll_seconds=1.0,
+        limits: RequestLimits | None = None,
+    ):
         self.batching = batching
+        self.limits = limits
         self.poll_seconds = poll_seconds
         self._lock = threading.RLock()
         self._poll_lock = threading.Lock()
@@ -145,7 +153,7 @@ class ModelManager:
         self._set_state(name, version, "LOADING")
         start = time.perf_counter()
         try:
-            served = ServedVersion(name, version, path, self.batching)
+            served = ServedVersion(name, version, path, self.batching, self.limits)
             warmed = served.warmup()
         except Exception as e:  # noqa: BLE001 - reported through GetModelStatus and the log
             with self._lock:

@@ -159,8 +159,7 @@ def predict_json(manager: ModelManager, what: str, spec: tuple, raw: bytes) -> d
     served = manager.resolve(name, version, label)
     if not isinstance(body, dict):
         raise invalid(
-            "Expected a JSON object with 'instances' or 'inputs'. Received: "
-            f"{type(body).__name__}"
+            f"Expected a JSON object with 'instances' or 'inputs'. Received: {type(body).__name__}"
         )
     signature = body.get("signature_name") or "serving_default"
     inputs, style = parse_predict_body(body, served.input_names(signature))

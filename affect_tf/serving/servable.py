@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import logging
 from pathlib import Path
 
@@ -29,11 +31,49 @@ def read_signature_defs(saved_model_dir: str | Path) -> dict:
     return {k: defs[k] for k in defs if not k.startswith("__")}
 
 
+@dataclasses.dataclass(frozen=True)
+class RequestLimits:
+    """What one request may ask of the server, checked before anything is decoded or batched
+    (batching on or off). Flags: ``--max_request_instances``, ``--max_image_pixels``,
+    ``--max_request_pixels`` (``affect-tf serve``)."""
+
+    max_request_instances: int = 1024
+    # Per image, read from its header: 40 MP is a 7300 x 5500 photo (120 MB decoded).
+    max_image_pixels: int = 40_000_000
+    # All images of a request together.
+    max_request_pixels: int = 200_000_000
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            if getattr(self, field.name) < 1:
+                raise ValueError(
+                    f"Expected --{field.name} >= 1. Received: {getattr(self, field.name)}"
+                )
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from an encoded image's header, without decoding (None: unreadable)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except Image.DecompressionBombError:
+        return (1 << 31, 1)  # over every limit: Pillow refused to even describe it
+    except Exception:  # noqa: BLE001 - unreadable headers are the decoder's to report
+        return None
+
+
 class ServedVersion:
     """One loaded SavedModel version: its signatures, their specs, and how a request runs."""
 
     def __init__(
-        self, name: str, version: int, path: Path, batching: BatchingParameters | None
+        self,
+        name: str,
+        version: int,
+        path: Path,
+        batching: BatchingParameters | None,
+        limits: RequestLimits | None = None,
     ) -> None:
         import tensorflow as tf
 
@@ -48,6 +88,7 @@ class ServedVersion:
             k: fn.structured_input_signature[1] for k, fn in self.signatures.items()
         }
         self.batching = batching
+        self.limits = limits or RequestLimits()
         self._batchers: dict[str, Batcher] = {}
         if batching is not None:
             for key in self.signatures:
@@ -138,21 +179,46 @@ class ServedVersion:
                 )
             rows = array.shape[0]
             if spec.dtype == self._tf.string and key == "image":
-                for i, data in enumerate(array.reshape(-1)):
-                    if not data.startswith(IMAGE_MAGIC):
-                        raise invalid(
-                            f"Expected input 'image'[{i}] to be JPEG, PNG, GIF or BMP bytes. "
-                            f"Received: {len(data)} bytes starting {data[:8]!r}"
-                        )
+                self._check_images(array)
             arrays[key] = array
         if rows == 0:
             raise invalid(f"Expected at least one row. Received: an empty batch for {expected}")
+        if rows > self.limits.max_request_instances:
+            raise invalid(
+                f"Expected at most {self.limits.max_request_instances} instances per request "
+                f"(--max_request_instances). Received: {rows}"
+            )
         if self.batching is not None and rows > self.batching.max_batch_size:
             raise invalid(
                 f"Batch size {rows} exceeds the maximum batch size "
                 f"{self.batching.max_batch_size} (max_batch_size of --batching_parameters_file)"
             )
         return arrays
+
+    def _check_images(self, images: np.ndarray) -> None:
+        """Encoded images: a known format, and sizes (from the headers) within the limits."""
+        total = 0
+        for i, data in enumerate(images.reshape(-1)):
+            if not data.startswith(IMAGE_MAGIC):
+                raise invalid(
+                    f"Expected input 'image'[{i}] to be JPEG, PNG, GIF or BMP bytes. "
+                    f"Received: {len(data)} bytes starting {data[:8]!r}"
+                )
+            size = image_size(data)
+            if size is None:
+                continue  # the decoder reports a corrupt image, naming its row
+            pixels = size[0] * size[1]
+            if pixels > self.limits.max_image_pixels:
+                raise invalid(
+                    f"Expected input 'image'[{i}] of at most {self.limits.max_image_pixels:,} "
+                    f"pixels (--max_image_pixels). Received: {size[0]}x{size[1]}"
+                )
+            total += pixels
+            if total > self.limits.max_request_pixels:
+                raise invalid(
+                    f"Expected at most {self.limits.max_request_pixels:,} image pixels per "
+                    f"request (--max_request_pixels). Received: more by 'image'[{i}]"
+                )
 
     def _run(self, signature_name: str, arrays: dict) -> dict[str, np.ndarray]:
         tf = self._tf
@@ -177,9 +243,11 @@ class ServedVersion:
 
     def _undecodable(self, images: np.ndarray) -> int | None:
         """Index of the first image TF cannot decode (which row broke a request)."""
+        from affect_tf.data.preprocess import decode_image  # guarded: a bomb is not decoded
+
         for i, data in enumerate(images.reshape(-1)):
             try:
-                self._tf.io.decode_image(data, channels=3, expand_animations=False)
+                decode_image(self._tf.constant(data))
             except self._tf.errors.OpError:
                 return i
         return None

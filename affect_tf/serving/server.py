@@ -27,6 +27,7 @@ from affect_tf.serving.batching import BatchingParameters
 from affect_tf.serving.manager import ModelManager
 from affect_tf.serving.model_config import read_model_config, single_model_config
 from affect_tf.serving.monitoring import Metrics, read_monitoring_config
+from affect_tf.serving.servable import RequestLimits
 
 log = logging.getLogger("affect_tf.serving")
 
@@ -50,6 +51,10 @@ class ServerOptions:
     batching_parameters_file: str | None = None
     monitoring_config_file: str | None = None
     host: str = "0.0.0.0"
+    # affect-tf's own (TF Serving has no such flags): ``RequestLimits``.
+    max_request_instances: int = RequestLimits.max_request_instances
+    max_image_pixels: int = RequestLimits.max_image_pixels
+    max_request_pixels: int = RequestLimits.max_request_pixels
 
 
 class ModelServer:
@@ -87,7 +92,10 @@ class ModelServer:
         if options.monitoring_config_file:
             metrics_path = read_monitoring_config(options.monitoring_config_file)
         self.metrics = Metrics()
-        self.manager = ModelManager(config, batching, options.file_system_poll_wait_seconds)
+        limits = RequestLimits(
+            options.max_request_instances, options.max_image_pixels, options.max_request_pixels
+        )
+        self.manager = ModelManager(config, batching, options.file_system_poll_wait_seconds, limits)
         self.options = options
         self.metrics_path = metrics_path
         self.grpc_server = None

@@ -60,3 +60,39 @@ def test_model_with_aligner_saves_loads_and_matches_the_model(tmp_path):
     full.save(path)
     loaded = affect_tf.load_model(path)
     np.testing.assert_allclose(loaded(inputs)["expression"], out["expression"], atol=1e-6)
+
+
+def _encode(image, fmt: str) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP"])
+def test_header_pixels_read_without_decoding(fmt):
+    from PIL import Image
+
+    from affect_tf.data.preprocess import header_pixels
+
+    data = _encode(Image.new("RGB", (37, 23), (10, 20, 30)), fmt)
+    assert int(header_pixels(tf.constant(data))) == 37 * 23
+    assert int(header_pixels(tf.constant(b"not an image"))) == 0
+
+
+def test_the_serving_graph_refuses_an_image_bomb(exported):
+    """A 120 MP PNG of zeros (a small file) fails in the SavedModel itself with a message
+    naming the limit, before it is decoded: real TF Serving is protected too."""
+    from PIL import Image
+
+    bomb = _encode(Image.new("L", (12000, 10000)), "PNG")
+    assert len(bomb) < 300_000
+    signature = tf.saved_model.load(str(exported["version"])).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 100000000 pixels"):
+        signature(image=tf.constant([bomb]))
+    faces = tf.data.Dataset.from_tensors(tf.constant(bomb)).map(
+        lambda b: preprocess_face(b, tf.zeros(10), tf.zeros(4), 24, 0.25)
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most"):
+        next(iter(faces))

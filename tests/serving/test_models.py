@@ -130,9 +130,9 @@ def test_poll_and_reload_concurrently_keep_one_consistent_state(exported, tmp_pa
     loads: list[tuple[str, int]] = []
     real = manager_module.ServedVersion
 
-    def counted(name, version, path, batching):
+    def counted(name, version, *args):
         loads.append((name, version))
-        return real(name, version, path, batching)
+        return real(name, version, *args)
 
     monkeypatch.setattr(manager_module, "ServedVersion", counted)
     latest = single_model_config("affect", str(base))  # latest 1: version 2
@@ -251,3 +251,44 @@ def test_a_broken_new_version_never_takes_down_the_serving_one(exported, tmp_pat
         ]
     finally:
         manager.stop()
+
+
+def test_request_limits_refuse_bombs_and_floods_before_decoding(exported):
+    """An image over --max_image_pixels (read from its header: the 40 KB PNG below is 64 MP of
+    zeros), too many pixels in one request, or too many instances without batching: each an
+    INVALID_ARGUMENT naming the flag, before TF decodes anything."""
+    import io
+
+    from PIL import Image
+
+    from affect_tf.serving.servable import RequestLimits, ServedVersion
+
+    served = ServedVersion(
+        "affect", 1, exported["version"], None, RequestLimits(4, 10**6, 2 * 10**6)
+    )
+    buffer = io.BytesIO()
+    Image.new("L", (8000, 8000)).save(buffer, format="PNG")
+    bomb = buffer.getvalue()
+    assert len(bomb) < 100_000
+    buffer = io.BytesIO()
+    Image.new("RGB", (900, 900)).save(buffer, format="JPEG")
+    photo = buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buffer, format="JPEG")
+    tiny = buffer.getvalue()
+    zeros = np.zeros((1, 10), np.float32)
+    cases = [
+        ([bomb], "--max_image_pixels"),
+        ([photo] * 3, "--max_request_pixels"),
+        ([tiny] * 5, "--max_request_instances"),
+    ]
+    for images, flag in cases:
+        inputs = {"image": images, "landmarks": np.repeat(zeros, len(images), 0)}
+        with pytest.raises(ServingError, match=flag) as error:
+            served.predict("serving_landmarks", inputs)
+        assert error.value.code.name == "INVALID_ARGUMENT"
+    ok = {"image": [photo], "landmarks": zeros}
+    assert served.predict("serving_landmarks", ok)["valence"].shape == (1,)
+    with pytest.raises(ValueError, match="max_image_pixels >= 1"):
+        RequestLimits(max_image_pixels=0)
+    served.close()
