@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import signal
 import threading
 
 from affect_tf.cli.errors import UsageError
+
+# Seconds a stopping server waits for in-flight requests before it exits anyway.
+DRAIN_SECONDS = 10.0
 
 
 def _bool(value: str | bool) -> bool:
@@ -114,5 +118,12 @@ def run_server(options) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
-    server.stop()
+    # Drain within a bound (k8s and docker stop send SIGKILL after their grace period): stop
+    # accepting, let in-flight requests finish, then exit even if something still hangs.
+    stopper = threading.Thread(target=server.stop, name="drain", daemon=True)
+    stopper.start()
+    stopper.join(DRAIN_SECONDS)
+    if stopper.is_alive():
+        print(f"affect-tf serve: not drained within {DRAIN_SECONDS} s; exiting", flush=True)
+        os._exit(0)
     return 0

@@ -63,8 +63,10 @@ def server(exported, tmp_path_factory):
         pytest.fail(f"{e}\n" + (root / "server.log").read_text()[-3000:])
     grpc_port, rest_port = launched.grpc_port, launched.rest_port
     yield {"grpc": grpc_port, "rest": rest_port, "base": base, "root": root}
-    launched.stop()
+    start = time.monotonic()
+    launched.stop()  # SIGTERM: drains, then exits within its bound (DRAIN_SECONDS)
     log.close()
+    assert launched.process.returncode == 0 and time.monotonic() - start < 15
 
 
 @pytest.fixture(scope="module")
