@@ -156,12 +156,18 @@ def make_grpc_server(
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.max_receive_message_length", MAX_MESSAGE),
+            # gRPC binds with SO_REUSEPORT by default: a second server on a busy port would
+            # start and the kernel would split the traffic between the two.
+            ("grpc.so_reuseport", 0),
         ],
     )
     prediction, model = make_servicers(manager, metrics)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(model, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # newer grpc raises where older ones return 0
+        bound = 0
     if bound == 0:
-        raise OSError(f"Expected a free gRPC port. Received: port={port} (cannot bind)")
+        raise OSError(f"Expected a free gRPC port. Received: --port={port} (in use or not allowed)")
     return server, bound

@@ -292,3 +292,18 @@ def test_request_limits_refuse_bombs_and_floods_before_decoding(exported):
     with pytest.raises(ValueError, match="max_image_pixels >= 1"):
         RequestLimits(max_image_pixels=0)
     served.close()
+
+
+def test_a_grpc_port_in_use_is_an_error_not_a_second_server():
+    """gRPC's default SO_REUSEPORT let a second server bind a busy port (the kernel then split
+    the traffic); now the second bind is refused with the flag named."""
+    from affect_tf.serving.grpc_service import make_grpc_server
+    from affect_tf.serving.monitoring import Metrics
+
+    first, port = make_grpc_server(None, 0, Metrics(), host="127.0.0.1")
+    first.start()
+    try:
+        with pytest.raises(OSError, match=f"--port={port} \\(in use"):
+            make_grpc_server(None, port, Metrics(), host="127.0.0.1")
+    finally:
+        first.stop(0)
