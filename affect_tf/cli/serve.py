@@ -39,7 +39,10 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--rest_api_num_threads", type=int, default=d.rest_api_num_threads, help="(accepted)"
     )
     parser.add_argument(
-        "--rest_api_timeout_in_ms", type=int, default=d.rest_api_timeout_in_ms, help="(accepted)"
+        "--rest_api_timeout_in_ms",
+        type=int,
+        default=d.rest_api_timeout_in_ms,
+        help="bound on every REST socket read (default 30000)",
     )
     parser.add_argument("--grpc_max_threads", type=int, default=d.grpc_max_threads)
     parser.add_argument("--model_name", default=d.model_name)

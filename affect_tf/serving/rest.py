@@ -144,6 +144,18 @@ def route(method: str, path: str, metrics_path: str | None) -> tuple[str, tuple 
     return what, (match["name"], int(version) if version else None, match["label"])
 
 
+def _content_length(value: str | None) -> int:
+    """The request's Content-Length (0 when absent); INVALID_ARGUMENT when it is not a
+    non-negative integer (chunked bodies are not supported: TF Serving's clients send a length)."""
+    try:
+        length = int(value or 0)
+    except ValueError:
+        raise invalid(f"Expected a numeric Content-Length. Received: {value!r}") from None
+    if length < 0:
+        raise invalid(f"Expected a Content-Length >= 0. Received: {length}")
+    return length
+
+
 def predict_json(manager: ModelManager, what: str, spec: tuple, raw: bytes) -> dict:
     """The response body of a REST predict request (raises ``ServingError``)."""
     name, version, label = spec
@@ -162,6 +174,10 @@ def predict_json(manager: ModelManager, what: str, spec: tuple, raw: bytes) -> d
             f"Expected a JSON object with 'instances' or 'inputs'. Received: {type(body).__name__}"
         )
     signature = body.get("signature_name") or "serving_default"
+    if not isinstance(signature, str):
+        raise invalid(
+            f"Expected 'signature_name' to be a string. Received: {json.dumps(signature)[:80]}"
+        )
     inputs, style = parse_predict_body(body, served.input_names(signature))
     return format_predict(served.predict(signature, inputs), style)
 
@@ -209,7 +225,7 @@ class RestHandler(BaseHTTPRequestHandler):
         start = time.perf_counter()
         name, code = "", grpc.StatusCode.OK
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            length = _content_length(self.headers.get("Content-Length"))
             if length > MAX_BODY:
                 raise invalid(f"Expected a request body up to {MAX_BODY} bytes. Received: {length}")
             raw = self.rfile.read(length) if length else b""
@@ -219,6 +235,11 @@ class RestHandler(BaseHTTPRequestHandler):
         except ServingError as e:
             code = e.code
             self._error(e)
+        except (
+            TimeoutError
+        ):  # the client announced more body than it sent (--rest_api_timeout_in_ms)
+            code = grpc.StatusCode.DEADLINE_EXCEEDED
+            self.close_connection = True
         except Exception as e:  # noqa: BLE001 - the server keeps serving; the client learns why
             log.exception("REST predict failed")
             code = grpc.StatusCode.INTERNAL
@@ -228,12 +249,15 @@ class RestHandler(BaseHTTPRequestHandler):
                 self.metrics.observe(name, "predict/rest", code.name, time.perf_counter() - start)
 
 
-def make_handler(manager: ModelManager, metrics: Metrics, metrics_path: str | None):
-    """A ``RestHandler`` class bound to this server's manager, metrics and monitoring path."""
+def make_handler(
+    manager: ModelManager, metrics: Metrics, metrics_path: str | None, timeout: float = 30.0
+):
+    """A ``RestHandler`` class bound to this server's manager, metrics and monitoring path;
+    ``timeout`` bounds every socket read (a slow or lying client cannot hold a thread)."""
     return type(
         "Handler",
         (RestHandler,),
-        {"manager": manager, "metrics": metrics, "metrics_path": metrics_path},
+        {"manager": manager, "metrics": metrics, "metrics_path": metrics_path, "timeout": timeout},
     )
 
 
@@ -266,8 +290,15 @@ def metadata_json(served) -> dict:
 
 
 def make_rest_server(
-    manager: ModelManager, port: int, metrics: Metrics, metrics_path: str | None, host="0.0.0.0"
+    manager: ModelManager,
+    port: int,
+    metrics: Metrics,
+    metrics_path: str | None,
+    host="0.0.0.0",
+    timeout: float = 30.0,
 ) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(manager, metrics, metrics_path))
+    """TF Serving's REST API on ``host:port`` (not started); ``timeout`` in seconds per read."""
+    handler = make_handler(manager, metrics, metrics_path, timeout)
+    server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

@@ -18,6 +18,10 @@ log = logging.getLogger("affect_tf.serving")
 
 # Image signatures whose string input must hold encoded images (checked before batching so
 # that one client's garbage is reported to that client by name, not as a TF kernel error).
+# Inputs holding pixel coordinates, and how far from the image they may be: no image within the
+# pixel limits has a side this long, and 1e30 landmarks made the alignment return NaN.
+PIXEL_INPUTS = ("landmarks", "bbox")
+MAX_COORD = 1e6
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
@@ -159,6 +163,16 @@ class ServedVersion:
                         raise TypeError("not bytes")
                 else:
                     array = np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
+                    if array.dtype.kind == "f" and not np.isfinite(array).all():
+                        raise invalid(
+                            f"Expected finite values in input {key!r}. Received: "
+                            f"{int((~np.isfinite(array)).sum())} NaN/inf values"
+                        )
+                    if key in PIXEL_INPUTS and array.size and np.abs(array).max() > MAX_COORD:
+                        raise invalid(
+                            f"Expected pixel coordinates in input {key!r} within "
+                            f"±{MAX_COORD:,.0f}. Received: {np.abs(array).max():.3g}"
+                        )
             except (TypeError, ValueError):
                 raise invalid(
                     f"Expected input {key!r} of type {spec.dtype.name}. Received: "

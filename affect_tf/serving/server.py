@@ -40,7 +40,7 @@ class ServerOptions:
     port: int = 8500  # gRPC; 0 picks a free port
     rest_api_port: int = 8501  # 0 disables REST
     rest_api_num_threads: int = 32  # accepted for compatibility
-    rest_api_timeout_in_ms: int = 30000  # accepted for compatibility
+    rest_api_timeout_in_ms: int = 30000  # bounds every REST socket read
     grpc_max_threads: int = 32
     model_name: str = "affect"
     model_base_path: str | None = None  # a folder of numeric SavedModel versions
@@ -119,7 +119,12 @@ class ModelServer:
         log.info("Running gRPC ModelServer at %s:%s ...", options.host, self.grpc_port)
         if options.rest_api_port:
             self.rest_server = make_rest_server(
-                self.manager, options.rest_api_port, self.metrics, self.metrics_path, options.host
+                self.manager,
+                options.rest_api_port,
+                self.metrics,
+                self.metrics_path,
+                options.host,
+                timeout=options.rest_api_timeout_in_ms / 1000,
             )
             self.rest_port = self.rest_server.server_address[1]
             threading.Thread(target=self.rest_server.serve_forever, daemon=True).start()

@@ -307,3 +307,60 @@ def test_a_grpc_port_in_use_is_an_error_not_a_second_server():
             make_grpc_server(None, port, Metrics(), host="127.0.0.1")
     finally:
         first.stop(0)
+
+
+def test_rest_requests_that_used_to_500_or_hang_are_400s(exported):
+    """On a real loopback REST server: a non-numeric Content-Length, a list signature_name,
+    landmarks of 1e30 (a 200 with a literal NaN before) or NaN are 400s; a body shorter than its
+    Content-Length releases the thread after the read timeout instead of holding it."""
+    import base64
+    import http.client
+    import json
+    import socket
+    import time
+
+    from affect_tf.serving.manager import ModelManager
+    from affect_tf.serving.model_config import single_model_config
+    from affect_tf.serving.monitoring import Metrics
+    from affect_tf.serving.rest import make_rest_server
+    from tests.conftest import jpeg_bytes
+
+    base = exported["version"].parent
+    manager = ModelManager(single_model_config("affect", str(base)), poll_seconds=0)
+    manager.start()
+    server = make_rest_server(manager, 0, Metrics(), None, "127.0.0.1", timeout=1.0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    def post(body: bytes, headers: dict) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.putrequest("POST", "/v1/models/affect:predict")
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        conn.send(body)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+
+    try:
+        assert post(b"{}", {"Content-Length": "abc"})[0] == 400
+        body = json.dumps({"signature_name": ["x"], "instances": [{"b64": "aGk="}]}).encode()
+        status, text = post(body, {"Content-Length": str(len(body))})
+        assert status == 400 and "signature_name" in text
+        jpeg = {"b64": base64.b64encode(jpeg_bytes()).decode()}
+        for value in (1e30, float("nan")):
+            instance = {"image": jpeg, "landmarks": [value] * 10}
+            body = json.dumps({"signature_name": "serving_landmarks", "instances": [instance]})
+            status, text = post(body.encode(), {"Content-Length": str(len(body))})
+            assert status == 400 and "landmarks" in text and "NaN" not in text.split(":", 1)[0]
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/models/affect:predict HTTP/1.1\r\nHost: x\r\n"
+                b'Content-Length: 1000\r\n\r\n{"instances"'
+            )
+            assert sock.recv(100) == b""  # closed by the server after its read timeout
+        assert time.monotonic() - start < 5
+    finally:
+        server.shutdown()
+        manager.stop()
