@@ -33,8 +33,15 @@ def predict(manager: ModelManager, request):
     name, version, label = _spec(request.model_spec)
     served = manager.resolve(name, version, label)
     signature = request.model_spec.signature_name or "serving_default"
+    specs = served.input_specs.get(signature, {})
     inputs = {}
     for key, proto in request.inputs.items():
+        # As strict as TF Serving: a TensorProto says its dtype, and a float64 or int tensor for
+        # a float32 input is an error there, not a silent conversion.
+        wanted = specs[key].dtype if key in specs else None
+        given = tf.dtypes.as_dtype(proto.dtype) if proto.dtype else None
+        if wanted is not None and given is not None and given != wanted:
+            raise invalid(f"Expects arg {key!r} to be {wanted.name} but {given.name} is provided")
         try:
             inputs[key] = tf.make_ndarray(proto)
         except (TypeError, ValueError) as e:

@@ -364,3 +364,34 @@ def test_rest_requests_that_used_to_500_or_hang_are_400s(exported):
     finally:
         server.shutdown()
         manager.stop()
+
+
+def test_grpc_dtypes_are_as_strict_as_tf_serving(exported):
+    """A float64 tensor for a float32 input was converted silently; TF Serving refuses it."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    from affect_tf.serving.grpc_service import predict
+    from affect_tf.serving.manager import ModelManager
+    from affect_tf.serving.model_config import single_model_config
+    from tests.conftest import jpeg_bytes
+
+    manager = ModelManager(
+        single_model_config("affect", str(exported["version"].parent)), poll_seconds=0
+    )
+    manager.start()
+    try:
+        for dtype in (np.float64, np.float32):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = "affect"
+            request.model_spec.signature_name = "serving_landmarks"
+            request.inputs["image"].CopyFrom(tf.make_tensor_proto([jpeg_bytes()]))
+            landmarks = np.full((1, 10), 10.0, dtype)
+            request.inputs["landmarks"].CopyFrom(tf.make_tensor_proto(landmarks))
+            if dtype is np.float64:
+                with pytest.raises(ServingError, match="to be float32 but float64 is provided"):
+                    predict(manager, request)
+            else:
+                assert predict(manager, request).outputs["valence"].float_val
+    finally:
+        manager.stop()
