@@ -49,7 +49,14 @@ class BatchingParameters:
             "enable_large_batch_splitting",
         }
         text = re.sub(r"#.*", "", text)
-        for key, value in re.findall(r"(\w+)\s*(?::\s*|\{\s*value\s*:\s*)([\w.\-]+)\s*\}?", text):
+        entry = re.compile(r"(\w+)\s*(?::\s*|\{\s*value\s*:\s*)([\w.\-]+)\s*\}?")
+        leftover = entry.sub("", text).strip()
+        if leftover:  # a malformed file used to fall back to the defaults without a word
+            raise ValueError(
+                "Expected BatchingParameters text proto entries such as "
+                f"'max_batch_size {{ value: 32 }}'. Received: {leftover[:60]!r} in {source}"
+            )
+        for key, value in entry.findall(text):
             if key in ignored:
                 continue
             if key not in fields:

@@ -28,6 +28,9 @@ def test_batching_parameters_parse():
         BatchingParameters.parse("max_batchsize { value: 4 }", "f.txt")
     with pytest.raises(ValueError, match=">= 1"):
         BatchingParameters.parse("max_batch_size { value: 0 }")
+    # A malformed file is an error naming it, not the defaults.
+    with pytest.raises(ValueError, match="Received: 'max_batch_size = 16' in f.txt"):
+        BatchingParameters.parse("max_batch_size = 16", "f.txt")
 
 
 def test_version_policies():
