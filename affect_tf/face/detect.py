@@ -35,6 +35,14 @@ class Detection:
     def area(self) -> float:
         return float(self.box[2] * self.box[3])
 
+    def scaled(self, factor: float) -> Detection:
+        """The same face in an image ``factor`` times larger."""
+        return Detection(
+            tuple(float(v) * factor for v in self.box),  # type: ignore[arg-type]
+            self.score,
+            np.asarray(self.landmarks, np.float32) * factor,
+        )
+
 
 def select_face(detections: list[Detection], policy: Policy = "largest") -> Detection | None:
     """Picks one face by policy; None when there is none."""
@@ -69,6 +77,9 @@ class FaceDetector:
             image size) instead of the package's eager Keras calls. Same boxes and landmarks,
             4-5x faster: eager execution pays Python per layer call, and P-Net runs once per
             pyramid scale (``docs/benchmarks.md``).
+        max_side: ``detect`` finds faces on a copy shrunk to this longest side (boxes and
+            landmarks are mapped back): an 8000 x 8000 photo's image pyramid took 8.5 GB and
+            minutes; faces smaller than ``min_face_size`` at the shrunk scale are not sought.
     """
 
     def __init__(
@@ -78,6 +89,7 @@ class FaceDetector:
         policy: Policy = "largest",
         device: str = "CPU:0",
         compiled: bool = True,
+        max_side: int = 1600,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"Expected policy in {POLICIES}. Received: policy={policy!r}")
@@ -94,10 +106,19 @@ class FaceDetector:
         self.min_face_size = min_face_size
         self.min_score = min_score
         self.policy = policy
+        self.max_side = max_side
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Detects every face in an RGB ``(H, W, 3)`` uint8 image."""
+        """Detects every face in an RGB ``(H, W, 3)`` uint8 image (large ones at ``max_side``)."""
         image = _check_rgb(image)
+        factor = max(image.shape[:2]) / self.max_side
+        if factor > 1:
+            import cv2
+
+            size = (round(image.shape[1] / factor), round(image.shape[0] / factor))
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            results = self._mtcnn.detect_faces(small, min_face_size=self.min_face_size)
+            return [d.scaled(factor) for d in _to_detections(results, self.min_score)]
         results = self._mtcnn.detect_faces(image, min_face_size=self.min_face_size)
         return _to_detections(results, self.min_score)
 
@@ -106,6 +127,8 @@ class FaceDetector:
         if not images:
             return []
         checked = [_check_rgb(im) for im in images]
+        if any(max(im.shape[:2]) > self.max_side for im in checked):
+            return [self.detect(im) for im in checked]  # each at its own shrunk scale
         results = self._mtcnn.detect_faces(checked, min_face_size=self.min_face_size)
         return [_to_detections(r, self.min_score) for r in results]
 

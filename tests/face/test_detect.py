@@ -104,3 +104,16 @@ def test_the_mtcnn_internals_we_patch_are_where_we_expect(detector):
     moved = types.SimpleNamespace(stages=[types.SimpleNamespace(model=lambda x: x)])
     with pytest.raises(RuntimeError, match="_model"):
         _compile_stages(moved)
+
+
+def test_large_photos_are_searched_shrunk_and_mapped_back(detector, astronaut):
+    """The astronaut scaled 4x (2048 px) is searched at 1600 px; the box and landmarks come
+    back in the large image's pixels, where the 512 px ones scaled 4x put them."""
+    import cv2
+
+    big = cv2.resize(astronaut, (2048, 2048), interpolation=cv2.INTER_CUBIC)
+    small_face = detector.detect_one(astronaut)
+    big_face = detector.detect_one(big)
+    assert detector.max_side == 1600 and big_face is not None
+    np.testing.assert_allclose(big_face.box, np.asarray(small_face.box) * 4, rtol=0.08, atol=12)
+    np.testing.assert_allclose(big_face.landmarks, small_face.landmarks * 4, atol=16)
