@@ -115,3 +115,20 @@ def test_predict_outputs_never_overwrite_each_other(exported, astronaut, tmp_pat
         assert (tmp_path / "overlays" / clip / "00000.jpg").is_file()
     assert len(pd.read_csv(tmp_path / "p.csv.gz")) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "overlays", "p.csv.gz"]
+
+
+def test_predict_a_file_name_that_is_not_utf8(exported, astronaut, tmp_path, capsys):
+    """A Latin-1 file name crashed the CSV writer after all the work; now the CSV holds the
+    name's own bytes and the table on screen shows it escaped."""
+    import os
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.jpg")
+    Image.fromarray(astronaut).save(folder / name)
+    csv_path = tmp_path / "p.csv"
+    args = ["predict", str(folder), "--model", str(exported["base"]), "--quiet"]
+    assert cli.main([*args, "--csv", str(csv_path), "--json", str(tmp_path / "p.json")]) == 0
+    assert b"caf\xe9.jpg" in csv_path.read_bytes()
+    assert "caf\\udce9.jpg" in capsys.readouterr().out
+    assert json.loads((tmp_path / "p.json").read_text())["faces"][0]["source"].endswith(name)

@@ -59,7 +59,8 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"skipped {skip['source']}: {skip['reason']}", file=sys.stderr)
     if args.csv:
         with replaced_atomically(args.csv) as partial:
-            table.to_csv(partial, index=False, float_format="%.6g")
+            # File names that are not UTF-8 go back out as the bytes they were.
+            table.to_csv(partial, index=False, float_format="%.6g", errors="surrogateescape")
     if args.json:
         body = {"faces": table.to_dict(orient="records"), "skipped": skipped}
         with replaced_atomically(args.json) as partial:

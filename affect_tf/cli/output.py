@@ -39,7 +39,9 @@ def print_table(table, columns: list[str], limit: int = 20) -> None:
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 30):
-        print(table[columns].head(limit).to_string(index=False, float_format="%.3f"))
+        text = table[columns].head(limit).to_string(index=False, float_format="%.3f")
+    # A file name that is not UTF-8 (kept as surrogates) is shown escaped, not a crash.
+    print(text.encode("utf-8", "backslashreplace").decode("utf-8"))
     if len(table) > limit:
         print(f"... {len(table) - limit} more rows")
 
