@@ -7,11 +7,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from affect_tf.model.loading import ModelLoadError, load_model
+
+log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 LAST_FILE = "last.keras"
 
@@ -84,3 +88,30 @@ def plot_history(history: dict, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def resume_point(out: Path, epochs: int, resume: bool) -> tuple[keras.Model | None, int, float]:
+    """``(model, epoch, best)`` to continue an unfinished run in ``out`` from (``ResumeState``
+    wrote it); ``(None, 0, best or -inf)`` to train anew, with a logged reason."""
+    state_path = out / STATE_FILE
+    if not (resume and state_path.is_file() and (out / LAST_FILE).is_file()):
+        return None, 0, -np.inf
+    try:
+        state = json.loads(state_path.read_text())
+        int(state["epoch"])
+    except (ValueError, KeyError, TypeError) as e:
+        log.warning("cannot resume from %s (%s): training anew", state_path, e)
+        return None, 0, -np.inf
+    if state["epoch"] >= epochs:
+        log.info("the run in %s already finished %d epochs: training anew", out, state["epoch"])
+        return None, 0, -np.inf
+    best = float(state.get("best_val_p_mtl", -np.inf))
+    try:
+        model = load_model(out / LAST_FILE)
+    except ModelLoadError as e:
+        # E.g. killed while saving before checkpoints were renamed into place: start over, but
+        # keep the best score so model.keras is only replaced by a better model.
+        log.warning("cannot resume from %s (%s): training anew", out / LAST_FILE, e)
+        return None, 0, best
+    log.info("resuming from epoch %d (%s)", state["epoch"], out / LAST_FILE)
+    return model, int(state["epoch"]), best

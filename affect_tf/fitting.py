@@ -22,14 +22,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from affect_tf.callbacks import LAST_FILE, STATE_FILE, PMTLCallback, ResumeState, plot_history
+from affect_tf.callbacks import PMTLCallback, ResumeState, plot_history, resume_point
 from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.labels import AUS
 from affect_tf.metrics import training_metrics
 from affect_tf.model.affect_model import AffectModel, probabilities
 from affect_tf.model.config import AffectConfig
-from affect_tf.model.loading import MODEL_FILE, ModelLoadError, load_model
+from affect_tf.model.loading import MODEL_FILE, load_model
 from affect_tf.model.pretrained import load_backbone_weights
 from affect_tf.report import TASKS, evaluate_run, tuned_au_thresholds
 
@@ -164,31 +164,6 @@ def _initial_model(config: AffectConfig, priors: LabelPriors, warm_start: str | 
     return model
 
 
-def _resume(out: Path, epochs: int, resume: bool) -> tuple[keras.Model | None, int, float]:
-    state_path = out / STATE_FILE
-    if not (resume and state_path.is_file() and (out / LAST_FILE).is_file()):
-        return None, 0, -np.inf
-    try:
-        state = json.loads(state_path.read_text())
-        int(state["epoch"])
-    except (ValueError, KeyError, TypeError) as e:
-        log.warning("cannot resume from %s (%s): training anew", state_path, e)
-        return None, 0, -np.inf
-    if state["epoch"] >= epochs:
-        log.info("the run in %s already finished %d epochs: training anew", out, state["epoch"])
-        return None, 0, -np.inf
-    best = float(state.get("best_val_p_mtl", -np.inf))
-    try:
-        model = load_model(out / LAST_FILE)
-    except ModelLoadError as e:
-        # E.g. killed while saving before checkpoints were renamed into place: start over, but
-        # keep the best score so model.keras is only replaced by a better model.
-        log.warning("cannot resume from %s (%s): training anew", out / LAST_FILE, e)
-        return None, 0, best
-    log.info("resuming from epoch %d (%s)", state["epoch"], out / LAST_FILE)
-    return model, int(state["epoch"]), best
-
-
 def _callbacks(out: Path, best: float, patience: int, append: bool, tensorboard: bool) -> list:
     callbacks = [
         PMTLCallback(),
@@ -284,7 +259,7 @@ def fit(
         start = time.perf_counter()
         history = _fit_cached(config, data, out, model, epochs, patience, seed, measured, verbose)
         return _finish(model, data, out, history, time.perf_counter() - start, measured)
-    model, initial_epoch, best = _resume(out, epochs, resume)
+    model, initial_epoch, best = resume_point(out, epochs, resume)
     loaded = model is not None
     history: dict[str, list[float]] = {}
     start = time.perf_counter()
