@@ -289,6 +289,12 @@ def metadata_json(served) -> dict:
     }
 
 
+class _Server(ThreadingHTTPServer):
+    # The standard library listens with a backlog of 5: 64 clients connecting at once saw 44
+    # connections reset. The kernel caps this at net.core.somaxconn.
+    request_queue_size = 1024
+
+
 def make_rest_server(
     manager: ModelManager,
     port: int,
@@ -299,6 +305,6 @@ def make_rest_server(
 ) -> ThreadingHTTPServer:
     """TF Serving's REST API on ``host:port`` (not started); ``timeout`` in seconds per read."""
     handler = make_handler(manager, metrics, metrics_path, timeout)
-    server = ThreadingHTTPServer((host, port), handler)
+    server = _Server((host, port), handler)
     server.daemon_threads = True
     return server
