@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from affect_tf.files import replaced_atomically
 from affect_tf.model.loading import ModelLoadError, load_model
 
 log = logging.getLogger(__name__)
@@ -51,17 +52,15 @@ class ResumeState(keras.callbacks.Callback):
         self.best = max(self.best, float(logs.get("val_p_mtl", -np.inf)))
         # Written under temporary names and renamed: a kill leaves the previous checkpoint or
         # the new one, never half a file (``fitting`` resumes from it).
-        partial = self.out_dir / ("partial_" + LAST_FILE)
-        self.model.save(partial)
-        partial.replace(self.out_dir / LAST_FILE)
+        with replaced_atomically(self.out_dir / LAST_FILE) as partial:
+            self.model.save(partial)
         state = {
             "epoch": epoch + 1,
             "best_val_p_mtl": self.best,
             "logs": {k: float(v) for k, v in logs.items()},
         }
-        state_partial = self.out_dir / (STATE_FILE + ".partial")
-        state_partial.write_text(json.dumps(state, indent=2))
-        state_partial.replace(self.out_dir / STATE_FILE)
+        with replaced_atomically(self.out_dir / STATE_FILE) as partial:
+            partial.write_text(json.dumps(state, indent=2))
 
 
 def plot_history(history: dict, path: Path) -> Path:

@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "affect_tf._env",
             "affect_tf.errors",
+            "affect_tf.files",
             "affect_tf.labels",
             "affect_tf.presets",
             "affect_tf.face",

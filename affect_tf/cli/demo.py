@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from affect_tf.cli.errors import UsageError
-from affect_tf.cli.output import replaced_atomically
+from affect_tf.files import replaced_atomically
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from affect_tf.cli.errors import UsageError
-from affect_tf.cli.output import print_table, replaced_atomically
+from affect_tf.cli.output import print_table
+from affect_tf.files import replaced_atomically
 
 
 def default_model() -> str:

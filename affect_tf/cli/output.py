@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -44,18 +40,3 @@ def print_table(table, columns: list[str], limit: int = 20) -> None:
     print(text.encode("utf-8", "backslashreplace").decode("utf-8"))
     if len(table) > limit:
         print(f"... {len(table) - limit} more rows")
-
-
-@contextlib.contextmanager
-def replaced_atomically(path: str | Path) -> Iterator[Path]:
-    """Yields a temporary path beside ``path`` to write; renames it into place when the block
-    ends without error (else removes it), so a failure never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The suffix stays last, so writers that read it (pandas' ``.csv.gz``) behave the same.
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-    try:
-        yield partial
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)

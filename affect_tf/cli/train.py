@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from affect_tf.cli.errors import UsageError, as_usage_error
-from affect_tf.cli.output import replaced_atomically
+from affect_tf.files import replaced_atomically
 
 
 def training_files(data: str, out: Path) -> list[str]:

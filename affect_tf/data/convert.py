@@ -18,6 +18,7 @@ from affect_tf.data.corpus import Sample, SkipReport
 from affect_tf.data.coverage import ConvertResult, LabelStats
 from affect_tf.data.examples import FaceRecord, LabelError, serialize_example
 from affect_tf.data.images import ImageDecodeError, decode_rgb
+from affect_tf.files import replaced_atomically
 
 # Encodings TensorFlow's decode_image reads into a single (H, W, C) uint8 frame; anything
 # else (WebP, TIFF, GIF, 16-bit or CMYK) is re-encoded as PNG so the Transform graph can read it.
@@ -249,7 +250,7 @@ def convert(
 ) -> ConvertResult:
     """Writes the usable samples as GZIP-compressed tf.Examples and reports the rest.
 
-    The file is written as ``<out_path>.partial`` and renamed when complete, so an interrupted
+    The file is written under a temporary name and renamed when complete, so an interrupted
     conversion never leaves a file that looks finished.
 
     Args:
@@ -285,27 +286,28 @@ def convert(
             workers = default_workers() if detect >= AUTO_POOL_MIN else 1
     results = _records(samples, converter, workers)
     bar = tqdm(results, total=total, disable=not progress, unit="img", desc="convert", leave=False)
-    partial = out_path.with_name(out_path.name + ".partial")
-    with tf.io.TFRecordWriter(str(partial), options=compression or None) as writer:
-        for sample, record, skip, notes in bar:
-            for reason, examples in notes.items():
-                for example in examples:
-                    report.note(reason, example)
-            if skip is not None:
-                report.skip(skip[0], str(sample.path), skip[1])
-                continue
-            writer.write(serialize_example(record))
-            stats.add(record)
-            bar.set_postfix(written=stats.written, skipped=report.total_skipped, refresh=False)
-    # The report names the size of the file it describes and lands last: a cached conversion
-    # is reused only when the two agree (``affect_tf.data.sources``), so a kill between the two
-    # renames, or a truncated file, is rebuilt rather than read.
+    # The report names the size of the file it describes and lands last (the inner block renames
+    # the examples first): a cached conversion is reused only when the two agree
+    # (``affect_tf.data.sources``), so a kill between the renames, or a truncated file, is
+    # rebuilt rather than read.
     report_path = out_path.with_name(out_path.name + ".report.json")
-    report_partial = report_path.with_name(report_path.name + ".partial")
-    summary = {**stats.to_dict(), **report.to_dict(), "bytes": partial.stat().st_size}
-    report_partial.write_text(json.dumps(summary, indent=2))
-    partial.replace(out_path)
-    report_partial.replace(report_path)
+    with replaced_atomically(report_path) as report_partial:
+        with replaced_atomically(out_path) as partial:
+            with tf.io.TFRecordWriter(str(partial), options=compression or None) as writer:
+                for sample, record, skip, notes in bar:
+                    for reason, examples in notes.items():
+                        for example in examples:
+                            report.note(reason, example)
+                    if skip is not None:
+                        report.skip(skip[0], str(sample.path), skip[1])
+                        continue
+                    writer.write(serialize_example(record))
+                    stats.add(record)
+                    bar.set_postfix(
+                        written=stats.written, skipped=report.total_skipped, refresh=False
+                    )
+            summary = {**stats.to_dict(), **report.to_dict(), "bytes": partial.stat().st_size}
+            report_partial.write_text(json.dumps(summary, indent=2))
     return ConvertResult(out_path=out_path, report_path=report_path, stats=stats, report=report)
 
 

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from affect_tf.errors import UserError
+from affect_tf.files import replaced_atomically
 from affect_tf.gan.conditions import ConditionPriors
 from affect_tf.gan.config import GANConfig
 from affect_tf.gan.model import AffectGAN
@@ -61,9 +62,8 @@ def load_state(gan: AffectGAN, folder: Path) -> None:
 
 def write_meta(out: Path, meta: dict) -> None:
     """Writes ``gan.json`` atomically (a kill never leaves half a file)."""
-    tmp = out / (GAN_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=float))
-    tmp.replace(out / GAN_FILE)
+    with replaced_atomically(out / GAN_FILE) as partial:
+        partial.write_text(json.dumps(meta, indent=2, default=float))
 
 
 def read_meta(folder: str | Path) -> dict:

@@ -133,4 +133,4 @@ def test_worker_pool_writes_the_same_examples_in_order(tmp_path, astronaut):
         assert result.stats.written == 3
     assert results[1][1] == results[2][1] == {"no_face": 3}
     np.testing.assert_allclose(results[1][0], results[2][0], atol=1e-3)
-    assert not list(tmp_path.glob("*.partial"))
+    assert not list(tmp_path.glob("*.partial*"))  # hidden names too: pathlib globs them

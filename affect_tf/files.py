@@ -1,0 +1,27 @@
+"""Files that are either complete or absent: the one write-then-rename helper."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path beside ``path`` to write; renames it into place when the block
+    ends without error (else removes it), so a kill or a failure never leaves a half-written
+    file under ``path`` -- the previous one stays until the new one is complete.
+
+    The suffix stays last (``.x.<pid>.partial.csv.gz``-like names keep ``.gz``, ``.keras``), so
+    writers that read it (pandas' compression, ``keras.Model.save``) behave the same.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    try:
+        yield partial
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
