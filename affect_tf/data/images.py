@@ -25,11 +25,13 @@ TF_READY_MODES = frozenset({"RGB", "L"})
 
 
 class ImageDecodeError(UserError):
-    """Bytes that are no usable image; ``reason`` is ``corrupt_image`` or ``image_too_large``."""
+    """Bytes that are no usable image; ``reason`` is ``corrupt_image`` or ``image_too_large``,
+    ``received`` what was found (callers that name the file reuse it)."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, expected: str, received: str) -> None:
+        super().__init__(f"Expected {expected}. Received: {received}")
         self.reason = reason
+        self.received = received
 
 
 @dataclasses.dataclass
@@ -70,14 +72,14 @@ def decode_rgb(
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not data:
-        raise ImageDecodeError("corrupt_image", "Expected image bytes. Received: an empty file")
+        raise ImageDecodeError("corrupt_image", "image bytes", "an empty file")
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageDecodeError(
                     "image_too_large",
-                    f"Expected an image of at most {max_pixels:,} pixels. Received: "
+                    f"an image of at most {max_pixels:,} pixels",
                     f"{width}x{height} = {width * height:,} pixels",
                 )
             image.load()
@@ -89,11 +91,11 @@ def decode_rgb(
         raise
     except UnidentifiedImageError:
         raise ImageDecodeError(
-            "corrupt_image", "Expected a readable image. Received: not an image format Pillow knows"
+            "corrupt_image", "a readable image", "not an image format Pillow knows"
         ) from None
     except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
         raise ImageDecodeError(
-            "corrupt_image", f"Expected a readable image. Received: {type(e).__name__}: {e}"
+            "corrupt_image", "a readable image", f"{type(e).__name__}: {e}"
         ) from None
     tf_ready = fmt in TF_READY_FORMATS and mode in TF_READY_MODES and not rotated
     return Decoded(rgb=np.ascontiguousarray(rgb), format=fmt, tf_ready=tf_ready)

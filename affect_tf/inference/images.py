@@ -40,11 +40,10 @@ def read_image(source) -> np.ndarray:
     try:
         return decode_rgb(data).rgb
     except ImageDecodeError as e:
-        reason = str(e).split("Received: ", 1)[-1]
         raise InferenceError(
             "Expected a readable image (JPEG, PNG, BMP, GIF, WebP, TIFF)"
             + (f" of at most {MAX_IMAGE_PIXELS:,} pixels" if e.reason == "image_too_large" else "")
-            + f". Received: path={name!r} ({reason})"
+            + f". Received: path={name!r} ({e.received})"
         ) from None
 
 

@@ -19,7 +19,12 @@ MODEL_FILE = "model.keras"
 
 
 class ModelLoadError(UserError):
-    """The path is not a loadable affect-tf ``.keras`` model."""
+    """The path is not a loadable affect-tf ``.keras`` model; ``cause`` says why in a few words
+    (callers that name the file another way reuse it)."""
+
+    def __init__(self, message: str, cause: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 def resolve_keras_file(path: str | Path) -> Path:
@@ -32,9 +37,11 @@ def resolve_keras_file(path: str | Path) -> Path:
     if model_path.is_dir():
         model_path = model_path / MODEL_FILE
     if not model_path.is_file():
+        cause = "no model.keras in the folder" if Path(path).exists() else "not found"
         raise ModelLoadError(
             "Expected a .keras model file or a training folder holding model.keras. "
-            f"Received: model={str(path)!r}" + ("" if Path(path).exists() else " (not found)")
+            f"Received: model={str(path)!r}" + ("" if Path(path).exists() else " (not found)"),
+            cause,
         )
     return model_path
 
@@ -54,7 +61,8 @@ def load_model(path: str | Path, compile: bool = True) -> keras.Model:
     try:
         return keras.models.load_model(model_path, compile=compile)
     except Exception as e:  # Keras raises many types (zip, JSON, deserialisation) for one cause
+        cause = f"{type(e).__name__}: {e}"
         raise ModelLoadError(
-            f"Expected an affect-tf .keras model. Received: model={str(model_path)!r} "
-            f"({type(e).__name__}: {e})"
+            f"Expected an affect-tf .keras model. Received: model={str(model_path)!r} ({cause})",
+            cause,
         ) from None

@@ -74,7 +74,7 @@ def _backbone_of_keras_model(path: Path, name: str, image_size: int) -> keras.Mo
     try:
         source = load_model(path, compile=False)
     except ModelLoadError as e:
-        reason = str(e).split(" (", 1)[-1].splitlines()[0].rstrip(")")[:160]
+        reason = (e.cause or str(e)).splitlines()[0][:160]
         raise PretrainedWeightsError(
             f"Expected an affect-tf .keras model. Received: weights={str(path)!r} ({reason})"
         ) from None
