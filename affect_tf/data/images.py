@@ -55,6 +55,20 @@ def _to_uint8(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from an encoded image's header, without decoding (None: unreadable,
+    left for the decoder to report)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except Image.DecompressionBombError:
+        return (1 << 31, 1)  # over every limit: Pillow refused to even describe it
+    except Exception:  # noqa: BLE001 - unreadable headers are the decoder's to report
+        return None
+
+
 def decode_rgb(
     data: bytes, exif_orientation: bool = True, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> Decoded:
@@ -89,11 +103,15 @@ def decode_rgb(
             rgb = _to_uint8(ImageOps.exif_transpose(image) if rotated else image)
     except ImageDecodeError:
         raise
+    except Image.DecompressionBombError as e:  # over Pillow's own ~179 MP, refused at open
+        raise ImageDecodeError(
+            "image_too_large", f"an image of at most {max_pixels:,} pixels", str(e)
+        ) from None
     except UnidentifiedImageError:
         raise ImageDecodeError(
             "corrupt_image", "a readable image", "not an image format Pillow knows"
         ) from None
-    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError) as e:
         raise ImageDecodeError(
             "corrupt_image", "a readable image", f"{type(e).__name__}: {e}"
         ) from None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 from pathlib import Path
 
 import grpc
 import numpy as np
 
+from affect_tf.data.images import header_size
 from affect_tf.export import WARMUP_FILE
 from affect_tf.serving.batching import Batcher, BatchingParameters
 from affect_tf.serving.errors import CODE_NAMES, ServingError, clean_tf_message, invalid
@@ -53,19 +53,6 @@ class RequestLimits:
                 raise ValueError(
                     f"Expected --{field.name} >= 1. Received: {getattr(self, field.name)}"
                 )
-
-
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` from an encoded image's header, without decoding (None: unreadable)."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except Image.DecompressionBombError:
-        return (1 << 31, 1)  # over every limit: Pillow refused to even describe it
-    except Exception:  # noqa: BLE001 - unreadable headers are the decoder's to report
-        return None
 
 
 class ServedVersion:
@@ -218,7 +205,7 @@ class ServedVersion:
                     f"Expected input 'image'[{i}] to be JPEG, PNG, GIF or BMP bytes. "
                     f"Received: {len(data)} bytes starting {data[:8]!r}"
                 )
-            size = image_size(data)
+            size = header_size(data)
             if size is None:
                 continue  # the decoder reports a corrupt image, naming its row
             pixels = size[0] * size[1]
