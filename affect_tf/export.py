@@ -55,7 +55,7 @@ class FacePreprocessor(tf.Module):
         self.aligner = FaceAligner(self.image_size, self.margin, name="face_aligner")
 
     def __call__(self, raw: dict) -> dict:
-        faces = self.aligner({k: raw[k] for k in (ex.IMAGE, ex.LANDMARKS, ex.BBOX)})
+        faces = self.aligner(FaceAligner.inputs_of(raw))
         return {ex.TRANSFORMED_IMAGE: faces}
 
 

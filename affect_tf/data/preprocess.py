@@ -159,6 +159,12 @@ class FaceAligner(keras.layers.Layer):
         self.image_size = int(image_size)
         self.margin = float(margin)
 
+    @staticmethod
+    def inputs_of(features: dict) -> dict:
+        """The layer's three inputs picked out of a dict of parsed features (the Transform
+        graph's and the serving signatures' carry labels and more besides)."""
+        return {key: features[key] for key in (IMAGE, LANDMARKS, BBOX)}
+
     def call(self, inputs: dict) -> tf.Tensor:
         return preprocess_batch(
             inputs[IMAGE], inputs[LANDMARKS], inputs[BBOX], self.image_size, self.margin

@@ -37,9 +37,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     margin = float(custom_config["margin"])
     # The model's preprocessing layer, the same one the SavedModel's raw-input signatures run.
     aligner = FaceAligner(size, margin, name="face_aligner")
-    outputs = {
-        ex.TRANSFORMED_IMAGE: aligner({k: inputs[k] for k in (ex.IMAGE, ex.LANDMARKS, ex.BBOX)})
-    }
+    outputs = {ex.TRANSFORMED_IMAGE: aligner(FaceAligner.inputs_of(inputs))}
     for key in PASSTHROUGH:
         if key in inputs:
             outputs[key] = inputs[key]
