@@ -28,7 +28,7 @@ def _bool(value: str | bool) -> bool:
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """``tensorflow_model_server``'s flags that apply to this server (``--flag=value`` works);
     defaults are ``ServerOptions``'."""
-    from affect_tf.serving.server import ServerOptions
+    from affect_tf.serving.options import ServerOptions
 
     d = ServerOptions()
     parser.add_argument("--port", type=int, default=d.port, help="gRPC port (default 8500)")
@@ -88,7 +88,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace):
     """The ``ServerOptions`` of parsed ``serve`` flags."""
-    from affect_tf.serving.server import ServerOptions
+    from affect_tf.serving.options import ServerOptions
 
     return ServerOptions(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(ServerOptions)}

@@ -23,7 +23,8 @@ from affect_tf.export import numeric_versions
 from affect_tf.serving.batching import BatchingParameters
 from affect_tf.serving.errors import ServingError, invalid
 from affect_tf.serving.model_config import wanted_versions
-from affect_tf.serving.servable import RequestLimits, ServedVersion
+from affect_tf.serving.options import RequestLimits
+from affect_tf.serving.servable import ServedVersion
 
 log = logging.getLogger("affect_tf.serving")
 

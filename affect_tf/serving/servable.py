@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from affect_tf.data.images import header_size
 from affect_tf.export import WARMUP_FILE
 from affect_tf.serving.batching import Batcher, BatchingParameters
 from affect_tf.serving.errors import CODE_NAMES, ServingError, clean_tf_message, invalid
+from affect_tf.serving.options import RequestLimits
 
 log = logging.getLogger("affect_tf.serving")
 
@@ -33,26 +33,6 @@ def read_signature_defs(saved_model_dir: str | Path) -> dict:
     proto.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
     defs = proto.meta_graphs[0].signature_def
     return {k: defs[k] for k in defs if not k.startswith("__")}
-
-
-@dataclasses.dataclass(frozen=True)
-class RequestLimits:
-    """What one request may ask of the server, checked before anything is decoded or batched
-    (batching on or off). Flags: ``--max_request_instances``, ``--max_image_pixels``,
-    ``--max_request_pixels`` (``affect-tf serve``)."""
-
-    max_request_instances: int = 1024
-    # Per image, read from its header: 40 MP is a 7300 x 5500 photo (120 MB decoded).
-    max_image_pixels: int = 40_000_000
-    # All images of a request together.
-    max_request_pixels: int = 200_000_000
-
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            if getattr(self, field.name) < 1:
-                raise ValueError(
-                    f"Expected --{field.name} >= 1. Received: {getattr(self, field.name)}"
-                )
 
 
 class ServedVersion:

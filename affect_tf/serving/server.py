@@ -27,34 +27,9 @@ from affect_tf.serving.batching import BatchingParameters
 from affect_tf.serving.manager import ModelManager
 from affect_tf.serving.model_config import read_model_config, single_model_config
 from affect_tf.serving.monitoring import Metrics, read_monitoring_config
-from affect_tf.serving.servable import RequestLimits
+from affect_tf.serving.options import RequestLimits, ServerOptions
 
 log = logging.getLogger("affect_tf.serving")
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerOptions:
-    """What to serve and how: ``tensorflow_model_server``'s flags that apply to this server
-    (the CLI's ``affect-tf serve`` flags are these fields, ``affect_tf.cli.serve``)."""
-
-    port: int = 8500  # gRPC; 0 picks a free port
-    rest_api_port: int = 8501  # 0 disables REST
-    rest_api_num_threads: int = 32  # accepted for compatibility
-    rest_api_timeout_in_ms: int = 30000  # bounds every REST socket read
-    grpc_max_threads: int = 32
-    model_name: str = "affect"
-    model_base_path: str | None = None  # a folder of numeric SavedModel versions
-    model_config_file: str | None = None  # a ModelServerConfig text proto
-    model_config_file_poll_wait_seconds: float = 0.0  # re-read the config this often (0: never)
-    file_system_poll_wait_seconds: float = 1.0  # poll for new versions; 0 loads once
-    enable_batching: bool = False
-    batching_parameters_file: str | None = None
-    monitoring_config_file: str | None = None
-    host: str = "0.0.0.0"
-    # affect-tf's own (TF Serving has no such flags): ``RequestLimits``.
-    max_request_instances: int = RequestLimits.max_request_instances
-    max_image_pixels: int = RequestLimits.max_image_pixels
-    max_request_pixels: int = RequestLimits.max_request_pixels
 
 
 class ModelServer:

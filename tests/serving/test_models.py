@@ -264,7 +264,8 @@ def test_request_limits_refuse_bombs_and_floods_before_decoding(exported):
 
     from PIL import Image
 
-    from affect_tf.serving.servable import RequestLimits, ServedVersion
+    from affect_tf.serving.options import RequestLimits
+    from affect_tf.serving.servable import ServedVersion
 
     served = ServedVersion(
         "affect", 1, exported["version"], None, RequestLimits(4, 10**6, 2 * 10**6)
