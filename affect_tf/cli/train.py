@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import affect_tf
 from affect_tf.cli.errors import UsageError, as_usage_error
 from affect_tf.files import replaced_atomically
 
@@ -18,13 +19,6 @@ def training_files(data: str, out: Path) -> list[str]:
 
     with as_usage_error(FileNotFoundError):
         return files_of(data, out)
-
-
-def load_model_arg(path: str):
-    """``--model``: a ``.keras`` file or a training folder (``affect_tf.load_model``)."""
-    import affect_tf
-
-    return affect_tf.load_model(path)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -100,7 +94,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         thresholds = 0.5 if from_model else load_au_thresholds(args.au_thresholds)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    model = load_model_arg(args.model)
+    model = affect_tf.load_model(args.model)  # a .keras file or a training folder
     if from_model:
         if model.au_thresholds is None:
             raise UsageError(
@@ -130,7 +124,7 @@ def _predict_examples(args: argparse.Namespace) -> int:
         parse_smooth(args.smooth)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    model = load_model_arg(args.model)
+    model = affect_tf.load_model(args.model)  # a .keras file or a training folder
     out = Path(args.out)
     files = training_files(args.data, out.parent / "predict")
     table = predict_table(model, files, smooth=args.smooth)
@@ -144,7 +138,7 @@ def _predict_examples(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from affect_tf.export import SIGNATURES, export_saved_model, next_version
 
-    model = load_model_arg(args.model)
+    model = affect_tf.load_model(args.model)  # a .keras file or a training folder
     out = Path(args.out)
     version_dir = out / str(args.version) if args.version else next_version(out)
     if version_dir.exists():
