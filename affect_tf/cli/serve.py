@@ -36,13 +36,16 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "--rest_api_port", type=int, default=d.rest_api_port, help="REST port; 0 disables"
     )
     parser.add_argument(
-        "--rest_api_num_threads", type=int, default=d.rest_api_num_threads, help="(accepted)"
+        "--rest_api_num_threads",
+        type=int,
+        default=d.rest_api_num_threads,
+        help="REST requests run at once; more wait for a free thread (default 32)",
     )
     parser.add_argument(
         "--rest_api_timeout_in_ms",
         type=int,
         default=d.rest_api_timeout_in_ms,
-        help="bound on every REST socket read (default 30000)",
+        help="a REST connection silent this long is closed (default 30000)",
     )
     parser.add_argument("--grpc_max_threads", type=int, default=d.grpc_max_threads)
     parser.add_argument("--model_name", default=d.model_name)

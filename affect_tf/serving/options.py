@@ -33,8 +33,8 @@ class ServerOptions:
 
     port: int = 8500  # gRPC; 0 picks a free port
     rest_api_port: int = 8501  # 0 disables REST
-    rest_api_num_threads: int = 32  # accepted for compatibility
-    rest_api_timeout_in_ms: int = 30000  # bounds every REST socket read
+    rest_api_num_threads: int = 32  # REST requests run at once (more wait, not rejected)
+    rest_api_timeout_in_ms: int = 30000  # a REST connection silent this long is closed
     grpc_max_threads: int = 32
     model_name: str = "affect"
     model_base_path: str | None = None  # a folder of numeric SavedModel versions

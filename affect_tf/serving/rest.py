@@ -1,4 +1,4 @@
-"""TF Serving's REST API over ``http.server``: status, metadata and predict, with its JSON
+"""TF Serving's REST API over waitress (a WSGI server): status, metadata and predict, with its JSON
 formats (row ``instances`` / columnar ``inputs``, ``{"b64": ...}`` for bytes) and its error shape
 ``{"error": "..."}`` with the HTTP status TF Serving maps each gRPC code to."""
 
@@ -8,9 +8,11 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
+import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 
 import grpc
 import numpy as np
@@ -47,6 +49,7 @@ _ROUTE = re.compile(
     r"(?P<what>/metadata|:predict|:classify|:regress)?/?$"
 )
 MAX_BODY = 256 * 1024 * 1024
+_PHRASES = {s.value for s in HTTPStatus}
 
 
 def _decode_value(value):
@@ -136,24 +139,12 @@ def route(method: str, path: str, metrics_path: str | None) -> tuple[str, tuple 
     match = _ROUTE.match(clean)
     what = match and (match["what"] or "")
     allowed = {"GET": ("", "/metadata"), "POST": (":predict", ":classify", ":regress")}
-    if not match or what not in allowed[method]:
+    if not match or what not in allowed.get(method, ()):
         raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
     version = match["version"]
     if version is not None and not version.isdigit():
         raise invalid(f"Expected a numeric version. Received: versions/{version}")
     return what, (match["name"], int(version) if version else None, match["label"])
-
-
-def _content_length(value: str | None) -> int:
-    """The request's Content-Length (0 when absent); INVALID_ARGUMENT when it is not a
-    non-negative integer (chunked bodies are not supported: TF Serving's clients send a length)."""
-    try:
-        length = int(value or 0)
-    except ValueError:
-        raise invalid(f"Expected a numeric Content-Length. Received: {value!r}") from None
-    if length < 0:
-        raise invalid(f"Expected a Content-Length >= 0. Received: {length}")
-    return length
 
 
 def predict_json(manager: ModelManager, what: str, spec: tuple, raw: bytes) -> dict:
@@ -182,83 +173,62 @@ def predict_json(manager: ModelManager, what: str, spec: tuple, raw: bytes) -> d
     return format_predict(served.predict(signature, inputs), style)
 
 
-class RestHandler(BaseHTTPRequestHandler):
-    """TF Serving's REST API; ``make_handler`` binds it to a manager and metrics."""
+class RestApp:
+    """TF Serving's REST API as a WSGI application (served by ``RestServer``)."""
 
-    protocol_version = "HTTP/1.1"
-    # Headers and body are two writes; with Nagle on, the client's delayed ACK adds ~40 ms
-    # to every keep-alive request.
-    disable_nagle_algorithm = True
-    server_version = "affect-tf-model-server"
-    manager: ModelManager
-    metrics: Metrics
-    metrics_path: str | None = None
+    def __init__(self, manager: ModelManager, metrics: Metrics, metrics_path: str | None):
+        self.manager = manager
+        self.metrics = metrics
+        self.metrics_path = metrics_path
 
-    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
-        log.debug("%s - %s", self.address_string(), format % args)
-
-    def _send(self, status: int, body: dict | str, content_type="application/json") -> None:
-        data = (body if isinstance(body, str) else json.dumps(body)).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _error(self, error: ServingError) -> None:
-        self._send(HTTP_STATUS.get(error.code, 500), {"error": error.message})
-
-    def do_GET(self):  # noqa: N802 - http.server's naming
-        try:
-            what, spec = route("GET", self.path, self.metrics_path)
-            if what == "metrics":
-                self._send(200, self.metrics.render(), "text/plain; version=0.0.4")
-            elif what == "/metadata":
-                self._send(200, metadata_json(self.manager.resolve(*spec)))
-            else:
-                name, version, _ = spec
-                self._send(200, status_json(self.manager.status(name, version)))
-        except ServingError as e:
-            self._error(e)
-
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def __call__(self, environ: dict, start_response):
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
         start = time.perf_counter()
         name, code = "", grpc.StatusCode.OK
+        content_type = "application/json"
         try:
-            length = _content_length(self.headers.get("Content-Length"))
-            if length > MAX_BODY:
-                raise invalid(f"Expected a request body up to {MAX_BODY} bytes. Received: {length}")
-            raw = self.rfile.read(length) if length else b""
-            what, spec = route("POST", self.path, self.metrics_path)
-            name = spec[0]
-            self._send(200, predict_json(self.manager, what, spec, raw))
+            what, spec = route(method, path, self.metrics_path)
+            if what == "metrics":
+                data = self.metrics.render().encode()
+                content_type = "text/plain; version=0.0.4"
+            elif method == "GET":
+                if what == "/metadata":
+                    data = _dumps(metadata_json(self.manager.resolve(*spec)))
+                else:
+                    data = _dumps(status_json(self.manager.status(spec[0], spec[1])))
+            else:
+                name = spec[0]
+                # The server has read the whole body before calling us (chunked bodies
+                # de-chunked, its length checked), so this read never waits on the client.
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                raw = environ["wsgi.input"].read(length) if length else b""
+                data = _dumps(predict_json(self.manager, what, spec, raw))
+            status = 200
         except ServingError as e:
             code = e.code
-            self._error(e)
-        except (
-            TimeoutError
-        ):  # the client announced more body than it sent (--rest_api_timeout_in_ms)
-            code = grpc.StatusCode.DEADLINE_EXCEEDED
-            self.close_connection = True
+            status, data = HTTP_STATUS.get(e.code, 500), _dumps({"error": e.message})
         except Exception as e:  # noqa: BLE001 - the server keeps serving; the client learns why
-            log.exception("REST predict failed")
+            log.exception("REST %s %s failed", method, path)
             code = grpc.StatusCode.INTERNAL
-            self._error(ServingError(code, f"Internal error: {e}"))
-        finally:
-            if name:
-                self.metrics.observe(name, "predict/rest", code.name, time.perf_counter() - start)
+            status, data = 500, _dumps({"error": f"Internal error: {e}"})
+        if name:
+            self.metrics.observe(name, "predict/rest", code.name, time.perf_counter() - start)
+        reason = HTTPStatus(status).phrase if status in _PHRASES else "Client Closed Request"
+        start_response(
+            f"{status} {reason}",
+            [("Content-Type", content_type), ("Content-Length", str(len(data)))],
+        )
+        return [data]
 
 
-def make_handler(
-    manager: ModelManager, metrics: Metrics, metrics_path: str | None, timeout: float = 30.0
-):
-    """A ``RestHandler`` class bound to this server's manager, metrics and monitoring path;
-    ``timeout`` bounds every socket read (a slow or lying client cannot hold a thread)."""
-    return type(
-        "Handler",
-        (RestHandler,),
-        {"manager": manager, "metrics": metrics, "metrics_path": metrics_path, "timeout": timeout},
-    )
+def _dumps(body: dict) -> bytes:
+    """JSON as RFC 8259 has it: a non-finite output is an error, never a literal ``NaN``."""
+    try:
+        return json.dumps(body, allow_nan=False).encode()
+    except ValueError:
+        raise ServingError(
+            grpc.StatusCode.INTERNAL, "Expected finite outputs. Received: NaN or infinity"
+        ) from None
 
 
 def status_json(rows: list[tuple[int, str, str]]) -> dict:
@@ -289,10 +259,69 @@ def metadata_json(served) -> dict:
     }
 
 
-class _Server(ThreadingHTTPServer):
-    # The standard library listens with a backlog of 5: 64 clients connecting at once saw 44
-    # connections reset. The kernel caps this at net.core.somaxconn.
-    request_queue_size = 1024
+class RestServer:
+    """TF Serving's REST API on a waitress server: its asynchronous loop reads requests (slow
+    clients hold a connection, never a worker thread), ``threads`` workers run them (bounded
+    concurrency), and it owns the HTTP parts: listen backlog, keep-alive, chunked bodies, the
+    body size limit (413), idle/read timeouts."""
+
+    def __init__(
+        self,
+        app: RestApp,
+        port: int,
+        host: str = "0.0.0.0",
+        timeout: float = 30.0,
+        threads: int = 32,
+    ) -> None:
+        from waitress.server import create_server
+
+        seconds = max(1, math.ceil(timeout))
+        try:
+            self._server = create_server(
+                app,
+                host=host,
+                port=port,
+                threads=threads,
+                # http.server listened with a backlog of 5: 64 clients connecting at once
+                # saw 44 connections reset. The kernel caps this at net.core.somaxconn.
+                backlog=1024,
+                connection_limit=1024,
+                asyncore_use_poll=True,  # select() stops at file descriptor 1024
+                channel_timeout=seconds,  # --rest_api_timeout_in_ms: a silent client is closed
+                cleanup_interval=min(30, seconds),
+                max_request_body_size=MAX_BODY,
+                ident="affect-tf-model-server",
+                expose_tracebacks=False,
+            )
+        except OSError as e:
+            raise OSError(
+                f"Expected a free port for the REST API. Received: --rest_api_port={port} "
+                f"(in use or not allowed on {host}: {e.strerror})"
+            ) from None
+        self.port: int = int(self._server.effective_port)
+        self._stopped = threading.Event()
+
+    def serve_forever(self) -> None:
+        """Runs the server's loop until ``shutdown``."""
+        try:
+            self._server.run()
+        finally:
+            self._stopped.set()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Closes the listener and every connection (inside the loop's own thread, where
+        waitress expects it), then stops the worker threads."""
+        server = self._server
+
+        def close_all() -> None:
+            for channel in list(server._map.values()):
+                if channel is not server.trigger:
+                    channel.close()
+            server.close()  # the listener and the trigger: the loop ends with its map empty
+
+        server.trigger.pull_trigger(close_all)
+        self._stopped.wait(timeout)
+        server.task_dispatcher.shutdown(timeout=timeout)
 
 
 def make_rest_server(
@@ -302,9 +331,12 @@ def make_rest_server(
     metrics_path: str | None,
     host="0.0.0.0",
     timeout: float = 30.0,
-) -> ThreadingHTTPServer:
-    """TF Serving's REST API on ``host:port`` (not started); ``timeout`` in seconds per read."""
-    handler = make_handler(manager, metrics, metrics_path, timeout)
-    server = _Server((host, port), handler)
-    server.daemon_threads = True
-    return server
+    threads: int = 32,
+) -> RestServer:
+    """TF Serving's REST API on ``host:port`` (not started: call ``serve_forever`` in a thread);
+    ``timeout`` in seconds before a silent connection is closed, ``threads`` requests at once.
+
+    Raises:
+        OSError: The port is in use (the message names ``--rest_api_port``).
+    """
+    return RestServer(RestApp(manager, metrics, metrics_path), port, host, timeout, threads)

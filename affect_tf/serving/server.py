@@ -100,8 +100,9 @@ class ModelServer:
                 self.metrics_path,
                 options.host,
                 timeout=options.rest_api_timeout_in_ms / 1000,
+                threads=options.rest_api_num_threads,
             )
-            self.rest_port = self.rest_server.server_address[1]
+            self.rest_port = self.rest_server.port
             threading.Thread(target=self.rest_server.serve_forever, daemon=True).start()
             log.info("Exporting HTTP/REST API at:%s:%s ...", options.host, self.rest_port)
 
@@ -124,7 +125,6 @@ class ModelServer:
         self._stopped.set()
         if self.rest_server is not None:
             self.rest_server.shutdown()
-            self.rest_server.server_close()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=1).wait()
         self.manager.stop()
