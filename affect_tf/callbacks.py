@@ -13,8 +13,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from affect_tf.files import replaced_atomically
-from affect_tf.model.loading import ModelLoadError, load_model
+from affect_tf.files import replaced_atomically, write_text_atomically
+from affect_tf.model.loading import MODEL_FILE, ModelLoadError, load_model
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
@@ -39,8 +39,12 @@ class PMTLCallback(keras.callbacks.Callback):
 
 
 class ResumeState(keras.callbacks.Callback):
-    """Saves the model, the epoch reached and the best validation P_MTL after each epoch, so a
-    killed run can resume (and its best checkpoint is only replaced by a better one)."""
+    """After each epoch: the best model so far (``model.keras``, replaced only when the
+    validation P_MTL improves), the last model, the epoch reached and the best P_MTL, so a
+    killed run can resume. Every file is written under a temporary name and renamed: a kill
+    leaves the previous file or the new one, never half a file (Keras' ModelCheckpoint writes
+    in place, and a kill inside it left a truncated best model that the resumed run failed on).
+    """
 
     def __init__(self, out_dir: Path, best: float = -np.inf):
         super().__init__()
@@ -49,9 +53,11 @@ class ResumeState(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        self.best = max(self.best, float(logs.get("val_p_mtl", -np.inf)))
-        # Written under temporary names and renamed: a kill leaves the previous checkpoint or
-        # the new one, never half a file (``fitting`` resumes from it).
+        score = float(logs.get("val_p_mtl", -np.inf))
+        if score > self.best:
+            self.best = score
+            with replaced_atomically(self.out_dir / MODEL_FILE) as partial:
+                self.model.save(partial)
         with replaced_atomically(self.out_dir / LAST_FILE) as partial:
             self.model.save(partial)
         state = {
@@ -59,8 +65,7 @@ class ResumeState(keras.callbacks.Callback):
             "best_val_p_mtl": self.best,
             "logs": {k: float(v) for k, v in logs.items()},
         }
-        with replaced_atomically(self.out_dir / STATE_FILE) as partial:
-            partial.write_text(json.dumps(state, indent=2))
+        write_text_atomically(self.out_dir / STATE_FILE, json.dumps(state, indent=2))
 
 
 def plot_history(history: dict, path: Path) -> Path:

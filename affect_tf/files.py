@@ -25,3 +25,10 @@ def replaced_atomically(path: str | Path) -> Iterator[Path]:
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Writes ``text`` to ``path`` through ``replaced_atomically`` (complete or absent)."""
+    with replaced_atomically(path) as partial:
+        partial.write_text(text)
+    return Path(path)

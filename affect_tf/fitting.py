@@ -25,6 +25,7 @@ import tensorflow as tf
 from affect_tf.callbacks import PMTLCallback, ResumeState, plot_history, resume_point
 from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors
+from affect_tf.files import replaced_atomically, write_text_atomically
 from affect_tf.labels import AUS
 from affect_tf.metrics import training_metrics
 from affect_tf.model.affect_model import AffectModel, probabilities
@@ -167,13 +168,6 @@ def _initial_model(config: AffectConfig, priors: LabelPriors, warm_start: str | 
 def _callbacks(out: Path, best: float, patience: int, append: bool, tensorboard: bool) -> list:
     callbacks = [
         PMTLCallback(),
-        keras.callbacks.ModelCheckpoint(
-            out / MODEL_FILE,
-            monitor="val_p_mtl",
-            mode="max",
-            save_best_only=True,
-            initial_value_threshold=best if np.isfinite(best) else None,
-        ),
         keras.callbacks.EarlyStopping(
             monitor="val_p_mtl", mode="max", patience=patience, restore_best_weights=True
         ),
@@ -191,8 +185,8 @@ def _start_run(config: AffectConfig, data: FitData, out: Path) -> list[str]:
     """Checks the labels, writes the priors and config; the tasks validation measures."""
     out.mkdir(parents=True, exist_ok=True)
     measured = check_tasks(config, data.priors, data.val_priors)
-    (out / "priors.json").write_text(json.dumps(data.priors.to_dict(), indent=2))
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    write_text_atomically(out / "priors.json", json.dumps(data.priors.to_dict(), indent=2))
+    write_text_atomically(out / "config.json", json.dumps(config.to_dict(), indent=2))
     return measured
 
 
@@ -344,12 +338,10 @@ def _fit_cached(config, data: FitData, out: Path, model, epochs, patience, seed,
     metrics = {t: m for t, m in training_metrics().items() if t in measured}
     heads.compile(optimizer=model.optimizer, metrics=metrics)
     callbacks = _callbacks(out, -np.inf, patience, False, True)
-    # Checkpoints and resume state would save the heads view: the AffectModel is saved below.
-    callbacks = [
-        c for c in callbacks if not isinstance(c, ResumeState | keras.callbacks.ModelCheckpoint)
-    ]
+    # The resume state would save the heads view: the AffectModel is saved below.
+    callbacks = [c for c in callbacks if not isinstance(c, ResumeState)]
     run = heads.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
-    model.save(out / MODEL_FILE)  # EarlyStopping restored the best epoch's weights
+    _save(model, out / MODEL_FILE)  # EarlyStopping restored the best epoch's weights
     return {k: [float(v) for v in values] for k, values in run.history.items()}
 
 
@@ -361,10 +353,16 @@ class _NoScope:
         return False
 
 
+def _save(model: keras.Model, path: Path) -> None:
+    """``model.save`` that a kill cannot leave half-written."""
+    with replaced_atomically(path) as partial:
+        model.save(partial)
+
+
 def _finish(model, data: FitData, out: Path, history: dict, seconds: float, measured: list):
     """The best model with its AU thresholds tuned on the validation data, and the reports."""
     if not (out / MODEL_FILE).exists():
-        model.save(out / MODEL_FILE)
+        _save(model, out / MODEL_FILE)
     best = load_model(out / MODEL_FILE, compile=False)
     val_run = predict_dataset(best, data.val)
     validation = evaluate_run(val_run)
@@ -374,13 +372,12 @@ def _finish(model, data: FitData, out: Path, history: dict, seconds: float, meas
         # Saved with the model: ``affect-tf evaluate --au-thresholds model`` and
         # ``AffectRecognizer(..., au_thresholds="model")`` use them.
         best.au_thresholds = list(thresholds)
-        best.save(out / MODEL_FILE)
-    (out / "au_thresholds.json").write_text(
-        json.dumps(dict(zip(AUS, thresholds, strict=True)), indent=2)
-    )
+        _save(best, out / MODEL_FILE)
+    thresholds_out = dict(zip(AUS, thresholds, strict=True))
+    write_text_atomically(out / "au_thresholds.json", json.dumps(thresholds_out, indent=2))
     history_out = {"seconds": seconds, "tasks_measured": measured, **history}
-    (out / "history.json").write_text(json.dumps(history_out, indent=2))
-    (out / "validation.json").write_text(json.dumps(validation, indent=2))
+    write_text_atomically(out / "history.json", json.dumps(history_out, indent=2))
+    write_text_atomically(out / "validation.json", json.dumps(validation, indent=2))
     if history:
         plot_history(history, out / "training_curves.png")
     return FitResult(best, out, history, validation, seconds, measured)

@@ -156,6 +156,7 @@ def _export(args: argparse.Namespace) -> int:
 def add_commands(sub) -> None:
     """Adds ``train``, ``evaluate``, ``predict-examples`` and ``export``."""
     add_train_command(sub)
+
     def model_and_data(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, help="model.keras, or a training folder")
         p.add_argument(

@@ -440,3 +440,52 @@ def test_64_clients_connecting_at_once_are_all_served(exported):
     finally:
         server.shutdown()
         manager.stop()
+
+
+def test_chunked_bodies_are_read_and_a_busy_rest_port_is_an_error(exported):
+    """A chunked body was parsed as a second request; now it gives the same answer as the
+    body sent with a Content-Length. A second REST server on a busy port is refused by name."""
+    import base64
+    import http.client
+    import json
+
+    from affect_tf.serving.manager import ModelManager
+    from affect_tf.serving.model_config import single_model_config
+    from affect_tf.serving.monitoring import Metrics
+    from affect_tf.serving.rest import make_rest_server
+    from tests.conftest import jpeg_bytes
+
+    manager = ModelManager(
+        single_model_config("affect", str(exported["version"].parent)), poll_seconds=0
+    )
+    manager.start()
+    server = make_rest_server(manager, 0, Metrics(), None, "127.0.0.1", timeout=10.0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    body = json.dumps({"instances": [{"b64": base64.b64encode(jpeg_bytes()).decode()}]}).encode()
+    answers = []
+    try:
+        for chunked in (False, True):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+            if chunked:
+                pieces = iter([body[:7], body[7:100], body[100:]])
+                connection.request(
+                    "POST", "/v1/models/affect:predict", body=pieces, encode_chunked=True
+                )
+            else:
+                connection.request("POST", "/v1/models/affect:predict", body=body)
+            response = connection.getresponse()
+            answers.append((response.status, json.loads(response.read())))
+            # The same connection serves a second request (keep-alive after a chunked one).
+            connection.request("GET", "/v1/models/affect")
+            assert connection.getresponse().status == 200
+            connection.close()
+        assert answers[0][0] == answers[1][0] == 200
+        assert answers[0][1] == answers[1][1]
+        with pytest.raises(OSError, match=f"--rest_api_port={server.port} \\(in use"):
+            make_rest_server(manager, server.port, Metrics(), None, "127.0.0.1")
+    finally:
+        server.shutdown()
+        manager.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
