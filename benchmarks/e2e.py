@@ -3,7 +3,7 @@
 The API path users run (``predict_images`` on a folder, ``predict_video`` on a clip), timed
 by the recognizer's own ``attrs["stage_seconds"]`` (decode, detect, align, model, smooth), once
 with MTCNN as the ``mtcnn`` package runs it (eager Keras calls: the "before") and once
-compiled (``FaceDetector(compiled=True)``, the default: the "after").
+compiled (``MTCNNDetector(compiled=True)``, the default: the "after").
 
 Inputs: SynthAffect frames (192 px JPEGs, one face each), a real photograph (skimage's
 ``astronaut``, 512 px) and a SynthAffect clip (192 px mp4, one face, occluders on some frames).
@@ -66,12 +66,12 @@ def measure(model_dir: str | Path, inputs: dict[str, Path], repeats: int = 1) ->
     """``{mode: {"synth_images"|"photo"|"video": summary}}`` for each of ``MODES`` (tracking
     only concerns the video), each after an untimed warm-up pass (first-call tracing is not a
     per-image cost), plus ``speedup`` of each mode over the eager one."""
-    from affect_tf.face.detect import FaceDetector
+    from affect_tf.face.mtcnn import MTCNNDetector
     from affect_tf.inference import AffectRecognizer
 
     results: dict[str, dict] = {}
     for mode, (compiled, track) in MODES.items():
-        recognizer = AffectRecognizer.load(model_dir, detector=FaceDetector(compiled=compiled))
+        recognizer = AffectRecognizer.load(model_dir, detector=MTCNNDetector(compiled=compiled))
         per_mode: dict[str, dict] = {}
         for name in () if track else ("synth_images", "photo"):
             recognizer.predict_images(inputs[name])  # warm-up

@@ -122,7 +122,9 @@ def hostile(server, base: Path, image: bytes) -> dict:
             client.predict_raw({"image": np.array([bomb], dtype=object)})
         except ServingClientError as e:
             refused += "--max_image_pixels" in str(e)
-    result.update(bombs_refused=refused, rss_mib_before_bombs=before, rss_mib_after_bombs=rss_mib(pid))
+    result.update(
+        bombs_refused=refused, rss_mib_before_bombs=before, rss_mib_after_bombs=rss_mib(pid)
+    )
     bad = base / "999"
     bad.mkdir()
     (bad / "saved_model.pb").write_bytes(os.urandom(5000))
@@ -210,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
-    print("| clients | protocol | p50 ms | p99 ms | req/s | gRPC/REST req/s | errors | server RSS MiB |")
+    print(
+        "| clients | protocol | p50 ms | p99 ms | req/s | gRPC/REST req/s | errors | server RSS MiB |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|---|")
     by = {(r["clients"], r["protocol"]): r for r in rows}
     for r in rows:

@@ -67,6 +67,7 @@ def _data_components(config: PipelineConfig, inputs: PipelineInputs, extra: dict
         corpus_split=config.corpus_split,
         eval_percent=config.eval_percent,
         synth=synth_settings(config) if synth else None,
+        detector=config.detector,
     )
     schema_gen = tfx.components.ImportSchemaGen(schema_file=inputs.schema_file)
     statistics_gen = tfx.components.StatisticsGen(

@@ -33,9 +33,9 @@ def jpeg_bytes(size: tuple[int, int] = (32, 32), seed: int = 0) -> bytes:
 @pytest.fixture(scope="session")
 def detector():
     """One MTCNN for the whole session: building it loads three networks."""
-    from affect_tf.face.detect import FaceDetector
+    from affect_tf.face.mtcnn import MTCNNDetector
 
-    return FaceDetector()
+    return MTCNNDetector()
 
 
 @pytest.fixture(scope="session")

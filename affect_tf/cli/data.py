@@ -7,6 +7,7 @@ import sys
 import time
 
 from affect_tf.cli.errors import UsageError
+from affect_tf.cli.flags import add_detector_flag
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -52,7 +53,7 @@ def _convert(args: argparse.Namespace) -> int:
         args.root,
         args.out,
         split=args.split,
-        converter=Converter(policy=args.policy),
+        converter=Converter(policy=args.policy, detector=args.detector),
         progress=not args.quiet,
         workers=args.workers,
     )
@@ -95,6 +96,7 @@ def add_commands(sub) -> None:
         default="largest",
         help="which detected face to keep",
     )
+    add_detector_flag(p)
     p.add_argument(
         "--workers",
         type=int,

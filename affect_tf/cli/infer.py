@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from affect_tf.cli.errors import UsageError
+from affect_tf.cli.flags import add_detector_flag
 from affect_tf.cli.output import print_table
 from affect_tf.files import replaced_atomically
 
@@ -27,7 +28,8 @@ def recognizer_for(args: argparse.Namespace):
 
     model = args.model or default_model()
     try:
-        return AffectRecognizer.load(model, batch_size=args.batch_size)
+        detector = getattr(args, "detector", None)
+        return AffectRecognizer.load(model, detector=detector, batch_size=args.batch_size)
     except InferenceError as e:
         hint = "" if args.model else " (run `make demo` first, or pass --model)"
         raise UsageError(f"{e}{hint}") from None
@@ -162,7 +164,7 @@ def _explain(args: argparse.Namespace) -> int:
     if not keras_file.is_file():
         raise UsageError(f"Expected the Keras model at {keras_file} (affect-tf exports it there)")
     model = affect_tf.load_model(keras_file)
-    recognizer = AffectRecognizer.from_keras(model)
+    recognizer = AffectRecognizer.from_keras(model, detector=args.detector)
     try:
         image = read_image(args.image)
         detection = recognizer.detector.detect_one(image)
@@ -200,6 +202,7 @@ def add_commands(sub) -> None:
         p.add_argument("--batch-size", type=int, default=32, help="faces per model call")
         p.add_argument("--au-threshold", type=float, default=0.5, help="AU shown active from")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        add_detector_flag(p)
 
     p = sub.add_parser("predict", help="faces in an image or a folder of images -> predictions")
     p.add_argument("input", metavar="IMAGE_OR_DIR")
@@ -220,7 +223,8 @@ def add_commands(sub) -> None:
     p.add_argument(
         "--no-track",
         action="store_true",
-        help="run full MTCNN detection on every frame (default: follow the face with O-Net)",
+        help="run the full detector on every frame (default: follow the face: the face mesh "
+        "for blazeface, O-Net for mtcnn)",
     )
     p.add_argument("--overlay", help="write the video with the predictions drawn (mp4)")
     p.add_argument("--plot", help="write valence/arousal over time (PNG)")
@@ -233,6 +237,7 @@ def add_commands(sub) -> None:
     p.add_argument("--head", choices=("expression", "au", "va"), default="expression")
     p.add_argument("--target", help="expression name, AU (AU12) or valence/arousal (default: top)")
     p.add_argument("--out", required=True, help="PNG: face | saliency | Grad-CAM++")
+    add_detector_flag(p)
     p.set_defaults(func=_explain)
 
     from affect_tf.cli.serve import add_flags

@@ -18,6 +18,7 @@ from affect_tf.data.corpus import Sample, SkipReport
 from affect_tf.data.coverage import ConvertResult, LabelStats
 from affect_tf.data.examples import FaceRecord, LabelError, serialize_example
 from affect_tf.data.images import ImageDecodeError, decode_rgb
+from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS
 from affect_tf.files import replaced_atomically
 
 # Encodings TensorFlow's decode_image reads into a single (H, W, C) uint8 frame; anything
@@ -104,27 +105,34 @@ class Converter:
     """Turns ``Sample`` objects into ``FaceRecord`` objects, detecting faces only when needed.
 
     Args:
-        detector_factory: Builds the face detector on first use (MTCNN by default), so
-            corpora with boxes and landmarks never pay for it.
+        detector_factory: Builds the face detector on first use (default: ``detector`` by
+            name), so corpora with boxes and landmarks never pay for it.
         policy: Which face to keep when several are found (``largest`` or ``confident``).
+        detector: The detector's name (``affect_tf.face.DETECTORS``) when no factory is given.
     """
 
     def __init__(
         self,
         detector_factory: Callable[[], object] | None = None,
         policy: str = "largest",
+        detector: str = DEFAULT_DETECTOR,
     ) -> None:
+        if detector not in DETECTORS:
+            raise ValueError(
+                f"Expected a face detector in {DETECTORS}. Received: detector={detector!r}"
+            )
         self._factory = detector_factory
         self._detector = None
         self.policy = policy
+        self.detector_name = detector
 
     @property
     def detector(self):
         if self._detector is None:
             if self._factory is None:
-                from affect_tf.face.detect import FaceDetector
+                from affect_tf.face.registry import make_detector
 
-                self._detector = FaceDetector(policy=self.policy)
+                self._detector = make_detector(self.detector_name, self.policy)
             else:
                 self._detector = self._factory()
         return self._detector
@@ -185,14 +193,15 @@ _WORKER: Converter | None = None
 AUTO_POOL_MIN = 500
 
 
-def _init_worker(policy: str) -> None:
-    """A conversion worker process: one TF thread (the processes share the cores), own MTCNN."""
+def _init_worker(policy: str, detector: str) -> None:
+    """A conversion worker process: one TF thread (the processes share the cores), own
+    detector."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     global _WORKER
-    _WORKER = Converter(policy=policy)
+    _WORKER = Converter(policy=policy, detector=detector)
 
 
 def _convert_one(converter: Converter, sample: Sample):
@@ -224,7 +233,10 @@ def _records(samples: Iterable[Sample], converter: Converter, workers: int):
 
     context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(converter.policy,)
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(converter.policy, converter.detector_name),
     ) as pool:
         samples = list(samples)
         results = pool.map(_convert_in_worker, samples, chunksize=8)

@@ -1,4 +1,5 @@
-"""Faces: MTCNN detection and pure-TF landmark alignment."""
+"""Faces: detection (BlazeFace + face mesh, MTCNN; ``make_detector``) and pure-TF landmark
+alignment."""
 
 from affect_tf.face.align import (
     TEMPLATE_112,
@@ -9,8 +10,12 @@ from affect_tf.face.align import (
     template_points,
 )
 from affect_tf.face.detect import Detection, FaceDetector, select_face
+from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS, make_detector
 
 __all__ = [
+    "DEFAULT_DETECTOR",
+    "DETECTORS",
+    "make_detector",
     "TEMPLATE_112",
     "Detection",
     "FaceDetector",

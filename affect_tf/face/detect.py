@@ -1,11 +1,11 @@
-"""Face detection: what every detector returns, the registry of detectors, the face policy.
+"""Face detection: what every detector returns and offers, and which face to keep.
 
-Detectors (``DETECTORS``; ``make_detector`` builds one by name): ``blazeface`` (MediaPipe's
-BlazeFace + face mesh through LiteRT, ``affect_tf.face.blazeface``; the default, chosen by
-``benchmarks/faces.py``) and ``mtcnn`` (``affect_tf.face.mtcnn``). Each returns boxes, scores
-and the 5 landmarks in the contract's order, and can ``refine`` a face near a previous box (video
-tracking). Which face to keep when an image has several is a policy: the largest box (default;
-the subject of a portrait or a video) or the most confident one.
+Detectors (``affect_tf.face.registry``: ``DETECTORS``, ``make_detector``): ``blazeface``
+(MediaPipe's BlazeFace + face mesh through LiteRT, ``affect_tf.face.blazeface``; the default,
+chosen by ``benchmarks/faces.py``) and ``mtcnn`` (``affect_tf.face.mtcnn``). Each returns
+boxes, scores and the 5 landmarks in the contract's order, and can ``refine`` a face near a
+previous box (video tracking). Which face to keep when an image has several is a policy: the
+largest box (default; the subject of a portrait or a video) or the most confident one.
 """
 
 from __future__ import annotations
@@ -88,31 +88,6 @@ class FaceDetector(Protocol):
 
     def refine(self, image: np.ndarray, box: tuple[float, ...]) -> Detection | None:
         """The face near ``box`` (the previous video frame's), or None when it is lost."""
-
-
-DETECTORS: tuple[str, ...] = ("blazeface", "mtcnn")
-DEFAULT_DETECTOR = "blazeface"
-
-
-def make_detector(
-    name: str = DEFAULT_DETECTOR, policy: Policy = "largest", **kwargs
-) -> FaceDetector:
-    """A face detector by name (``DETECTORS``); ``kwargs`` go to its class.
-
-    Raises:
-        ValueError: An unknown name, listing the known ones.
-    """
-    if policy not in POLICIES:
-        raise ValueError(f"Expected policy in {POLICIES}. Received: policy={policy!r}")
-    if name == "blazeface":
-        from affect_tf.face.blazeface import BlazeFaceDetector
-
-        return BlazeFaceDetector(policy=policy, **kwargs)
-    if name == "mtcnn":
-        from affect_tf.face.mtcnn import MTCNNDetector
-
-        return MTCNNDetector(policy=policy, **kwargs)
-    raise ValueError(f"Expected a face detector in {DETECTORS}. Received: detector={name!r}")
 
 
 def check_rgb(image: np.ndarray) -> np.ndarray:

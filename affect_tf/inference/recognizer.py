@@ -28,7 +28,9 @@ class AffectRecognizer:
     Args:
         backend: What runs aligned faces; use ``AffectRecognizer.load`` or
             ``AffectRecognizer.from_keras``.
-        detector: An ``affect_tf.face.FaceDetector`` (built on first use when None).
+        detector: A face detector (``affect_tf.face.make_detector``) or its name
+            (``affect_tf.face.DETECTORS``); the default detector, built on first use, when
+            None.
         batch_size: Faces per model call.
         kind: ``"saved_model"``, ``"keras"`` or ``"tflite"`` (for reports).
     """
@@ -70,10 +72,10 @@ class AffectRecognizer:
 
     @property
     def detector(self):
-        if self._detector is None:
-            from affect_tf.face.detect import FaceDetector
+        if self._detector is None or isinstance(self._detector, str):
+            from affect_tf.face.registry import DEFAULT_DETECTOR, make_detector
 
-            self._detector = FaceDetector()
+            self._detector = make_detector(self._detector or DEFAULT_DETECTOR)
         return self._detector
 
     # --- faces ---------------------------------------------------------------------------

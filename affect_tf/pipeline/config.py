@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from affect_tf.errors import UserError
+from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS
 from affect_tf.model.config import PRESETS
 from affect_tf.report import DEFAULT_MIN_GAIN, THRESHOLD_TASK
 from affect_tf.tflite import VARIANTS as TFLITE_VARIANTS
@@ -47,6 +48,8 @@ class PipelineConfig:
         corpus_format: ``synth`` (SynthAffect rendered inside FaceExampleGen, no files needed),
             ``manifest``, ``affectnet`` or ``affwild2``.
         corpus_root: The corpus folder (not used for ``synth``).
+        detector: The face detector FaceExampleGen uses on images without boxes and landmarks
+            (``blazeface`` or ``mtcnn``; ``affect_tf.face.DETECTORS``).
         corpus_split: Which of the corpus' own splits to read (``train``/``validation``);
             FaceExampleGen then splits it by video into train/eval.
         synth_n, synth_size, synth_frames_per_video, synth_seed: SynthAffect settings.
@@ -98,6 +101,7 @@ class PipelineConfig:
     corpus_format: str = "synth"
     corpus_root: str = ""
     corpus_split: str = "train"
+    detector: str = DEFAULT_DETECTOR
     synth_n: int = 4000
     synth_size: int = 96
     synth_frames_per_video: int = 8
@@ -146,6 +150,8 @@ class PipelineConfig:
                 fail("corpus_root", "an existing folder")
         if self.corpus_split not in ("train", "validation"):
             fail("corpus_split", "'train' or 'validation'")
+        if self.detector not in DETECTORS:
+            fail("detector", f"a face detector in {DETECTORS}")
         if self.synth_n < 16:
             fail("synth_n", "at least 16 faces")
         if not 32 <= self.synth_size <= 512:

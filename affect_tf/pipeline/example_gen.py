@@ -25,6 +25,7 @@ import apache_beam as beam
 
 from affect_tf.data import SkipReport, read_corpus
 from affect_tf.data.corpus import CorpusError, Sample
+from affect_tf.face.registry import DEFAULT_DETECTOR
 
 log = logging.getLogger(__name__)
 # Seconds between progress lines of a conversion worker.
@@ -38,6 +39,7 @@ CORPUS_CONFIG_KEY = "corpus_config"
 FORMAT_KEY = "corpus_format"
 SPLIT_KEY = "corpus_split"
 SYNTH_KEY = "synth"
+DETECTOR_KEY = "detector"  # affect_tf.face.DETECTORS; absent: the default detector
 SKIP_DIR_KEY = "_skip_dir"  # set by the executor, not by users
 
 # The corpus files whose size and mtime fingerprint a corpus (TFX caching reruns ExampleGen
@@ -75,13 +77,14 @@ class _SampleToExample(beam.DoFn):
     counts are also Beam metrics (``faces_written``, ``faces_skipped``).
     """
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, detector: str) -> None:
         self._total = total
+        self._detector = detector
 
     def setup(self) -> None:
         from affect_tf.data.convert import Converter
 
-        self._converter = Converter()
+        self._converter = Converter(detector=self._detector)
         self._done, self._skipped = 0, collections.Counter()
         self._start = self._last = time.monotonic()
         self._written_counter = beam.metrics.Metrics.counter("FaceExampleGen", "faces_written")
@@ -156,6 +159,7 @@ def faces_to_examples(
             | "RenderSynthAffect" >> beam.FlatMap(_synth_video, synth)
         )
     samples, report = read_samples(format, exec_properties["input_base"], config[SPLIT_KEY])
+    detector = config.get(DETECTOR_KEY, DEFAULT_DETECTOR)
     skip_dir = Path(config[SKIP_DIR_KEY])
     skip_dir.mkdir(parents=True, exist_ok=True)
     (skip_dir / "reader.json").write_text(
@@ -165,7 +169,9 @@ def faces_to_examples(
         pipeline
         | "Samples" >> beam.Create(samples, reshuffle=True)
         | "ToExamples"
-        >> beam.ParDo(_SampleToExample(len(samples))).with_outputs(_SKIP, _NOTE, main="ok")
+        >> beam.ParDo(_SampleToExample(len(samples), detector)).with_outputs(
+            _SKIP, _NOTE, main="ok"
+        )
     )
     _ = (
         (results[_SKIP], results[_NOTE])

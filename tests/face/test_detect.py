@@ -68,9 +68,9 @@ def test_box_iou():
 def test_compiled_mtcnn_equals_the_eager_package(detector, astronaut):
     """The tf.function networks (the default) give the package's eager answer, on a face, on
     several image sizes (one trace serves all) and on an image without a face."""
-    from affect_tf.face.detect import FaceDetector
+    from affect_tf.face.mtcnn import MTCNNDetector
 
-    eager = FaceDetector(compiled=False)
+    eager = MTCNNDetector(compiled=False)
     assert detector.compiled and not eager.compiled
     rng = np.random.default_rng(0)
     images = [
@@ -91,12 +91,12 @@ def test_compiled_mtcnn_equals_the_eager_package(detector, astronaut):
 
 def test_the_mtcnn_internals_we_patch_are_where_we_expect(detector):
     """``_compile_stages`` swaps each stage's private ``_model`` for a tf.function: an mtcnn
-    upgrade that moves it fails this test and ``FaceDetector()`` by name, not a detection."""
+    upgrade that moves it fails this test and ``MTCNNDetector()`` by name, not a detection."""
     import types
 
     import tensorflow as tf
 
-    from affect_tf.face.detect import _compile_stages
+    from affect_tf.face.mtcnn import _compile_stages
 
     stages = detector._mtcnn.stages
     assert len(stages) == 3

@@ -17,6 +17,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
+from affect_tf.face.registry import DEFAULT_DETECTOR
 from affect_tf.pipeline import example_gen as eg
 
 
@@ -61,6 +62,8 @@ class FaceExampleGen(FileBasedExampleGen):
         corpus_split: The corpus' own split to read (``train``/``validation``).
         eval_percent: Share of videos in the eval split (hash of ``video_id``).
         synth: ``SynthConfig`` fields for ``synth``.
+        detector: The face detector for corpora without boxes and landmarks
+            (``affect_tf.face.DETECTORS``).
     """
 
     SPEC_CLASS = FaceExampleGenSpec
@@ -73,6 +76,7 @@ class FaceExampleGen(FileBasedExampleGen):
         corpus_split: str = "train",
         eval_percent: int = 20,
         synth: dict | None = None,
+        detector: str = DEFAULT_DETECTOR,
     ) -> None:
         from tfx import types
         from tfx.types import standard_artifacts
@@ -97,7 +101,12 @@ class FaceExampleGen(FileBasedExampleGen):
             )
         )
         corpus_config = json.dumps(
-            {eg.FORMAT_KEY: corpus_format, eg.SPLIT_KEY: corpus_split, eg.SYNTH_KEY: synth or {}},
+            {
+                eg.FORMAT_KEY: corpus_format,
+                eg.SPLIT_KEY: corpus_split,
+                eg.SYNTH_KEY: synth or {},
+                eg.DETECTOR_KEY: detector,
+            },
             sort_keys=True,
         )
         spec = FaceExampleGenSpec(
