@@ -125,18 +125,29 @@ def hostile(server, base: Path, image: bytes) -> dict:
     result.update(
         bombs_refused=refused, rss_mib_before_bombs=before, rss_mib_after_bombs=rss_mib(pid)
     )
-    bad = base / "999"
+    from affect_tf.export import next_version
+
+    bad = next_version(base)  # newer than the serving version: the server wants to load it
     bad.mkdir()
     (bad / "saved_model.pb").write_bytes(os.urandom(5000))
-    start = time.monotonic()
-    while not any(s["version"] == 999 and s["error"] for s in rest.status()):
-        time.sleep(0.05)
-    result["seconds_to_report_bad_version"] = time.monotonic() - start
+    number = int(bad.name)
+
+    def wait(condition, what: str) -> float:
+        start = time.monotonic()
+        while not condition():
+            if time.monotonic() - start > 60:
+                raise RuntimeError(f"Expected {what} within 60 s")
+            time.sleep(0.05)
+        return time.monotonic() - start
+
+    result["seconds_to_report_bad_version"] = wait(
+        lambda: any(s["version"] == number and s["error"] for s in rest.status()),
+        "the bad version's failure in the status",
+    )
     shutil.rmtree(bad)
-    start = time.monotonic()
-    while any(s["error"] for s in rest.status()):
-        time.sleep(0.05)
-    result["seconds_to_clean_status_after_removal"] = time.monotonic() - start
+    result["seconds_to_clean_status_after_removal"] = wait(
+        lambda: not any(s["error"] for s in rest.status()), "a clean status"
+    )
     background.join()
     return result
 

@@ -39,6 +39,20 @@ def detector():
 
 
 @pytest.fixture(scope="session")
+def blazeface():
+    """One BlazeFace + face mesh for the whole session."""
+    from affect_tf.face.blazeface import BlazeFaceDetector
+
+    return BlazeFaceDetector()
+
+
+@pytest.fixture(params=["blazeface", "mtcnn"])
+def any_detector(request):
+    """Each registered detector in turn (the behaviour every detector owes)."""
+    return request.getfixturevalue("blazeface" if request.param == "blazeface" else "detector")
+
+
+@pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     from skimage import data
 

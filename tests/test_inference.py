@@ -172,8 +172,10 @@ def test_video_tracking_follows_the_detected_face(recognizer, face_video):
         recognizer.predict_video(face_video, redetect_every=0, progress=False)
 
 
-def test_refine_recovers_a_shifted_box(detector, astronaut):
-    """O-Net alone, fed a box shifted by a tenth of the face, lands on the detected face."""
+def test_refine_recovers_a_shifted_box(any_detector, astronaut):
+    """Tracking alone (O-Net for MTCNN, the face mesh for BlazeFace), fed a box shifted by a
+    tenth of the face, lands on the detected face."""
+    detector = any_detector
     face = detector.detect_one(astronaut)
     x, y, w, h = face.box
     again = detector.refine(astronaut, (x + 0.1 * w, y - 0.1 * h, w, h))

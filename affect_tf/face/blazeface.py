@@ -7,13 +7,17 @@ graphs (``face_detection_full_range_common.pbtxt``, ``face_landmark_front_cpu.pb
 OpenCV and NumPy, and the interpreters are ``ai_edge_litert``'s.
 
 ``detect``: BlazeFace (full range: faces from close up to ~5 m, 192 px input) on the whole image,
-plus overlapping square tiles when the image is much wider or taller than square (small faces in a
-1280x720 frame); weighted non-maximum suppression as MediaPipe. Then the face mesh on each face's
-rotated, 1.5x enlarged square (its eye line levelled) gives the 5 points of the contract: the eye
-centres (mean of each eye's contour), the nose tip and the mouth corners.
+then on overlapping square tiles of smaller and smaller sides (the short side, then halves) until
+a face of ``min_face`` pixels is seen at the ~16 px BlazeFace needs (small faces in a group photo
+or a 1280x720 frame); weighted non-maximum suppression as MediaPipe's, within and across tiles.
+Then the face mesh on each face's rotated, 1.5x enlarged square (its eye line levelled) gives the
+5 points of the contract: the eye centres (mean of each eye's contour), the nose tip and the mouth
+corners.
 
 ``refine`` (video tracking, as MediaPipe's face mesh tracks): the face mesh alone on the square
 around the previous face, rotated by its last eye angle; its face flag says when it lost the face.
+The tracked box keeps the detector's box convention (its offset from the mesh's bounds is carried
+from the detection), so boxes do not jump between detected and tracked frames.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ _MESH = "face_landmark.tflite"
 _MESH_SIZE = 192
 _ROI_SCALE = 1.5  # face_detection_front_detection_to_roi / face_landmarks_to_roi: 1.5x
 _NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold
+# The smallest face box BlazeFace full range finds, in its 192 px input (measured: heads under
+# ~28 px of input, boxes of ~15 px, are missed).
+_MIN_FACE_AT_INPUT = 16
+_NO_OFFSETS = np.array([0.0, 0.0, 1.0, 1.0], np.float32)  # the box is the mesh's bounds
 
 
 def model_dir() -> Path:
@@ -127,6 +135,14 @@ def _weighted_nms(rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     return np.array(kept_rows).reshape(-1, rows.shape[1]), np.array(kept_scores)
 
 
+def _starts(length: int, side: int) -> list[int]:
+    """Tile origins along one axis: tiles of ``side`` overlapping by at least a quarter."""
+    if length <= side:
+        return [0]
+    count = math.ceil((length - side) / (0.75 * side)) + 1
+    return [int(v) for v in np.linspace(0, length - side, count).round()]
+
+
 def _roi_transform(cx: float, cy: float, side: float, angle: float) -> np.ndarray:
     """The 2x3 affine map from the image to a ``_MESH_SIZE`` square of side ``side`` (pixels)
     centred on ``(cx, cy)``, turned by ``angle`` (radians) so the eye line is level."""
@@ -150,10 +166,12 @@ class BlazeFaceDetector:
         policy: Default policy of ``detect_one``.
         model: ``"full"`` range (default; faces up to ~5 m) or ``"short"`` range (selfies,
             faces filling the frame; 128 px input).
-        tile: Also look at overlapping square tiles of images whose long side is at least
-            ``tile`` times the short one (small faces in wide frames; 0 turns it off).
+        min_face: The smallest face box side (pixels) to look for: sets how small the tiles
+            get. 40 (default): a 512 px photo is one pass; 20 finds what MTCNN's default finds
+            in a group photo, at ~3x the time on large images (``benchmarks/faces.py``).
         threads: LiteRT threads per interpreter (None: its default).
-        max_side: Kept for the interface (BlazeFace reads a 192 px copy of any image).
+        max_side: ``detect`` looks for faces on a copy shrunk to this longest side (boxes,
+            landmarks and mesh are mapped back), which also bounds the number of tiles.
     """
 
     name = "blazeface"
@@ -163,7 +181,7 @@ class BlazeFaceDetector:
         min_score: float = 0.5,
         policy: Policy = "largest",
         model: str = "full",
-        tile: float = 1.5,
+        min_face: int = 40,
         threads: int | None = None,
         max_side: int = 1600,
     ) -> None:
@@ -177,15 +195,18 @@ class BlazeFaceDetector:
         self.min_score = min_score
         self.policy = policy
         self.model = model
-        self.tile = tile
+        self.min_face = min_face
         self.max_side = max_side
-        self._last_angle: tuple[tuple[float, ...], float] | None = None
+        # The faces last returned: box -> (eye angle, box offsets from the mesh) (``refine``).
+        self._tracks: dict[tuple[float, ...], tuple[float, np.ndarray]] = {}
 
     # --- detection -----------------------------------------------------------------------------
 
-    def _detect_square(self, image: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    def _detect_square(self, image: np.ndarray, x0: int = 0, y0: int = 0, inner=()) -> np.ndarray:
         """BlazeFace on one image region (letterboxed into the input square): rows of
-        score, x1, y1, x2, y2 and 6 keypoints in the full image's pixels."""
+        score, x1, y1, x2, y2 and 6 keypoints in the full image's pixels. Faces cut by one of
+        the ``inner`` edges (``"left"``, ``"top"``, ...: tile edges inside the image) are
+        dropped: the neighbouring tile sees them whole."""
         import cv2
 
         h, w = image.shape[:2]
@@ -209,21 +230,51 @@ class BlazeFaceDetector:
         points = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
         rows = np.concatenate([centre - half, centre + half, points.reshape(-1, 12)], axis=1)
         rows, kept = _weighted_nms(rows, scores[keep])
-        rows = rows * side + np.tile([x0, y0], 8)
-        return np.concatenate([kept[:, None], rows], axis=1).astype(np.float32)
+        rows = rows * side
+        whole = np.ones(len(rows), bool)
+        for edge, cut in (
+            ("left", rows[:, 0] < 1),
+            ("top", rows[:, 1] < 1),
+            ("right", rows[:, 2] > w - 1),
+            ("bottom", rows[:, 3] > h - 1),
+        ):
+            if edge in inner:
+                whole &= ~cut
+        rows = rows[whole] + np.tile([x0, y0], 8)
+        return np.concatenate([kept[whole, None], rows], axis=1).astype(np.float32)
+
+    def tile_sides(self, height: int, width: int) -> list[int]:
+        """The square tile sides searched after the whole image (see the module docstring)."""
+        long, short = max(height, width), min(height, width)
+        smallest = self._size * self.min_face / _MIN_FACE_AT_INPUT
+        sides, previous = [], float(long)
+        side = float(short) if long >= 1.25 * short else long / 2
+        while previous > smallest:
+            side = max(side, smallest)
+            if side > 0.75 * previous:  # too close to the last level to see new faces
+                break
+            sides.append(round(side))
+            previous, side = side, side / 2
+        return sides
 
     def _candidates(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
-        found = [self._detect_square(image, 0, 0)]
-        long, short = max(h, w), min(h, w)
-        if self.tile and long >= self.tile * short:
-            # Square tiles of the short side, overlapping by at least a quarter.
-            count = math.ceil((long - short) / (0.75 * short)) + 1
-            for start in np.linspace(0, long - short, count).round().astype(int):
-                if h >= w:
-                    found.append(self._detect_square(image[start : start + short], 0, start))
-                else:
-                    found.append(self._detect_square(image[:, start : start + short], start, 0))
+        found = [self._detect_square(image)]
+        for side in self.tile_sides(h, w):
+            for y in _starts(h, side):
+                for x in _starts(w, side):
+                    inner = [
+                        edge
+                        for edge, inside in (
+                            ("left", x > 0),
+                            ("top", y > 0),
+                            ("right", x + side < w),
+                            ("bottom", y + side < h),
+                        )
+                        if inside
+                    ]
+                    tile = image[y : y + side, x : x + side]
+                    found.append(self._detect_square(tile, x, y, inner))
         rows = np.concatenate(found)
         if len(found) > 1 and len(rows):
             merged, scores = _weighted_nms(rows[:, 1:], rows[:, 0])
@@ -248,7 +299,13 @@ class BlazeFaceDetector:
         mesh = mesh @ inverse[:, :2].T + inverse[:, 2]
         return mesh.astype(np.float32), float(_sigmoid(flag.reshape(-1))[-1])
 
-    def _from_mesh(self, mesh: np.ndarray, score: float, box=None) -> Detection:
+    @staticmethod
+    def _from_mesh(
+        mesh: np.ndarray, score: float, box=None, offsets=None
+    ) -> tuple[Detection, tuple[float, np.ndarray]]:
+        """The Detection of a mesh (its 5 points) and its track ``(eye angle, box offsets)``.
+        The box is ``box`` (the detector's) or, when tracking, the mesh's bounds moved by the
+        ``offsets`` (fractions of the bounds) the detection's box had from its mesh."""
         five = np.stack(
             [
                 mesh[list(_LEFT_EYE)].mean(0),
@@ -258,17 +315,42 @@ class BlazeFaceDetector:
                 mesh[_MOUTH_RIGHT],
             ]
         ).astype(np.float32)
+        (x1, y1), (x2, y2) = mesh.min(0), mesh.max(0)
+        bounds = np.array([x1, y1, max(x2 - x1, 1e-3), max(y2 - y1, 1e-3)], np.float32)
         if box is None:
-            (x1, y1), (x2, y2) = mesh.min(0), mesh.max(0)
-            box = (float(x1), float(y1), float(x2 - x1), float(y2 - y1))
-        detection = Detection(box=box, score=score, landmarks=five, mesh=mesh)
+            offsets = _NO_OFFSETS if offsets is None else offsets
+            box = (
+                float(bounds[0] + offsets[0] * bounds[2]),
+                float(bounds[1] + offsets[1] * bounds[3]),
+                float(offsets[2] * bounds[2]),
+                float(offsets[3] * bounds[3]),
+            )
+        else:
+            box = tuple(float(v) for v in box)
+            offsets = np.array(
+                [
+                    (box[0] - bounds[0]) / bounds[2],
+                    (box[1] - bounds[1]) / bounds[3],
+                    box[2] / bounds[2],
+                    box[3] / bounds[3],
+                ],
+                np.float32,
+            )
         left, right = five[0], five[1]
-        self._last_angle = (box, math.atan2(right[1] - left[1], right[0] - left[0]))
-        return detection
+        angle = math.atan2(right[1] - left[1], right[0] - left[0])
+        return Detection(box=box, score=score, landmarks=five, mesh=mesh), (angle, offsets)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Every face in an RGB ``(H, W, 3)`` uint8 image, with its 5 points from the mesh."""
+        """Every face in an RGB ``(H, W, 3)`` uint8 image, with its 5 points from the mesh
+        (images larger than ``max_side`` at that size)."""
         image = check_rgb(image)
+        factor = max(image.shape[:2]) / self.max_side
+        if factor > 1:
+            import cv2
+
+            size = (round(image.shape[1] / factor), round(image.shape[0] / factor))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        tracks = {}
         detections = []
         for row in self._candidates(image):
             score, (x1, y1, x2, y2), points = row[0], row[1:5], row[5:].reshape(6, 2)
@@ -277,7 +359,12 @@ class BlazeFaceDetector:
             side = max(x2 - x1, y2 - y1) * _ROI_SCALE
             mesh, _ = self._mesh_at(image, (x1 + x2) / 2, (y1 + y2) / 2, side, angle)
             box = (float(x1), float(y1), float(x2 - x1), float(y2 - y1))
-            detections.append(self._from_mesh(mesh, float(score), box))
+            detection, track = self._from_mesh(mesh, float(score), box)
+            if factor > 1:
+                detection = detection.scaled(factor)
+            tracks[detection.box] = track
+            detections.append(detection)
+        self._tracks = tracks  # what ``refine`` continues from
         return detections
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
@@ -293,10 +380,12 @@ class BlazeFaceDetector:
         mesh's face flag is below ``min_score`` (call ``detect``)."""
         image = check_rgb(image)
         x, y, w, h = (float(v) for v in box)
-        angle = 0.0
-        if self._last_angle is not None and self._last_angle[0] == tuple(box):
-            angle = self._last_angle[1]
+        # A box this detector returned carries its eye angle and box offsets; another starts
+        # upright, with the mesh's own bounds as the box.
+        angle, offsets = self._tracks.get(tuple(float(v) for v in box), (0.0, None))
         mesh, flag = self._mesh_at(image, x + w / 2, y + h / 2, max(w, h) * _ROI_SCALE, angle)
         if flag < self.min_score:
             return None
-        return self._from_mesh(mesh, flag)
+        detection, track = self._from_mesh(mesh, flag, offsets=offsets)
+        self._tracks = {detection.box: track}
+        return detection

@@ -5,11 +5,11 @@ from affect_tf.face import align
 from affect_tf.face.detect import Detection, box_iou, select_face
 
 
-def test_mtcnn_finds_the_astronaut(detector, astronaut):
-    faces = detector.detect(astronaut)
+def test_each_detector_finds_the_astronaut(any_detector, astronaut):
+    faces = any_detector.detect(astronaut)
     assert len(faces) == 1
     face = faces[0]
-    assert face.score > 0.95
+    assert face.score > 0.9
     x, y, w, h = face.box
     # Eileen Collins' face in skimage's astronaut(): roughly x 180-265, y 60-175.
     assert 160 < x < 200 and 40 < y < 90 and 60 < w < 110 and 80 < h < 130
@@ -20,7 +20,8 @@ def test_mtcnn_finds_the_astronaut(detector, astronaut):
         assert x <= px <= x + w and y <= py <= y + h
 
 
-def test_aligned_astronaut_has_landmarks_on_the_template(detector, astronaut):
+def test_aligned_astronaut_has_landmarks_on_the_template(any_detector, astronaut):
+    detector = any_detector
     face = detector.detect_one(astronaut)
     aligned = align.align_face(astronaut, face.landmarks, size=224, margin=0.4).numpy()
     again = detector.detect_one(aligned.astype(np.uint8))
@@ -36,17 +37,18 @@ def test_aligned_astronaut_has_landmarks_on_the_template(detector, astronaut):
     assert np.linalg.norm(again.landmarks[:2] - template.numpy()[:2], axis=1).max() < 6.0
 
 
-def test_no_face_in_a_flat_image(detector):
-    assert detector.detect(np.full((120, 160, 3), 128, np.uint8)) == []
-    assert detector.detect_one(np.zeros((64, 64, 3), np.uint8)) is None
+def test_no_face_in_a_flat_image(any_detector):
+    assert any_detector.detect(np.full((120, 160, 3), 128, np.uint8)) == []
+    assert any_detector.detect_one(np.zeros((64, 64, 3), np.uint8)) is None
+    assert any_detector.detect(np.zeros((1, 1, 3), np.uint8)) == []  # a 1x1 image
 
 
-def test_batch_detection_and_grayscale(detector, astronaut):
+def test_batch_detection_and_grayscale(any_detector, astronaut):
     gray = astronaut.mean(axis=-1).astype(np.uint8)
-    results = detector.detect_batch([astronaut, gray])
+    results = any_detector.detect_batch([astronaut, gray])
     assert [len(r) for r in results] == [1, 1]
     with pytest.raises(ValueError, match="RGB"):
-        detector.detect(np.zeros((4, 4, 5), np.uint8))
+        any_detector.detect(np.zeros((4, 4, 5), np.uint8))
 
 
 def test_select_face_policies():
@@ -106,11 +108,12 @@ def test_the_mtcnn_internals_we_patch_are_where_we_expect(detector):
         _compile_stages(moved)
 
 
-def test_large_photos_are_searched_shrunk_and_mapped_back(detector, astronaut):
+def test_large_photos_are_searched_shrunk_and_mapped_back(any_detector, astronaut):
     """The astronaut scaled 4x (2048 px) is searched at 1600 px; the box and landmarks come
     back in the large image's pixels, where the 512 px ones scaled 4x put them."""
     import cv2
 
+    detector = any_detector
     big = cv2.resize(astronaut, (2048, 2048), interpolation=cv2.INTER_CUBIC)
     small_face = detector.detect_one(astronaut)
     big_face = detector.detect_one(big)

