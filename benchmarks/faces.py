@@ -3,8 +3,9 @@
 Per detector (``mtcnn``; ``blazeface`` at its default ``min_face=40`` and at ``min_face=20``):
 
 - faces found: skimage's astronaut (1 face), a group photo of her head at 7 sizes
-  (``benchmarks.scenes.group_photo``, 1280 x 720), the 200 faces of skimage's ``lfw_subset``
-  (25 x 25 grey crops of real people) and SynthAffect renders at 64, 128 and 256 px;
+  (``benchmarks.scenes.group_photo``, 1280 x 720), the 100 faces of skimage's ``lfw_subset``
+  (25 x 25 grey crops of real people) and its 100 background patches (false positives), and
+  SynthAffect renders at 64, 128 and 256 px;
 - landmark distance to MTCNN's, in eye distances, on the images where both find one face;
 - detection time on the astronaut (512 px) and on the group photo;
 - video end to end (decode -> detect/track -> align -> model -> smoothing) through
@@ -55,9 +56,16 @@ def real_photos(quick: bool) -> dict[str, list[np.ndarray]]:
     from affect_tf.data.synth import SynthConfig, iter_frames
     from benchmarks.scenes import group_photo
 
-    lfw = (data.lfw_subset() * 255).round().astype(np.uint8)
-    lfw = [np.stack([im] * 3, -1) for im in lfw[: 50 if quick else 200]]
-    sets = {"astronaut": [data.astronaut()], "group": [group_photo()[0]], "lfw_subset": lfw}
+    # lfw_subset: 100 faces (25 x 25 grey crops of real people), then 100 background patches
+    # (any face found there is a false positive).
+    lfw = [np.stack([im] * 3, -1) for im in (data.lfw_subset() * 255).round().astype(np.uint8)]
+    n = 50 if quick else 100
+    sets = {
+        "astronaut": [data.astronaut()],
+        "group": [group_photo()[0]],
+        "lfw_faces": lfw[:n],
+        "lfw_background (false positives)": lfw[100 : 100 + n],
+    }
     for size in (64, 128, 256):
         config = SynthConfig(n=16 if quick else 48, size=size, frames_per_video=1, seed=3)
         sets[f"synthaffect_{size}"] = [f.image for _, _, f in iter_frames(config)]

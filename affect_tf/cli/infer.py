@@ -100,18 +100,63 @@ def _write_overlays(table, target: Path, out_dir: Path, au_threshold: float) -> 
         cv2.imwrite(str(path), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
 
 
+def _live_window(au_threshold: float):
+    """An ``on_frame`` callback showing each frame with its face drawn (``--show``).
+
+    Raises:
+        UsageError: This OpenCV has no GUI (the headless wheel) or there is no display.
+    """
+    import os
+
+    import cv2
+
+    from affect_tf.data import targets as tg
+    from affect_tf.visualize import draw_face
+
+    gui = "GUI:" in cv2.getBuildInformation() and not any(
+        line.split(":", 1)[1].strip() == "NONE"
+        for line in cv2.getBuildInformation().splitlines()
+        if line.strip().startswith("GUI:")
+    )
+    if not gui or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UsageError(
+            "Expected OpenCV with a GUI and a display for --show. Received: "
+            + ("no GUI in this OpenCV (pip install opencv-python)" if not gui else "no display")
+            + "; write the overlay to a file with --overlay instead"
+        )
+
+    def show(rgb, row: dict) -> None:
+        frame = rgb.copy()
+        if row["face_found"] and tg.VALENCE in row:
+            outputs = {k: row[k][None] for k in tg.SERVING_OUTPUTS}
+            draw_face(frame, {**row, **tg.outputs_frame(outputs).iloc[0]}, au_threshold)
+        cv2.imshow("affect-tf", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)  # q or Esc: stop
+
+    return show
+
+
 def _video(args: argparse.Namespace) -> int:
     from affect_tf.inference import InferenceError, write_abaw
+    from affect_tf.inference.video import parse_source, source_label
 
+    source = parse_source(args.input)
+    if args.overlay and isinstance(source, int):
+        raise UsageError(
+            "Expected a video file or stream for --overlay (it reads the video again). "
+            f"Received: camera {source}; use --show for a live overlay"
+        )
+    on_frame = _live_window(args.au_threshold) if args.show else None
     recognizer = recognizer_for(args)
     try:
         table = recognizer.predict_video(
-            args.input,
+            source,
             every=args.every,
             smooth=args.smooth,
             progress=not args.quiet,
             max_frames=args.max_frames,
             track=not args.no_track,
+            on_frame=on_frame,
         )
     except (InferenceError, ValueError) as e:
         raise UsageError(str(e)) from None
@@ -135,7 +180,7 @@ def _video(args: argparse.Namespace) -> int:
         written = write_overlay_video(args.input, table, args.overlay, args.au_threshold)
         print(f"overlay video -> {written}")
     if args.abaw:
-        written = write_abaw(table, args.abaw, Path(args.input).stem, args.au_threshold)
+        written = write_abaw(table, args.abaw, Path(source_label(source)).stem, args.au_threshold)
         print("ABAW files -> " + ", ".join(str(p) for p in written.values()))
     if not a["frames_with_face"]:
         print(
@@ -214,7 +259,11 @@ def add_commands(sub) -> None:
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("video", help="the main face through a video -> per-frame predictions")
-    p.add_argument("input", metavar="IN.mp4")
+    p.add_argument(
+        "input",
+        metavar="VIDEO",
+        help="a video file, a stream URL (rtsp://, http://, file://) or a camera index (0)",
+    )
     model_flags(p)
     p.add_argument("--out", required=True, help="per-frame CSV")
     p.add_argument("--every", type=int, default=1, help="read every N-th frame (default 1)")
@@ -227,6 +276,11 @@ def add_commands(sub) -> None:
         "for blazeface, O-Net for mtcnn)",
     )
     p.add_argument("--overlay", help="write the video with the predictions drawn (mp4)")
+    p.add_argument(
+        "--show",
+        action="store_true",
+        help="show the frames live with the predictions drawn (OpenCV with a GUI; q quits)",
+    )
     p.add_argument("--plot", help="write valence/arousal over time (PNG)")
     p.add_argument("--abaw", help="write the ABAW VA/EXPR/AU prediction files into this folder")
     p.set_defaults(func=_video)

@@ -6,7 +6,8 @@ NumPy 2) and PIL for every resize, so the pre- and post-processing below follow 
 graphs (``face_detection_full_range_common.pbtxt``, ``face_landmark_front_cpu.pbtxt``) with
 OpenCV and NumPy, and the interpreters are ``ai_edge_litert``'s.
 
-``detect``: BlazeFace (full range: faces from close up to ~5 m, 192 px input) on the whole image,
+``detect``: BlazeFace (full range: faces from close up to ~5 m, 192 px input) on the whole image
+(again zoomed out when that finds nothing: a face filling the frame needs context around it),
 then on overlapping square tiles of smaller and smaller sides (the short side, then halves) until
 a face of ``min_face`` pixels is seen at the ~16 px BlazeFace needs (small faces in a group photo
 or a 1280x720 frame); weighted non-maximum suppression as MediaPipe's, within and across tiles.
@@ -135,6 +136,12 @@ def _weighted_nms(rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     return np.array(kept_rows).reshape(-1, rows.shape[1]), np.array(kept_scores)
 
 
+def _eye_angle(landmarks: np.ndarray) -> float:
+    """The angle (radians) of the line from the image-left eye to the other."""
+    (lx, ly), (rx, ry) = landmarks[0], landmarks[1]
+    return math.atan2(ry - ly, rx - lx)
+
+
 def _starts(length: int, side: int) -> list[int]:
     """Tile origins along one axis: tiles of ``side`` overlapping by at least a quarter."""
     if length <= side:
@@ -169,6 +176,10 @@ class BlazeFaceDetector:
         min_face: The smallest face box side (pixels) to look for: sets how small the tiles
             get. 40 (default): a 512 px photo is one pass; 20 finds what MTCNN's default finds
             in a group photo, at ~3x the time on large images (``benchmarks/faces.py``).
+        small_fallback: Images whose long side is at most this many pixels and where BlazeFace
+            finds no face go to MTCNN (built on first need). BlazeFace misses half the faces of
+            tight, low-resolution crops (skimage's 25 px ``lfw_subset``: 90 of 200; FER-style
+            48 px crops) that MTCNN finds, and MTCNN is cheap on such small images. 0: never.
         threads: LiteRT threads per interpreter (None: its default).
         max_side: ``detect`` looks for faces on a copy shrunk to this longest side (boxes,
             landmarks and mesh are mapped back), which also bounds the number of tiles.
@@ -182,6 +193,7 @@ class BlazeFaceDetector:
         policy: Policy = "largest",
         model: str = "full",
         min_face: int = 40,
+        small_fallback: int = 160,
         threads: int | None = None,
         max_side: int = 1600,
     ) -> None:
@@ -196,6 +208,8 @@ class BlazeFaceDetector:
         self.policy = policy
         self.model = model
         self.min_face = min_face
+        self.small_fallback = small_fallback
+        self._mtcnn = None
         self.max_side = max_side
         # The faces last returned: box -> (eye angle, box offsets from the mesh) (``refine``).
         self._tracks: dict[tuple[float, ...], tuple[float, np.ndarray]] = {}
@@ -258,8 +272,17 @@ class BlazeFaceDetector:
         return sides
 
     def _candidates(self, image: np.ndarray) -> np.ndarray:
+        import cv2
+
         h, w = image.shape[:2]
         found = [self._detect_square(image)]
+        if not len(found[0]):
+            # A face that fills the frame (a tight crop: lfw, AffectNet's aligned faces) is
+            # missed by BlazeFace, which expects context around it: look again with the image
+            # shrunk to half the input, its edges repeated around it (5/50 -> 50/50 on lfw).
+            pad = max(h, w) // 2
+            padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+            found.append(self._detect_square(padded, -pad, -pad))
         for side in self.tile_sides(h, w):
             for y in _starts(h, side):
                 for x in _starts(w, side):
@@ -336,9 +359,8 @@ class BlazeFaceDetector:
                 ],
                 np.float32,
             )
-        left, right = five[0], five[1]
-        angle = math.atan2(right[1] - left[1], right[0] - left[0])
-        return Detection(box=box, score=score, landmarks=five, mesh=mesh), (angle, offsets)
+        detection = Detection(box=box, score=score, landmarks=five, mesh=mesh)
+        return detection, (_eye_angle(five), offsets)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Every face in an RGB ``(H, W, 3)`` uint8 image, with its 5 points from the mesh
@@ -352,7 +374,10 @@ class BlazeFaceDetector:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         tracks = {}
         detections = []
-        for row in self._candidates(image):
+        candidates = self._candidates(image)
+        if not len(candidates) and max(image.shape[:2]) <= self.small_fallback:
+            return self._fallback(image)
+        for row in candidates:
             score, (x1, y1, x2, y2), points = row[0], row[1:5], row[5:].reshape(6, 2)
             # The ROI's rotation: BlazeFace's eye keypoints (0: image-left eye, 1: right).
             angle = math.atan2(points[1, 1] - points[0, 1], points[1, 0] - points[0, 0])
@@ -366,6 +391,16 @@ class BlazeFaceDetector:
             detections.append(detection)
         self._tracks = tracks  # what ``refine`` continues from
         return detections
+
+    def _fallback(self, image: np.ndarray) -> list[Detection]:
+        """MTCNN on a small image BlazeFace found no face in (see ``small_fallback``)."""
+        if self._mtcnn is None:
+            from affect_tf.face.mtcnn import MTCNNDetector
+
+            self._mtcnn = MTCNNDetector(policy=self.policy)
+        found = self._mtcnn.detect(image)
+        self._tracks = {d.box: (_eye_angle(d.landmarks), None) for d in found}
+        return found
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         """``detect`` for each image (the interpreters take one image at a time)."""

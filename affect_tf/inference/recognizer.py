@@ -189,9 +189,10 @@ class AffectRecognizer:
         table.attrs["stage_seconds"] = clock.seconds
         return table
 
-    def predict_video(self, path: str | Path, **options) -> pd.DataFrame:
-        """Reads the main face through a video; one row per sampled frame.
+    def predict_video(self, source: str | Path | int, **options) -> pd.DataFrame:
+        """Reads the main face through a video file, stream or camera; one row per sampled
+        frame.
 
         See ``affect_tf.inference.video.predict_video`` for the options and the columns.
         """
-        return predict_video(self, path, **options)
+        return predict_video(self, source, **options)

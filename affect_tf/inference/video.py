@@ -2,15 +2,17 @@
 
 The main face is the largest in the first frame with a face, then in every later frame the
 detection overlapping most with its last box (the largest when none overlaps), so a passer-by
-does not take over. With tracking (the default) the face is followed by MTCNN's O-Net alone
-(``FaceDetector.refine`` on its last box, 4x cheaper than detecting), with a full detection on the
-first frame, every ``redetect_every`` sampled frames and whenever O-Net loses the face.
+does not take over. With tracking (the default) the face is followed by the detector's
+``refine`` on its last box (BlazeFace: the face mesh alone, as MediaPipe tracks; MTCNN: O-Net
+alone), with a full detection on the first frame, every ``redetect_every`` sampled frames and
+whenever tracking loses the face.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from affect_tf.inference.clock import StageClock
 from affect_tf.inference.errors import InferenceError
 from affect_tf.smoothing import parse_smooth, smooth_by_video
 
+log = logging.getLogger(__name__)
 BOX_COLUMNS = ("x", "y", "w", "h")
 # A detection continues the main face when it overlaps the last box by more than this IoU.
 CONTINUE_IOU = 0.1
@@ -31,7 +34,7 @@ class MainFaceTracker:
     """Chooses the main face of each frame (see the module docstring).
 
     Args:
-        detector: An ``affect_tf.face.FaceDetector`` (``detect`` and ``refine``).
+        detector: A face detector (``affect_tf.face.FaceDetector``: ``detect``, ``refine``).
         track: Follow the face with ``refine`` between full detections.
         redetect_every: Sampled frames between forced full detections.
     """
@@ -71,126 +74,242 @@ class MainFaceTracker:
         return max(detections, key=lambda d: d.area)
 
 
-def open_video(path: str | Path):
-    """``(capture, fps, frame count or None)`` of a video file OpenCV can decode.
+def parse_source(source: str | Path | int) -> str | int:
+    """A video source as OpenCV takes it: a camera index (``0``, ``"1"``), a stream URL
+    (``rtsp://``, ``http://``, ``file://`` ...) or a file path (str)."""
+    if isinstance(source, int):
+        return source
+    text = str(source)
+    if text.isdigit():
+        return int(text)
+    return text
+
+
+def source_label(source: str | Path | int) -> str:
+    """A short name of a source: the file name, ``camera0``, or the stream URL's last part."""
+    parsed = parse_source(source)
+    if isinstance(parsed, int):
+        return f"camera{parsed}"
+    return Path(parsed.split("?", 1)[0].rstrip("/")).name or parsed
+
+
+def open_video(source: str | Path | int):
+    """``(capture, fps, frame count or None)`` of a video file, a stream URL or a camera index.
 
     Raises:
-        InferenceError: The file is missing or cannot be opened.
+        InferenceError: The file is missing, or OpenCV cannot open the file, stream or camera.
     """
     import cv2
 
-    path = Path(path)
-    if not path.is_file():
-        raise InferenceError(f"Expected a video file. Received: path={str(path)!r} (not found)")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise InferenceError(
-            "Expected a video OpenCV can decode (mp4, avi, mkv, ...). "
-            f"Received: path={str(path)!r} (cannot be opened)"
-        )
+    parsed = parse_source(source)
+    if isinstance(parsed, int):
+        capture = cv2.VideoCapture(parsed)
+        if not capture.isOpened():
+            raise InferenceError(
+                f"Expected a camera at index {parsed}. Received: none can be opened (no such "
+                "device, no permission, or OpenCV without camera support)"
+            )
+    elif "://" in parsed:
+        capture = cv2.VideoCapture(parsed)
+        if not capture.isOpened():
+            raise InferenceError(
+                f"Expected a stream OpenCV can open (rtsp, http, file URL). Received: {parsed!r} "
+                "(cannot be opened)"
+            )
+    else:
+        path = Path(parsed)
+        if not path.is_file():
+            raise InferenceError(f"Expected a video file. Received: path={str(path)!r} (not found)")
+        capture = cv2.VideoCapture(str(path))
+        if not capture.isOpened():
+            raise InferenceError(
+                "Expected a video OpenCV can decode (mp4, avi, mkv, ...). "
+                f"Received: path={str(path)!r} (cannot be opened)"
+            )
     fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    return capture, fps, total
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if not isinstance(parsed, int) else 0
+    return capture, fps, (total if total > 0 else None)
+
+
+# Decoded frames waiting for the detector: decoding runs in its own thread (OpenCV releases
+# the GIL), overlapping with detection on the other core.
+READ_AHEAD = 8
 
 
 def sampled_frames(
     capture, every: int, max_frames: int | None, clock: StageClock, bar=None
 ) -> Iterator[tuple[int, np.ndarray | None]]:
     """``(index, RGB frame)`` for every ``every``-th frame, ``(index, None)`` for the others (so
-    the caller counts every decoded frame); releases the capture at the end."""
+    the caller counts every decoded frame); a reader thread decodes up to ``READ_AHEAD`` frames
+    ahead. Releases the capture at the end (also when the caller stops early)."""
+    import queue
+    import threading
+
     import cv2
 
-    index = 0
-    try:
-        while max_frames is None or index < max_frames:
-            with clock("decode"):
+    frames: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+    end = object()
+
+    def read() -> None:
+        index = 0
+        try:
+            while not stop.is_set() and (max_frames is None or index < max_frames):
                 ok, frame = capture.read()
                 if not ok:
                     break
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if index % every == 0 else None
-            yield index, rgb
-            index += 1
+                while not stop.is_set():
+                    try:
+                        frames.put((index, rgb), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                index += 1
+        finally:
+            frames.put(end)
+
+    reader = threading.Thread(target=read, name="video-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            with clock("decode"):  # the wait for the reader: decoding's share of the time
+                item = frames.get()
+            if item is end:
+                break
+            yield item
             if bar is not None:
                 bar.update(1)
     finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                frames.get(timeout=0.1)
+            except queue.Empty:
+                pass
         capture.release()
         if bar is not None:
             bar.close()
 
 
+# Aligned faces waiting for the model: bounded, so a long video or a camera keeps its memory.
+MODEL_CHUNK = 64
+
+
 def predict_video(
     recognizer,
-    path: str | Path,
+    source: str | Path | int,
     every: int = 1,
     smooth: str | None = "mean:15",
     progress: bool = True,
     max_frames: int | None = None,
     track: bool = True,
     redetect_every: int = 30,
+    on_frame: Callable[[np.ndarray, dict], None] | None = None,
 ) -> pd.DataFrame:
     """Reads the main face through a video with an ``AffectRecognizer``; one row per sampled frame.
 
-    Frames are batched through the model, then ``smooth`` (``"mean:15"``, ``"median:9"`` or
+    Args:
+        source: A video file, a stream URL (``rtsp://``, ``http://`` ...) or a camera index
+            (``0``; give ``max_frames`` or stop it with Ctrl-C).
+        on_frame: Called with each sampled frame (RGB) and its row (with the frame's raw
+            outputs when a face was found) as soon as it is read: the model then runs frame by
+            frame instead of in chunks of ``MODEL_CHUNK`` (live display). Returning False
+            stops the reading (the frames read so far make the table, as after Ctrl-C).
+
+    Frames go through the model in chunks, then ``smooth`` (``"mean:15"``, ``"median:9"`` or
     None) filters the sequence (``affect_tf.smoothing``; frames without a face are interpolated
     over).
 
     Returns:
         Columns ``frame``, ``time_s``, ``face_found``, ``x, y, w, h``, ``score``, then
         ``outputs_frame``'s columns (smoothed) and ``valence_raw``, ``arousal_raw``,
-        ``expression_raw`` (before smoothing). ``attrs``: ``fps``, ``frames`` (in the file),
-        ``frames_with_face``, ``frames_tracked`` (found by O-Net tracking rather than a full
-        detection), ``smooth``, ``seconds``, ``stage_seconds`` (decode, detect, align, model,
-        smooth).
+        ``expression_raw`` (before smoothing). ``attrs``: ``fps``, ``frames`` (decoded),
+        ``frames_expected`` (the container's count, None for streams and cameras),
+        ``frames_with_face``, ``frames_tracked`` (followed by the detector's tracking rather
+        than a full detection), ``smooth``, ``seconds``, ``stage_seconds`` (decode, detect,
+        align, model, smooth).
 
     Raises:
-        InferenceError: The file is missing or OpenCV cannot decode it.
+        InferenceError: The file is missing, or OpenCV cannot open the file, stream or camera.
     """
     if every < 1:
         raise ValueError(f"Expected every >= 1. Received: every={every}")
     tracker = MainFaceTracker(recognizer.detector, track, redetect_every)
     smoothing = parse_smooth(smooth)
-    capture, fps, total = open_video(path)
-    if max_frames is not None and total is not None:
-        total = min(total, max_frames)
+    capture, fps, expected = open_video(source)
+    total = expected if max_frames is None or expected is None else min(expected, max_frames)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, desc=Path(path).name, unit="frame")
+        bar = tqdm(total=total or max_frames, desc=source_label(source), unit="frame")
     rows: list[dict] = []
     crops: list[np.ndarray] = []
+    parts: list[dict] = []
     frames = 0
     clock = StageClock("decode", "detect", "align", "model", "smooth")
     start = time.perf_counter()
-    for index, rgb in sampled_frames(capture, every, max_frames, clock, bar):
-        frames = index + 1
-        if rgb is None:
-            continue
-        with clock("detect"):
-            chosen = tracker(rgb)
-        if chosen is not None:
-            with clock("align"):
-                crops.append(recognizer.align(rgb, chosen.landmarks))
-        row = {"frame": index, "time_s": index / fps, "face_found": chosen is not None}
-        row |= dict(zip(BOX_COLUMNS, chosen.box if chosen else [np.nan] * 4, strict=True))
-        rows.append(row | {"score": chosen.score if chosen else np.nan})
+
+    def run_model() -> dict:
+        with clock("model"):
+            outputs = recognizer.predict_faces(crops)
+        parts.append(outputs)
+        crops.clear()
+        return outputs
+
+    frames_in = sampled_frames(capture, every, max_frames, clock, bar)
+    try:
+        for index, rgb in frames_in:
+            frames = index + 1
+            if rgb is None:
+                continue
+            with clock("detect"):
+                chosen = tracker(rgb)
+            if chosen is not None:
+                with clock("align"):
+                    crops.append(recognizer.align(rgb, chosen.landmarks))
+            row = {"frame": index, "time_s": index / fps, "face_found": chosen is not None}
+            row |= dict(zip(BOX_COLUMNS, chosen.box if chosen else [np.nan] * 4, strict=True))
+            rows.append(row | {"score": chosen.score if chosen else np.nan})
+            if on_frame is not None:
+                outputs = run_model() if crops else {}
+                if on_frame(rgb, rows[-1] | {k: v[0] for k, v in outputs.items()}) is False:
+                    break
+            elif len(crops) >= MODEL_CHUNK:
+                run_model()
+    except KeyboardInterrupt:  # a camera runs until stopped: keep what was read
+        log.info("stopped by the user after %d frames", frames)
+    finally:
+        frames_in.close()
     if frames == 0:
         raise InferenceError(
-            f"Expected a video with frames. Received: path={str(path)!r} (no frame decoded)"
+            f"Expected a video with frames. Received: {source_label(source)!r} (no frame "
+            "decoded: empty, corrupt or an unsupported codec)"
         )
-    with clock("model"):
-        outputs = recognizer.predict_faces(crops)
+    if expected is not None and frames < total:
+        log.warning(
+            "%s ended after %d of the %d frames its header announces (truncated or corrupt); "
+            "the frames read are kept",
+            source_label(source),
+            frames,
+            total,
+        )
+    if crops or not parts:
+        run_model()
+    outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     table = _frames_table(pd.DataFrame(rows), outputs, smoothing, clock)
     table.attrs.update(
         {
             "fps": fps,
             "frames": frames,
+            "frames_expected": expected,
             "frames_with_face": int(table["face_found"].sum()),
             "frames_tracked": tracker.tracked,
             "smooth": smooth if smoothing else None,
             "seconds": time.perf_counter() - start,
             "stage_seconds": clock.seconds,
-            "source": str(path),
+            "source": str(source),
         }
     )
     return table

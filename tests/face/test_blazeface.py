@@ -60,7 +60,7 @@ def test_tile_sides_and_starts():
     assert detector.tile_sides(720, 1280) == [720, 480]
     detector.min_face = 20  # smallest tile 240
     assert detector.tile_sides(720, 1280) == [720, 360, 240]
-    assert bf._starts(1280, 720) == [0, 560]
+    assert bf._starts(1280, 720) == [0, 280, 560]  # two would overlap by 160 < 720 / 4
     assert bf._starts(720, 720) == [0] and bf._starts(100, 720) == [0]
     starts = bf._starts(1280, 480)
     assert starts[0] == 0 and starts[-1] == 800 and max(np.diff(starts)) <= 0.75 * 480
@@ -83,8 +83,12 @@ def test_group_photo_faces_as_many_as_mtcnn_with_min_face_20(blazeface, detector
     found = small.detect(image)
     assert len(found) == 7
     for x, y, w, h in heads:  # one face inside each head, none elsewhere
-        inside = [d for d in found if x <= d.box[0] + d.box[2] / 2 <= x + w]
-        assert len(inside) == 1 and y <= inside[0].box[1] + inside[0].box[3] / 2 <= y + h
+        inside = [
+            d
+            for d in found
+            if x <= d.box[0] + d.box[2] / 2 <= x + w and y <= d.box[1] + d.box[3] / 2 <= y + h
+        ]
+        assert len(inside) == 1
     # The default (min_face=40) finds the faces of 45 px and more.
     assert len(blazeface.detect(image)) >= 5
 
