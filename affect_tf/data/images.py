@@ -19,7 +19,8 @@ from affect_tf.errors import UserError
 # Pillow refuses images over ~179 MP itself (DecompressionBombError); ours is lower and checked
 # before decoding: 100 MP is a 10000 x 10000 photo (300 MB of RGB).
 MAX_IMAGE_PIXELS = 100_000_000
-# Formats and modes ``tf.io.decode_image`` reads to the same pixels as Pillow.
+# Formats and modes TensorFlow reads to the same pixels as Pillow (JPEG with
+# ``dct_method="INTEGER_ACCURATE"``, as ``affect_tf.data.preprocess.decode_image`` does).
 TF_READY_FORMATS = frozenset({"JPEG", "PNG", "BMP"})
 TF_READY_MODES = frozenset({"RGB", "L"})
 
