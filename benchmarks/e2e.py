@@ -1,9 +1,10 @@
 """End to end: image files and a video through ``AffectRecognizer``, stage by stage.
 
 The API path users run (``predict_images`` on a folder, ``predict_video`` on a clip), timed
-by the recognizer's own ``attrs["stage_seconds"]`` (decode, detect, align, model, smooth), once
-with MTCNN as the ``mtcnn`` package runs it (eager Keras calls: the "before") and once
-compiled (``MTCNNDetector(compiled=True)``, the default: the "after").
+by the recognizer's own ``attrs["stage_seconds"]`` (decode, detect, align, model, smooth), with
+MTCNN as the ``mtcnn`` package runs it (eager Keras calls: the first "before"), compiled
+(``MTCNNDetector(compiled=True)``), with O-Net tracking in videos (the second "before"), and
+with BlazeFace + face mesh (the default detector now; face-mesh tracking in videos).
 
 Inputs: SynthAffect frames (192 px JPEGs, one face each), a real photograph (skimage's
 ``astronaut``, 512 px) and a SynthAffect clip (192 px mp4, one face, occluders on some frames).
@@ -55,10 +56,12 @@ def _summary(stage_seconds: dict, items: int, faces: int) -> dict:
 
 
 MODES = {
-    # name: (compiled MTCNN, O-Net tracking in videos)
-    "mtcnn_eager": (False, False),
-    "mtcnn_compiled": (True, False),
-    "mtcnn_compiled_tracking": (True, True),
+    # name: (detector, its keyword arguments, tracking in videos)
+    "mtcnn_eager": ("mtcnn", {"compiled": False}, False),
+    "mtcnn_compiled": ("mtcnn", {}, False),
+    "mtcnn_compiled_tracking": ("mtcnn", {}, True),
+    "blazeface": ("blazeface", {}, False),
+    "blazeface_tracking": ("blazeface", {}, True),
 }
 
 
@@ -66,12 +69,13 @@ def measure(model_dir: str | Path, inputs: dict[str, Path], repeats: int = 1) ->
     """``{mode: {"synth_images"|"photo"|"video": summary}}`` for each of ``MODES`` (tracking
     only concerns the video), each after an untimed warm-up pass (first-call tracing is not a
     per-image cost), plus ``speedup`` of each mode over the eager one."""
-    from affect_tf.face.mtcnn import MTCNNDetector
+    from affect_tf.face.registry import make_detector
     from affect_tf.inference import AffectRecognizer
 
     results: dict[str, dict] = {}
-    for mode, (compiled, track) in MODES.items():
-        recognizer = AffectRecognizer.load(model_dir, detector=MTCNNDetector(compiled=compiled))
+    for mode, (name, kwargs, track) in MODES.items():
+        detector = make_detector(name, **kwargs)
+        recognizer = AffectRecognizer.load(model_dir, detector=detector)
         per_mode: dict[str, dict] = {}
         for name in () if track else ("synth_images", "photo"):
             recognizer.predict_images(inputs[name])  # warm-up

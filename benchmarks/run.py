@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
     from benchmarks import common, e2e, memory, models, peer
+    from benchmarks import faces as detectors
 
     start = time.perf_counter()
     quick = args.quick
@@ -115,6 +116,13 @@ def run(args: argparse.Namespace) -> dict:
     video = {m: results["e2e"][m]["video"]["items_per_s"] for m in e2e.MODES}
     _log(
         start, "end to end, video frames/s: " + ", ".join(f"{m} {v:.1f}" for m, v in video.items())
+    )
+
+    results["faces"] = detectors.measure(demo_model, quick, work / "faces")
+    photos = {k: v["photos_per_s"] for k, v in results["faces"]["photos"].items()}
+    _log(
+        start,
+        "detectors, astronaut photos/s: " + ", ".join(f"{k} {v:.1f}" for k, v in photos.items()),
     )
 
     results["training"] = {}

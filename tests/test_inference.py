@@ -3,6 +3,8 @@ inputs skipped and counted, video with smoothing, the ABAW layout, overlays and 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -219,3 +221,58 @@ def test_overlay_and_plot(recognizer, face_video, astronaut, tmp_path):
 def test_empty_inputs_give_an_empty_table(recognizer):
     table = recognizer.predict_images([])
     assert isinstance(table, pd.DataFrame) and len(table) == 0 and "valence" in table.columns
+
+
+def test_video_from_an_http_stream_and_bad_sources(recognizer, face_video, tmp_path, caplog):
+    """A stream URL is read like the file (a real HTTP server on loopback); a missing camera
+    and an unreachable stream are clear errors; a file cut short is read up to its cut with
+    a warning naming both counts."""
+    import functools
+    import http.server
+    import logging
+
+    import cv2
+
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(face_video.parent)
+    )
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{face_video.name}"
+        streamed = recognizer.predict_video(url, smooth=None, progress=False)
+        local = recognizer.predict_video(face_video, smooth=None, progress=False)
+        assert streamed.attrs["frames"] == local.attrs["frames"] == 24
+        np.testing.assert_allclose(streamed["valence"], local["valence"], atol=1e-5)
+        with pytest.raises(InferenceError, match="stream OpenCV can open"):
+            recognizer.predict_video(url + ".missing", progress=False)
+    finally:
+        server.shutdown()
+    with pytest.raises(InferenceError, match="camera at index 7"):
+        recognizer.predict_video(7, progress=False)
+
+    # The first 40 % of the file: the header still announces 24 frames.
+    cut = tmp_path / "cut.mp4"
+    data = face_video.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.4)])
+    capture = cv2.VideoCapture(str(cut))
+    if capture.isOpened():  # a moov atom at the front: OpenCV opens it and stops early
+        capture.release()
+        with caplog.at_level(logging.WARNING, logger="affect_tf"):
+            table = recognizer.predict_video(cut, smooth=None, progress=False)
+        assert 0 < table.attrs["frames"] < 24 == table.attrs["frames_expected"]
+        assert "ended after" in caplog.text
+    else:
+        with pytest.raises(InferenceError, match="cut.mp4"):
+            recognizer.predict_video(cut, progress=False)
+
+
+def test_video_cli_show_needs_a_gui_and_overlay_needs_a_file(capsys):
+    from affect_tf import cli
+
+    assert cli.main(["video", "0", "--out", "x.csv", "--overlay", "o.mp4"]) == 2
+    assert "--overlay" in capsys.readouterr().err
+    assert cli.main(["video", "in.mp4", "--out", "x.csv", "--show"]) == 2
+    err = capsys.readouterr().err
+    assert "--show" in err and ("GUI" in err or "display" in err)
