@@ -30,7 +30,7 @@ from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
 from affect_tf.data.preprocess import FaceAligner
 from affect_tf.face.align import landmarks_from_box
-from affect_tf.model.affect_model import activate
+from affect_tf.model.affect_model import activate, inference_copy
 
 SERVING_DEFAULT = "serving_default"
 SERVING_LANDMARKS = "serving_landmarks"
@@ -140,12 +140,12 @@ def export_saved_model(
         tft_layer = FacePreprocessor(model.affect_config.image_size, model.affect_config.margin)
     if raw_feature_spec is None:
         raw_feature_spec = ex.FEATURE_SPEC
-    trained_weights = model.get_weights()
     export_dir = Path(export_dir)
-    # A weights-only copy: the trained model also tracks its optimizer (two AdamW slots per
-    # weight), which would triple both files and serves no one.
-    model = model.__class__.from_config(model.get_config())
-    model.set_weights(trained_weights)
+    # A weights-only copy without the augmentation block: the trained model also tracks its
+    # optimizer (two AdamW slots per weight), which would triple both files and serves no one;
+    # and Keras' random layers draw from a seed generator even when not training, which the
+    # SavedModel cannot save (every augmenting preset failed to export: mobile, full).
+    model = inference_copy(model)
     keras_path = export_dir / KERAS_FILE
     keras_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(keras_path)

@@ -277,6 +277,33 @@ def _check_targets(y, tasks: Sequence[str]) -> None:
             )
 
 
+def inference_copy(model: AffectModel) -> AffectModel:
+    """The same model without its optimizer state and without the augmentation block (which is
+    inactive at inference anyway): what export, serving and TFLite trace.
+
+    Raises:
+        ValueError: The copy's weights do not line up with the model's (a changed layout).
+    """
+    import dataclasses
+
+    config = model.get_config()
+    config["config"] = dataclasses.replace(model.affect_config, augment=False).to_dict()
+    copy = model.__class__.from_config(config)
+    # The augmentation block's only variables are its seed generators' states.
+    weights = [
+        w
+        for v, w in zip(model.weights, model.get_weights(), strict=True)
+        if "seed_generator" not in v.path
+    ]
+    if [w.shape for w in copy.get_weights()] != [w.shape for w in weights]:
+        raise ValueError(
+            "Expected the model without augmentation to have the model's weights. Received: "
+            f"{len(copy.get_weights())} weights for {len(weights)}"
+        )
+    copy.set_weights(weights)
+    return copy
+
+
 def activate(outputs: dict) -> dict:
     """The one output-activation step: model outputs (expression and AU logits, tanh VA) ->
     expression probabilities (softmax), AU probabilities (sigmoid), VA; float32 tensors.

@@ -207,3 +207,27 @@ def test_gcn_heads_layer_config():
     assert clone.get_config() == layer.get_config()
     with pytest.raises(ValueError, match="22, 22"):
         GCNHeads(np.eye(5))
+
+
+def test_an_augmenting_model_exports_and_serves_its_own_function(tmp_path):
+    """Keras' random layers draw from a seed generator even at inference, which a SavedModel
+    cannot save: every augmenting preset (mobile, full) failed to export. The export traces a
+    copy without the augmentation block, with the same weights and outputs."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from affect_tf.export import export_saved_model
+    from affect_tf.model.config import PRESETS
+
+    model = AffectModel(
+        dataclasses.replace(PRESETS["tiny"], augment=True), au_thresholds=[0.3] * 12
+    )
+    faces = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
+    expected = model.predict(faces, verbose=0)
+    version = export_saved_model(model, export_dir=tmp_path / "1")
+    served = tf.saved_model.load(str(version)).signatures["serving_aligned"](
+        image=tf.constant(faces)
+    )
+    np.testing.assert_allclose(served["valence"].numpy(), expected["va"][:, 0], atol=1e-5)
+    np.testing.assert_allclose(served["arousal"].numpy(), expected["va"][:, 1], atol=1e-5)
