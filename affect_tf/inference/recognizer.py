@@ -19,7 +19,7 @@ from affect_tf.inference.backends import _KerasBackend, load_backend
 from affect_tf.inference.clock import StageClock
 from affect_tf.inference.errors import InferenceError
 from affect_tf.inference.images import expand_inputs, read_image, source_name
-from affect_tf.inference.video import BOX_COLUMNS, predict_video
+from affect_tf.inference.video import BOX_COLUMNS, MODEL_CHUNK, predict_video
 
 
 class AffectRecognizer:
@@ -148,18 +148,19 @@ class AffectRecognizer:
         items = expand_inputs(inputs)
         rows: list[dict] = []
         crops: list[np.ndarray] = []
+        parts: list[dict] = []
         skipped: list[dict] = []
         clock = StageClock("decode", "detect", "align", "model")
-        iterator: Iterable = enumerate(items)
+        iterator: Iterable = enumerate(_decoded_ahead(items))
         if progress:
             from tqdm import tqdm
 
             iterator = tqdm(iterator, total=len(items), desc="images", unit="img")
-        for index, item in iterator:
+        for index, (item, decoded) in iterator:
             source = source_name(item, index)
             try:
-                with clock("decode"):
-                    image = read_image(item)
+                with clock("decode"):  # the wait for the decoding thread
+                    image = decoded.result()
                 with clock("detect"):
                     detections = self.detector.detect(image)
                 if not detections:
@@ -180,8 +181,13 @@ class AffectRecognizer:
                     {"source": source, "face": k, **dict(zip(BOX_COLUMNS, det.box, strict=True))}
                     | {"score": det.score}
                 )
+            if len(crops) >= MODEL_CHUNK:  # bounded memory over a folder of any size
+                with clock("model"):
+                    parts.append(self.predict_faces(crops))
+                crops.clear()
         with clock("model"):
-            outputs = self.predict_faces(crops)
+            parts.append(self.predict_faces(crops))
+        outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         table = pd.concat([pd.DataFrame(rows), tg.outputs_frame(outputs)], axis=1)
         if not rows:
             table = pd.DataFrame(columns=["source", "face", *BOX_COLUMNS, "score", *table.columns])
@@ -196,3 +202,21 @@ class AffectRecognizer:
         See ``affect_tf.inference.video.predict_video`` for the options and the columns.
         """
         return predict_video(self, source, **options)
+
+
+def _decoded_ahead(items: list, ahead: int = 4):
+    """``(item, future of its RGB pixels)`` in order, decoded by one background thread up to
+    ``ahead`` images ahead (Pillow and TensorFlow release the GIL while decoding, so decoding
+    overlaps with detection on the other core). A decode error surfaces at ``result()``."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="decode") as pool:
+        pending: deque = deque()
+        iterator = iter(items)
+        for item in iterator:
+            pending.append((item, pool.submit(read_image, item)))
+            if len(pending) > ahead:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
