@@ -48,12 +48,14 @@ def _synth(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from affect_tf.data.convert import Converter, convert_corpus
 
+    if args.min_face is not None and args.min_face < 4:
+        raise UsageError(f"Expected --min-face >= 4 pixels. Received: {args.min_face}")
     result = convert_corpus(
         args.format,
         args.root,
         args.out,
         split=args.split,
-        converter=Converter(policy=args.policy, detector=args.detector),
+        converter=Converter(policy=args.policy, detector=args.detector, min_face=args.min_face),
         progress=not args.quiet,
         workers=args.workers,
     )

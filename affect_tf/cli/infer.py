@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from affect_tf.cli.errors import UsageError
-from affect_tf.cli.flags import add_detector_flag
+from affect_tf.cli.flags import add_detector_flag, detector_of
 from affect_tf.cli.output import print_table
 from affect_tf.files import replaced_atomically
 
@@ -28,8 +28,7 @@ def recognizer_for(args: argparse.Namespace):
 
     model = args.model or default_model()
     try:
-        detector = getattr(args, "detector", None)
-        return AffectRecognizer.load(model, detector=detector, batch_size=args.batch_size)
+        return AffectRecognizer.load(model, detector=detector_of(args), batch_size=args.batch_size)
     except InferenceError as e:
         hint = "" if args.model else " (run `make demo` first, or pass --model)"
         raise UsageError(f"{e}{hint}") from None
@@ -209,7 +208,7 @@ def _explain(args: argparse.Namespace) -> int:
     if not keras_file.is_file():
         raise UsageError(f"Expected the Keras model at {keras_file} (affect-tf exports it there)")
     model = affect_tf.load_model(keras_file)
-    recognizer = AffectRecognizer.from_keras(model, detector=args.detector)
+    recognizer = AffectRecognizer.from_keras(model, detector=detector_of(args))
     try:
         image = read_image(args.image)
         detection = recognizer.detector.detect_one(image)

@@ -109,6 +109,7 @@ class Converter:
             name), so corpora with boxes and landmarks never pay for it.
         policy: Which face to keep when several are found (``largest`` or ``confident``).
         detector: The detector's name (``affect_tf.face.DETECTORS``) when no factory is given.
+        min_face: Its smallest face side in pixels (None: the detector's default).
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class Converter:
         detector_factory: Callable[[], object] | None = None,
         policy: str = "largest",
         detector: str = DEFAULT_DETECTOR,
+        min_face: int | None = None,
     ) -> None:
         if detector not in DETECTORS:
             raise ValueError(
@@ -125,6 +127,7 @@ class Converter:
         self._detector = None
         self.policy = policy
         self.detector_name = detector
+        self.min_face = min_face
 
     @property
     def detector(self):
@@ -132,7 +135,7 @@ class Converter:
             if self._factory is None:
                 from affect_tf.face.registry import make_detector
 
-                self._detector = make_detector(self.detector_name, self.policy)
+                self._detector = make_detector(self.detector_name, self.policy, self.min_face)
             else:
                 self._detector = self._factory()
         return self._detector
@@ -193,7 +196,7 @@ _WORKER: Converter | None = None
 AUTO_POOL_MIN = 500
 
 
-def _init_worker(policy: str, detector: str) -> None:
+def _init_worker(policy: str, detector: str, min_face: int | None) -> None:
     """A conversion worker process: one TF thread (the processes share the cores), own
     detector."""
     import tensorflow as tf
@@ -201,7 +204,7 @@ def _init_worker(policy: str, detector: str) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     global _WORKER
-    _WORKER = Converter(policy=policy, detector=detector)
+    _WORKER = Converter(policy=policy, detector=detector, min_face=min_face)
 
 
 def _convert_one(converter: Converter, sample: Sample):
@@ -236,7 +239,7 @@ def _records(samples: Iterable[Sample], converter: Converter, workers: int):
         workers,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(converter.policy, converter.detector_name),
+        initargs=(converter.policy, converter.detector_name, converter.min_face),
     ) as pool:
         samples = list(samples)
         results = pool.map(_convert_in_worker, samples, chunksize=8)

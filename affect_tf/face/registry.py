@@ -9,21 +9,33 @@ DEFAULT_DETECTOR = "blazeface"
 
 
 def make_detector(
-    name: str = DEFAULT_DETECTOR, policy: Policy = "largest", **kwargs
+    name: str = DEFAULT_DETECTOR, policy: Policy = "largest", min_face: int | None = None, **kwargs
 ) -> FaceDetector:
     """A face detector by name (``DETECTORS``); ``kwargs`` go to its class.
 
+    Args:
+        name: ``blazeface`` or ``mtcnn``.
+        policy: Which face ``detect_one`` keeps.
+        min_face: The smallest face side (pixels) to look for (``--min-face``); None: the
+            detector's default (BlazeFace 40, MTCNN 20).
+
     Raises:
-        ValueError: An unknown name, listing the known ones.
+        ValueError: An unknown name, listing the known ones, or a bad policy or ``min_face``.
     """
     if policy not in POLICIES:
         raise ValueError(f"Expected policy in {POLICIES}. Received: policy={policy!r}")
+    if min_face is not None and min_face < 4:
+        raise ValueError(f"Expected min_face >= 4 pixels. Received: min_face={min_face}")
     if name == "blazeface":
         from affect_tf.face.blazeface import BlazeFaceDetector
 
+        if min_face is not None:
+            kwargs["min_face"] = min_face
         return BlazeFaceDetector(policy=policy, **kwargs)
     if name == "mtcnn":
         from affect_tf.face.mtcnn import MTCNNDetector
 
+        if min_face is not None:
+            kwargs["min_face_size"] = min_face
         return MTCNNDetector(policy=policy, **kwargs)
     raise ValueError(f"Expected a face detector in {DETECTORS}. Received: detector={name!r}")

