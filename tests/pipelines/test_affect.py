@@ -102,6 +102,7 @@ def test_no_pipeline_setting_is_dead(tmp_path):
         "corpus_format": ({}, manifest),
         "corpus_root": (manifest, {**manifest, "corpus_root": str(other_corpus)}),
         "corpus_split": (manifest, {**manifest, "corpus_split": "validation"}),
+        "detector": (manifest, {**manifest, "detector": "mtcnn"}),
         "synth_n": ({}, {"synth_n": 64}),
         "synth_size": ({}, {"synth_size": 128}),
         "synth_frames_per_video": ({}, {"synth_frames_per_video": 2}),

@@ -101,7 +101,7 @@ def test_conversion_workers_log_progress_with_skips(tmp_path, caplog, monkeypatc
         Sample(path=tmp_path / "missing.jpg", aligned=True, **labels),
     ]
     monkeypatch.setattr(eg, "PROGRESS_EVERY", 0.0)
-    dofn = eg._SampleToExample(total=2)
+    dofn = eg._SampleToExample(total=2, detector="mtcnn")
     dofn.setup()
     with caplog.at_level(logging.INFO, logger="affect_tf"):
         outputs = [list(dofn.process(s)) for s in samples]
