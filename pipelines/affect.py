@@ -24,6 +24,23 @@ PREPROCESSING_FN = "affect_tf.pipeline.transform.preprocessing_fn"
 RUN_FN = "affect_tf.pipeline.trainer.run_fn"
 
 
+def create_data_pipeline(config: PipelineConfig, inputs: PipelineInputs):
+    """The data half of ``create_pipeline`` (FaceExampleGen, schema, statistics, validation,
+    Transform): the Beam-heavy part, to run or check on a cluster runner on its own."""
+    from tfx import v1 as tfx
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=f"{config.pipeline_name}-data",
+        pipeline_root=config.pipeline_root,
+        components=_data_components(config, inputs, {}),
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path
+        ),
+        beam_pipeline_args=config.beam_pipeline_args(),
+    )
+
+
 def create_pipeline(
     config: PipelineConfig, inputs: PipelineInputs, trainer_overrides: dict | None = None
 ):

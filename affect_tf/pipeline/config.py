@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -258,8 +258,23 @@ class PipelineConfig:
         return self.root / "summary.json"
 
     def beam_pipeline_args(self) -> list[str]:
-        """DirectRunner settings for this machine plus the user's own arguments."""
+        """The Beam arguments of every component: the user's ``beam_args``; without a
+        ``--runner`` there, Beam's FnApiRunner on this machine (in-process, or ``beam_workers``
+        processes).
+
+        Beam 2.77's default runner first tries to download the Prism binary from GitHub on
+        every pipeline (and falls back to the FnApiRunner when it cannot), so the local runner
+        is named explicitly: no pipeline of the project reaches the network.
+
+        Raises:
+            ConfigError: ``--runner`` names a runner Beam does not have.
+        """
+        runner = _runner_of(self.beam_args)
         args = []
+        if runner is None:
+            args.append("--runner=FnApiRunner")
+        else:
+            _check_runner(runner)
         if self.beam_workers > 0:
             args += [
                 "--direct_running_mode=multi_processing",
@@ -348,3 +363,29 @@ def _coerce(name: str, value: Any, field: dataclasses.Field) -> Any:
         return value
     except (ValueError, TypeError, AttributeError, json.JSONDecodeError):
         raise ConfigError(f"Expected {name} of type {kind}. Received: {name}={value!r}") from None
+
+
+def _runner_of(beam_args: Sequence[str]) -> str | None:
+    """The value of ``--runner`` in Beam arguments (``--runner=X`` or ``--runner X``)."""
+    for i, arg in enumerate(beam_args):
+        if arg.startswith("--runner="):
+            return arg.split("=", 1)[1]
+        if arg == "--runner" and i + 1 < len(beam_args):
+            return beam_args[i + 1]
+    return None
+
+
+def _check_runner(name: str) -> None:
+    """A clear error for a runner name Beam does not know (Beam's own comes at run time, from
+    deep inside the first component)."""
+    from apache_beam.runners.runner import create_runner
+
+    try:
+        create_runner(name)
+    except (ValueError, ImportError) as e:
+        raise ConfigError(
+            "Expected a Beam runner (FnApiRunner, DirectRunner, PortableRunner, FlinkRunner, "
+            f"SparkRunner, DataflowRunner, ...). Received: --runner={name} in beam_args "
+            f"({ENV_PREFIX}BEAM_ARGS): {str(e).splitlines()[0][:160]}"
+        ) from None
+
