@@ -388,4 +388,3 @@ def _check_runner(name: str) -> None:
             f"SparkRunner, DataflowRunner, ...). Received: --runner={name} in beam_args "
             f"({ENV_PREFIX}BEAM_ARGS): {str(e).splitlines()[0][:160]}"
         ) from None
-

@@ -22,6 +22,10 @@ from affect_tf.serving.errors import ServingError
 log = logging.getLogger("affect_tf.serving")
 
 
+# A version being unloaded closes its batcher once no request has been queued for this long.
+IDLE_TO_CLOSE = 0.2
+
+
 @dataclasses.dataclass(frozen=True)
 class BatchingParameters:
     """TF Serving's ``BatchingParameters`` (``--batching_parameters_file``) that apply here.
@@ -90,6 +94,7 @@ class Batcher:
         self._queue: list[tuple[dict, int, _Result]] = []
         self._cond = threading.Condition()
         self._closed = False
+        self._busy = 0  # batches running now
         self.batches = 0
         self.rows = 0
         self._threads = [
@@ -118,10 +123,23 @@ class Batcher:
             self._cond.notify()
         return result.wait()
 
-    def close(self) -> None:
-        """Stops the batch threads; requests still queued fail at once with UNAVAILABLE (a
-        version being unloaded must not leave its callers waiting forever)."""
+    def close(self, drain_seconds: float = 10.0) -> None:
+        """Drains, then stops the batch threads. Requests queued or still arriving (callers
+        that resolved this version just before it was unloaded) run until the queue has been
+        idle for ``IDLE_TO_CLOSE`` seconds, as TF Serving keeps a version alive while requests
+        hold it; whatever is still queued after ``drain_seconds`` fails at once with
+        UNAVAILABLE, so no caller waits forever."""
+        deadline = time.monotonic() + drain_seconds
+        idle_since = None
         with self._cond:
+            while time.monotonic() < deadline:
+                if self._queue or self._busy:
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since >= IDLE_TO_CLOSE:
+                    break
+                self._cond.wait(0.02)
             self._closed = True
             queued, self._queue = self._queue, []
             self._cond.notify_all()
@@ -132,6 +150,9 @@ class Batcher:
                     "The servable version was unloaded before the request ran; retry",
                 )
             )
+        for thread in self._threads:  # each ends after the batch it is running
+            if thread is not threading.current_thread():
+                thread.join(timeout=max(1.0, deadline - time.monotonic()))
 
     def _take(self) -> list[tuple[dict, int, _Result]] | None:
         """The next batch (None once closed). Several batch threads wait here together, so the
@@ -158,6 +179,7 @@ class Batcher:
                 if not batch and self._queue:  # one request over max_batch_size: alone
                     batch.append(self._queue.pop(0))
                 if batch:
+                    self._busy += 1
                     return batch
 
     def _loop(self) -> None:
@@ -171,6 +193,10 @@ class Batcher:
                 log.exception("batch thread %s: a batch failed unexpectedly", self._name)
                 for _, _, result in batch:
                     result.fail(e)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
 
     def _run_batch(self, batch: list[tuple[dict, int, _Result]]) -> None:
         self.batches += 1

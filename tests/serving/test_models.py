@@ -213,16 +213,40 @@ def test_batcher_threads_survive_bursts_and_close_fails_queued_requests():
         except ServingError as e:
             results.append(e)
 
-    queued = [threading.Thread(target=waiting) for _ in range(3)]
+    queued = [threading.Thread(target=waiting) for _ in range(4)]
     for t in queued:
         t.start()
     time.sleep(0.2)
     start = time.monotonic()
-    slow.close()
+    # Unloading drains what was queued for a bounded time (the version stays alive for the
+    # requests that hold it, as TF Serving's handles keep it), then fails the rest at once.
+    slow.close(drain_seconds=1.5)
     for t in queued:
         t.join(timeout=5)
-    assert time.monotonic() - start < 3 and len(results) == 3
-    assert any(isinstance(r, ServingError) and r.code.name == "UNAVAILABLE" for r in results)
+    assert time.monotonic() - start < 3.5 and len(results) == 4
+    answered = [r for r in results if isinstance(r, dict)]
+    refused = [r for r in results if isinstance(r, ServingError)]
+    assert 2 <= len(answered) < 4 and refused and refused[0].code.name == "UNAVAILABLE"
+
+    quick = Batcher(
+        lambda inputs: time.sleep(0.05) or inputs, BatchingParameters(2, 1000, 1, 100), "q"
+    )
+    done: list = []
+    ready = threading.Barrier(9)
+
+    def submit():
+        ready.wait()
+        done.append(quick({"x": np.ones((1, 1))}))
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    time.sleep(0.02)  # all 8 queued (4 batches of 2, 50 ms each) before the unload starts
+    quick.close()  # everything queued is answered before the threads stop
+    for t in threads:
+        t.join(timeout=5)
+    assert len(done) == 8 and not any(t.is_alive() for t in quick._threads)
 
 
 def test_a_broken_new_version_never_takes_down_the_serving_one(exported, tmp_path):
