@@ -12,7 +12,7 @@ def test_defaults_are_valid_and_paths_hang_off_the_output_root(tmp_path):
     assert config.pipeline_name == "affect" and config.corpus_format == "synth"
     assert config.metadata_path == str(tmp_path / "metadata.sqlite")
     assert config.serving_dir == str(tmp_path / "serving" / "affect")
-    assert config.beam_pipeline_args() == []
+    assert config.beam_pipeline_args() == ["--runner=FnApiRunner"]  # never Prism's download
 
 
 def test_environment_overrides_yaml_overrides_defaults(tmp_path):
@@ -35,6 +35,7 @@ def test_environment_overrides_yaml_overrides_defaults(tmp_path):
     assert config.enable_cache is False
     assert config.max_p_mtl_drop == pytest.approx(0.1)
     assert config.beam_pipeline_args() == [
+        "--runner=FnApiRunner",
         "--direct_running_mode=multi_processing",
         "--direct_num_workers=2",
     ]

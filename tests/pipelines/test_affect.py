@@ -130,7 +130,7 @@ def test_no_pipeline_setting_is_dead(tmp_path):
         "tflite_variants": ({}, {"tflite_variants": ("fp32",)}),
         "parity_examples": ({}, {"parity_examples": 16}),
         "beam_workers": ({}, {"beam_workers": 2}),
-        "beam_args": ({}, {"beam_args": ("--runner=FnApiRunner",)}),
+        "beam_args": ({}, {"beam_args": ("--runner=DirectRunner",)}),
         "enable_cache": ({}, {"enable_cache": False}),
         "gan_examples": ({}, {"gan_examples": str(gan)}),
     }

@@ -68,6 +68,7 @@ def test_a_runner_beam_does_not_have_is_a_config_error():
 
 @pytest.mark.slow
 @pytest.mark.e2e
+@pytest.mark.timeout(600)  # a worker that never connects would otherwise wait for ever
 def test_data_half_through_the_portable_runner(tmp_path):
     from tfx import v1 as tfx
 
@@ -76,7 +77,10 @@ def test_data_half_through_the_portable_runner(tmp_path):
     from pipelines.affect import create_data_pipeline
 
     job_port, pool_port = _free_port(), _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The worker pool starts each SDK worker as `python -c ...` from PATH (not its own
+    # interpreter): that `python` must be this environment's.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": path}
     job_log = (tmp_path / "job_service.log").open("w")
     services = [
         subprocess.Popen(
