@@ -18,7 +18,7 @@ from affect_tf.data.corpus import Sample, SkipReport
 from affect_tf.data.coverage import ConvertResult, LabelStats
 from affect_tf.data.examples import FaceRecord, LabelError, serialize_example
 from affect_tf.data.images import ImageDecodeError, decode_rgb
-from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS
+from affect_tf.face.registry import DEFAULT_DETECTOR, check_detector
 from affect_tf.files import replaced_atomically
 
 # Encodings TensorFlow's decode_image reads into a single (H, W, C) uint8 frame; anything
@@ -119,10 +119,7 @@ class Converter:
         detector: str = DEFAULT_DETECTOR,
         min_face: int | None = None,
     ) -> None:
-        if detector not in DETECTORS:
-            raise ValueError(
-                f"Expected a face detector in {DETECTORS}. Received: detector={detector!r}"
-            )
+        check_detector(detector, min_face)
         self._factory = detector_factory
         self._detector = None
         self.policy = policy

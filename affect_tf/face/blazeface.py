@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf.face.detect import Detection, Policy, check_rgb, select_face
+from affect_tf.face.detect import Detection, Policy, check_rgb, select_face, shrunk
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,10 @@ class BlazeFaceDetector:
             get. 40 (default): a 512 px photo is one pass; 20 finds what MTCNN's default finds
             in a group photo, at ~3x the time on large images (``benchmarks/faces.py``).
         small_fallback: Images whose long side is at most this many pixels and where BlazeFace
-            finds no face go to MTCNN (built on first need). BlazeFace misses half the faces of
-            tight, low-resolution crops (skimage's 25 px ``lfw_subset``: 90 of 200; FER-style
-            48 px crops) that MTCNN finds, and MTCNN is cheap on such small images. 0: never.
+            finds no face go to MTCNN (built on first need). BlazeFace misses faces in tight,
+            low-resolution crops (10 of the 100 faces of skimage's 25 px ``lfw_subset``;
+            FER-style 48 px crops) that MTCNN finds, and MTCNN is cheap on such small images.
+            0: never.
         threads: LiteRT threads per interpreter (None: its default).
         max_side: ``detect`` looks for faces on a copy shrunk to this longest side (boxes,
             landmarks and mesh are mapped back), which also bounds the number of tiles.
@@ -365,13 +366,7 @@ class BlazeFaceDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Every face in an RGB ``(H, W, 3)`` uint8 image, with its 5 points from the mesh
         (images larger than ``max_side`` at that size)."""
-        image = check_rgb(image)
-        factor = max(image.shape[:2]) / self.max_side
-        if factor > 1:
-            import cv2
-
-            size = (round(image.shape[1] / factor), round(image.shape[0] / factor))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        image, factor = shrunk(check_rgb(image), self.max_side)
         tracks = {}
         detections = []
         candidates = self._candidates(image)
@@ -380,7 +375,7 @@ class BlazeFaceDetector:
         for row in candidates:
             score, (x1, y1, x2, y2), points = row[0], row[1:5], row[5:].reshape(6, 2)
             # The ROI's rotation: BlazeFace's eye keypoints (0: image-left eye, 1: right).
-            angle = math.atan2(points[1, 1] - points[0, 1], points[1, 0] - points[0, 0])
+            angle = _eye_angle(points)
             side = max(x2 - x1, y2 - y1) * _ROI_SCALE
             mesh, _ = self._mesh_at(image, (x1 + x2) / 2, (y1 + y2) / 2, side, angle)
             box = (float(x1), float(y1), float(x2 - x1), float(y2 - y1))

@@ -90,6 +90,18 @@ class FaceDetector(Protocol):
         """The face near ``box`` (the previous video frame's), or None when it is lost."""
 
 
+def shrunk(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` shrunk (area interpolation) so its longest side is ``max_side``, and the factor
+    its coordinates were divided by (1.0 and the image itself when it is not larger)."""
+    factor = max(image.shape[:2]) / max_side
+    if factor <= 1:
+        return image, 1.0
+    import cv2
+
+    size = (round(image.shape[1] / factor), round(image.shape[0] / factor))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factor
+
+
 def check_rgb(image: np.ndarray) -> np.ndarray:
     """An image as contiguous RGB uint8 ``(H, W, 3)`` (grey stacked, alpha dropped)."""
     image = np.asarray(image)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from affect_tf.face.detect import POLICIES, Detection, Policy, check_rgb, select_face
+from affect_tf.face.detect import POLICIES, Detection, Policy, check_rgb, select_face, shrunk
 
 _KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
@@ -60,17 +60,10 @@ class MTCNNDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Detects every face in an RGB ``(H, W, 3)`` uint8 image (large ones at ``max_side``)."""
-        image = check_rgb(image)
-        factor = max(image.shape[:2]) / self.max_side
-        if factor > 1:
-            import cv2
-
-            size = (round(image.shape[1] / factor), round(image.shape[0] / factor))
-            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            results = self._mtcnn.detect_faces(small, min_face_size=self.min_face_size)
-            return [d.scaled(factor) for d in _to_detections(results, self.min_score)]
+        image, factor = shrunk(check_rgb(image), self.max_side)
         results = self._mtcnn.detect_faces(image, min_face_size=self.min_face_size)
-        return _to_detections(results, self.min_score)
+        detections = _to_detections(results, self.min_score)
+        return [d.scaled(factor) for d in detections] if factor > 1 else detections
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         """Detects faces in several RGB images at once (MTCNN pads them into one batch)."""

@@ -22,20 +22,30 @@ def make_detector(
     Raises:
         ValueError: An unknown name, listing the known ones, or a bad policy or ``min_face``.
     """
+    check_detector(name, min_face)
     if policy not in POLICIES:
         raise ValueError(f"Expected policy in {POLICIES}. Received: policy={policy!r}")
-    if min_face is not None and min_face < 4:
-        raise ValueError(f"Expected min_face >= 4 pixels. Received: min_face={min_face}")
     if name == "blazeface":
         from affect_tf.face.blazeface import BlazeFaceDetector
 
         if min_face is not None:
             kwargs["min_face"] = min_face
         return BlazeFaceDetector(policy=policy, **kwargs)
-    if name == "mtcnn":
-        from affect_tf.face.mtcnn import MTCNNDetector
+    from affect_tf.face.mtcnn import MTCNNDetector  # the other name check_detector lets pass
 
-        if min_face is not None:
-            kwargs["min_face_size"] = min_face
-        return MTCNNDetector(policy=policy, **kwargs)
-    raise ValueError(f"Expected a face detector in {DETECTORS}. Received: detector={name!r}")
+    if min_face is not None:
+        kwargs["min_face_size"] = min_face
+    return MTCNNDetector(policy=policy, **kwargs)
+
+
+def check_detector(name: str, min_face: int | None = None) -> None:
+    """Checks a detector name and ``min_face`` without building anything (callers that build
+    the detector later, in worker processes, fail early with the same message).
+
+    Raises:
+        ValueError: An unknown name, listing the known ones, or ``min_face`` below 4 pixels.
+    """
+    if name not in DETECTORS:
+        raise ValueError(f"Expected a face detector in {DETECTORS}. Received: detector={name!r}")
+    if min_face is not None and min_face < 4:
+        raise ValueError(f"Expected min_face >= 4 pixels. Received: min_face={min_face}")
