@@ -7,7 +7,7 @@ import sys
 import time
 
 from affect_tf.cli.errors import UsageError
-from affect_tf.cli.flags import add_detector_flag
+from affect_tf.cli.flags import add_detector_flag, check_min_face
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -48,8 +48,7 @@ def _synth(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from affect_tf.data.convert import Converter, convert_corpus
 
-    if args.min_face is not None and args.min_face < 4:
-        raise UsageError(f"Expected --min-face >= 4 pixels. Received: {args.min_face}")
+    check_min_face(args)
     result = convert_corpus(
         args.format,
         args.root,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS
+from affect_tf.cli.errors import UsageError
+from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS, SMALLEST_MIN_FACE
 
 
 def add_detector_flag(parser: argparse.ArgumentParser) -> None:
@@ -25,12 +26,19 @@ def add_detector_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_min_face(args: argparse.Namespace) -> None:
+    """``--min-face`` below ``SMALLEST_MIN_FACE`` is a usage error naming the flag."""
+    if args.min_face is not None and args.min_face < SMALLEST_MIN_FACE:
+        raise UsageError(
+            f"Expected --min-face >= {SMALLEST_MIN_FACE} pixels. Received: {args.min_face}"
+        )
+
+
 def detector_of(args: argparse.Namespace):
     """The detector the flags ask for: its name, or a built one when ``--min-face`` is set."""
+    check_min_face(args)
     if args.min_face is None:
         return args.detector
-    from affect_tf.cli.errors import as_usage_error
     from affect_tf.face.registry import make_detector
 
-    with as_usage_error(ValueError):
-        return make_detector(args.detector, min_face=args.min_face)
+    return make_detector(args.detector, min_face=args.min_face)

@@ -112,11 +112,13 @@ def _live_window(au_threshold: float):
     from affect_tf.data import targets as tg
     from affect_tf.visualize import draw_face
 
-    gui = "GUI:" in cv2.getBuildInformation() and not any(
-        line.split(":", 1)[1].strip() == "NONE"
+    # OpenCV's build information has a "GUI: <backend>" line; the headless wheel says NONE.
+    backends = [
+        line.split(":", 1)[1].strip()
         for line in cv2.getBuildInformation().splitlines()
         if line.strip().startswith("GUI:")
-    )
+    ]
+    gui = bool(backends) and "NONE" not in backends
     if not gui or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise UsageError(
             "Expected OpenCV with a GUI and a display for --show. Received: "
@@ -124,7 +126,7 @@ def _live_window(au_threshold: float):
             + "; write the overlay to a file with --overlay instead"
         )
 
-    def show(rgb, row: dict) -> None:
+    def show(rgb, row: dict) -> bool:
         frame = rgb.copy()
         if row["face_found"] and tg.VALENCE in row:
             outputs = {k: row[k][None] for k in tg.SERVING_OUTPUTS}

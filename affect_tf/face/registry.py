@@ -6,6 +6,7 @@ from affect_tf.face.detect import POLICIES, FaceDetector, Policy
 
 DETECTORS: tuple[str, ...] = ("blazeface", "mtcnn")
 DEFAULT_DETECTOR = "blazeface"
+SMALLEST_MIN_FACE = 4  # pixels: below this ``min_face`` asks for faces no detector can see
 
 
 def make_detector(
@@ -43,9 +44,12 @@ def check_detector(name: str, min_face: int | None = None) -> None:
     the detector later, in worker processes, fail early with the same message).
 
     Raises:
-        ValueError: An unknown name, listing the known ones, or ``min_face`` below 4 pixels.
+        ValueError: An unknown name, listing the known ones, or ``min_face`` below
+            ``SMALLEST_MIN_FACE``.
     """
     if name not in DETECTORS:
         raise ValueError(f"Expected a face detector in {DETECTORS}. Received: detector={name!r}")
-    if min_face is not None and min_face < 4:
-        raise ValueError(f"Expected min_face >= 4 pixels. Received: min_face={min_face}")
+    if min_face is not None and min_face < SMALLEST_MIN_FACE:
+        raise ValueError(
+            f"Expected min_face >= {SMALLEST_MIN_FACE} pixels. Received: min_face={min_face}"
+        )
