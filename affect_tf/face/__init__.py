@@ -1,11 +1,13 @@
 """Faces: detection (BlazeFace + face mesh, MTCNN; ``make_detector``) and pure-TF landmark
 alignment.
 
-The names load lazily (``affect_tf.presets.lazy_attributes``): the CLI builds its
-``--detector`` flag from the registry without loading TensorFlow, which ``align`` needs.
+The names load lazily: the CLI builds its ``--detector`` flag from the registry without
+loading TensorFlow, which ``align`` needs. (``affect_tf.presets.lazy_attributes`` does this for
+the packages above; ``face`` sits below ``presets`` and imports only ``labels`` and ``_env``, so
+it has its own three-line hook.)
 """
 
-from affect_tf.presets import lazy_attributes
+import importlib
 
 _LAZY = {
     **dict.fromkeys(
@@ -23,4 +25,9 @@ _LAZY = {
     **dict.fromkeys(("DEFAULT_DETECTOR", "DETECTORS", "make_detector"), "affect_tf.face.registry"),
 }
 __all__ = sorted(_LAZY)
-__getattr__ = lazy_attributes("affect_tf.face", _LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'affect_tf.face' has no attribute {name!r}")
