@@ -284,3 +284,21 @@ def test_video_cli_show_needs_a_gui_and_overlay_needs_a_file(capsys):
     assert cli.main(["video", "in.mp4", "--out", "x.csv", "--show"]) == 2
     err = capsys.readouterr().err
     assert "--show" in err and ("GUI" in err or "display" in err)
+
+
+def test_faces_run_through_the_model_in_chunks_with_the_same_outputs(
+    recognizer, face_video, photo_dir, monkeypatch
+):
+    """Bounded memory: faces go to the model in chunks of MODEL_CHUNK; chunks of 5 give the
+    numbers one chunk gives, for a video and for a folder of photos."""
+    from affect_tf.inference import video
+
+    jpegs = [(photo_dir / "astronaut.jpg").read_bytes()] * 12
+    whole = recognizer.predict_video(face_video, smooth=None, progress=False)
+    photos = recognizer.predict_images(jpegs)
+    monkeypatch.setattr(video, "MODEL_CHUNK", 5)
+    chunked = recognizer.predict_video(face_video, smooth=None, progress=False)
+    np.testing.assert_allclose(chunked["valence"], whole["valence"], atol=1e-6)
+    chunked_photos = recognizer.predict_images(jpegs)
+    assert len(chunked_photos) == len(photos) == 12
+    np.testing.assert_allclose(chunked_photos["arousal"], photos["arousal"], atol=1e-6)

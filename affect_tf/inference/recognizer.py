@@ -19,7 +19,7 @@ from affect_tf.inference.backends import _KerasBackend, load_backend
 from affect_tf.inference.clock import StageClock
 from affect_tf.inference.errors import InferenceError
 from affect_tf.inference.images import expand_inputs, read_image, source_name
-from affect_tf.inference.video import BOX_COLUMNS, MODEL_CHUNK, predict_video
+from affect_tf.inference.video import BOX_COLUMNS, FaceBatches, predict_video
 
 
 class AffectRecognizer:
@@ -147,10 +147,9 @@ class AffectRecognizer:
             raise ValueError(f"Expected on_error in ('skip', 'raise'). Received: {on_error!r}")
         items = expand_inputs(inputs)
         rows: list[dict] = []
-        crops: list[np.ndarray] = []
-        parts: list[dict] = []
         skipped: list[dict] = []
         clock = StageClock("decode", "detect", "align", "model")
+        faces_out = FaceBatches(self, clock)
         iterator: Iterable = enumerate(_decoded_ahead(items))
         if progress:
             from tqdm import tqdm
@@ -176,18 +175,13 @@ class AffectRecognizer:
                 detections = sorted(detections, key=lambda d: d.box[0])
             for k, det in enumerate(detections):
                 with clock("align"):
-                    crops.append(self.align(image, det.landmarks))
+                    face = self.align(image, det.landmarks)
+                faces_out.add(face)
                 rows.append(
                     {"source": source, "face": k, **dict(zip(BOX_COLUMNS, det.box, strict=True))}
                     | {"score": det.score}
                 )
-            if len(crops) >= MODEL_CHUNK:  # bounded memory over a folder of any size
-                with clock("model"):
-                    parts.append(self.predict_faces(crops))
-                crops.clear()
-        with clock("model"):
-            parts.append(self.predict_faces(crops))
-        outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        outputs = faces_out.outputs()
         table = pd.concat([pd.DataFrame(rows), tg.outputs_frame(outputs)], axis=1)
         if not rows:
             table = pd.DataFrame(columns=["source", "face", *BOX_COLUMNS, "score", *table.columns])
@@ -213,8 +207,7 @@ def _decoded_ahead(items: list, ahead: int = 4):
 
     with ThreadPoolExecutor(1, thread_name_prefix="decode") as pool:
         pending: deque = deque()
-        iterator = iter(items)
-        for item in iterator:
+        for item in items:
             pending.append((item, pool.submit(read_image, item)))
             if len(pending) > ahead:
                 yield pending.popleft()

@@ -254,18 +254,16 @@ def predict_video(
             if row is None:
                 continue
             if on_frame is not None:
-                outputs = reader.run_model() if reader.crops else {}
+                outputs = reader.faces.run() if reader.faces.waiting else {}
                 if on_frame(rgb, row | {k: v[0] for k, v in outputs.items()}) is False:
                     break
-            elif len(reader.crops) >= MODEL_CHUNK:
-                reader.run_model()
     except KeyboardInterrupt:  # a camera runs until stopped: keep what was read
         log.info("stopped by the user after %d frames", reader.frames)
     finally:
         frames_in.close()
     frames = reader.frames
-    _check_frames(source, frames, expected, total)
-    table = _frames_table(pd.DataFrame(reader.rows), reader.outputs(), smoothing, clock)
+    _check_frames(source, frames, total)
+    table = _frames_table(pd.DataFrame(reader.rows), reader.faces.outputs(), smoothing, clock)
     table.attrs.update(
         {
             "fps": fps,
@@ -282,14 +280,15 @@ def predict_video(
     return table
 
 
-def _check_frames(source, frames: int, expected: int | None, total: int | None) -> None:
-    """No frame is an error; fewer than the header announced is a warning (kept frames)."""
+def _check_frames(source, frames: int, total: int | None) -> None:
+    """No frame is an error; fewer than the header announced (``total``, None for streams and
+    cameras) is a warning (the frames read are kept)."""
     if frames == 0:
         raise InferenceError(
             f"Expected a video with frames. Received: {source_label(source)!r} (no frame "
             "decoded: empty, corrupt or an unsupported codec)"
         )
-    if expected is not None and total is not None and frames < total:
+    if total is not None and frames < total:
         log.warning(
             "%s ended after %d of the %d frames its header announces (truncated or corrupt); "
             "the frames read are kept",
@@ -299,15 +298,42 @@ def _check_frames(source, frames: int, expected: int | None, total: int | None) 
         )
 
 
+class FaceBatches:
+    """Aligned faces on their way to the model, which runs them in chunks of ``MODEL_CHUNK``
+    (bounded memory over a video, stream or folder of any length); the outputs in order."""
+
+    def __init__(self, recognizer, clock: StageClock) -> None:
+        self.recognizer, self.clock = recognizer, clock
+        self.waiting: list[np.ndarray] = []
+        self._parts: list[dict] = []
+
+    def add(self, face: np.ndarray) -> None:
+        self.waiting.append(face)
+        if len(self.waiting) >= MODEL_CHUNK:
+            self.run()
+
+    def run(self) -> dict:
+        """The waiting faces through the model; their outputs."""
+        with self.clock("model"):
+            outputs = self.recognizer.predict_faces(self.waiting)
+        self._parts.append(outputs)
+        self.waiting = []
+        return outputs
+
+    def outputs(self) -> dict:
+        """Every face's outputs, in the order they were added."""
+        if self.waiting or not self._parts:
+            self.run()
+        return {k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]}
+
+
 class _FrameReader:
-    """The frames read so far: one row each, the aligned faces waiting for the model, and the
-    model's outputs in chunks."""
+    """The frames read so far: one row each, and their faces on the way to the model."""
 
     def __init__(self, recognizer, tracker: MainFaceTracker, fps: float, clock: StageClock):
         self.recognizer, self.tracker, self.fps, self.clock = recognizer, tracker, fps, clock
         self.rows: list[dict] = []
-        self.crops: list[np.ndarray] = []
-        self.parts: list[dict] = []
+        self.faces = FaceBatches(recognizer, clock)
         self.frames = 0
 
     def read(self, index: int, rgb: np.ndarray | None) -> dict | None:
@@ -320,25 +346,12 @@ class _FrameReader:
             chosen = self.tracker(rgb)
         if chosen is not None:
             with self.clock("align"):
-                self.crops.append(self.recognizer.align(rgb, chosen.landmarks))
+                face = self.recognizer.align(rgb, chosen.landmarks)
+            self.faces.add(face)
         row = {"frame": index, "time_s": index / self.fps, "face_found": chosen is not None}
         row |= dict(zip(BOX_COLUMNS, chosen.box if chosen else [np.nan] * 4, strict=True))
         self.rows.append(row | {"score": chosen.score if chosen else np.nan})
         return self.rows[-1]
-
-    def run_model(self) -> dict:
-        """The waiting faces through the model; their outputs."""
-        with self.clock("model"):
-            outputs = self.recognizer.predict_faces(self.crops)
-        self.parts.append(outputs)
-        self.crops.clear()
-        return outputs
-
-    def outputs(self) -> dict:
-        """Every face's outputs, in frame order."""
-        if self.crops or not self.parts:
-            self.run_model()
-        return {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
 
 
 def _frames_table(
