@@ -294,14 +294,9 @@ def _speedups(results: dict) -> list[str]:
     ]
     rows = []
     for name in INPUT_LABELS:
-        before, after = eager[name], compiled[name]
         rows.append(
             [
-                INPUT_LABELS[name],
-                _f(before["ms_per_item"]["detect"], 1),
-                _f(after["ms_per_item"]["detect"], 1),
-                _f(before["items_per_s"], 1),
-                _f(after["items_per_s"], 1),
+                *_detect_cells(name, eager[name], compiled[name]),
                 f"{e2e['speedup']['mtcnn_compiled'][name]:.2f}×",
             ]
         )
@@ -362,6 +357,17 @@ def _speedups(results: dict) -> list[str]:
     return lines
 
 
+def _detect_cells(name: str, before: dict, after: dict) -> list[str]:
+    """An input's label, detection ms and items/s, before then after (the speed-up tables)."""
+    return [
+        INPUT_LABELS[name],
+        _f(before["ms_per_item"]["detect"], 1),
+        _f(after["ms_per_item"]["detect"], 1),
+        _f(before["items_per_s"], 1),
+        _f(after["items_per_s"], 1),
+    ]
+
+
 def _faces_section(results: dict) -> list[str]:
     """The face detectors side by side (``benchmarks/faces.py``), when this run measured them."""
     if "faces" not in results:
@@ -402,11 +408,7 @@ def _blazeface_speedup(e2e: dict) -> list[str]:
         before, after = e2e[before_mode][name], e2e[after_mode][name]
         rows.append(
             [
-                INPUT_LABELS[name],
-                _f(before["ms_per_item"]["detect"], 1),
-                _f(after["ms_per_item"]["detect"], 1),
-                _f(before["items_per_s"], 1),
-                _f(after["items_per_s"], 1),
+                *_detect_cells(name, before, after),
                 f"{after['items_per_s'] / before['items_per_s']:.2f}×",
                 f"{before['faces']} / {after['faces']}",
             ]

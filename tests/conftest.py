@@ -21,6 +21,33 @@ def write_image(
     return path
 
 
+def connect_at_once(port: int, clients: int = 64) -> tuple[list[int], list[str]]:
+    """``clients`` threads open a connection to the REST port at the same moment and ask for
+    the model's status; ``(HTTP statuses, errors)``."""
+    import http.client
+    import threading
+
+    statuses, errors = [], []
+    barrier = threading.Barrier(clients)
+
+    def client():
+        try:
+            barrier.wait()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request("GET", "/v1/models/affect")
+            statuses.append(connection.getresponse().status)
+            connection.close()
+        except Exception as e:  # noqa: BLE001 - collected for the caller's assertions
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return statuses, errors
+
+
 def jpeg_bytes(size: tuple[int, int] = (32, 32), seed: int = 0) -> bytes:
     buffer = io.BytesIO()
     rng = np.random.default_rng(seed)

@@ -216,27 +216,9 @@ def test_slow_clients_hold_no_worker_and_are_closed(served):
 
 def test_64_new_connections_at_once_under_load(served):
     """No resets: every one of 64 connections opened at the same moment gets its answer."""
-    import http.client
+    from tests.conftest import connect_at_once
 
-    port = served["server"].rest_port
-    statuses, errors = [], []
-    barrier = threading.Barrier(64)
-
-    def client():
-        try:
-            barrier.wait()
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.request("GET", "/v1/models/affect")
-            statuses.append(connection.getresponse().status)
-            connection.close()
-        except Exception as e:  # noqa: BLE001 - collected and asserted below
-            errors.append(repr(e))
-
-    threads = [threading.Thread(target=client) for _ in range(64)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    statuses, errors = connect_at_once(served["server"].rest_port)
     assert not errors and statuses == [200] * 64
     load = served["load"]
     assert load.errors == [], load.errors[:5]

@@ -427,12 +427,11 @@ def test_grpc_dtypes_are_as_strict_as_tf_serving(exported):
 
 def test_64_clients_connecting_at_once_are_all_served(exported):
     """The REST listener's backlog was 5: 64 simultaneous new connections saw resets."""
-    import http.client
-
     from affect_tf.serving.manager import ModelManager
     from affect_tf.serving.model_config import single_model_config
     from affect_tf.serving.monitoring import Metrics
     from affect_tf.serving.rest import make_rest_server
+    from tests.conftest import connect_at_once
 
     manager = ModelManager(
         single_model_config("affect", str(exported["version"].parent)), poll_seconds=0
@@ -440,26 +439,8 @@ def test_64_clients_connecting_at_once_are_all_served(exported):
     manager.start()
     server = make_rest_server(manager, 0, Metrics(), None, "127.0.0.1", timeout=10.0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    port = server.port
-    statuses, errors = [], []
-    barrier = threading.Barrier(64)
-
-    def client():
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-            barrier.wait()
-            conn.request("GET", "/v1/models/affect")
-            statuses.append(conn.getresponse().status)
-            conn.close()
-        except Exception as e:  # noqa: BLE001 - collected and asserted below
-            errors.append(repr(e))
-
     try:
-        threads = [threading.Thread(target=client) for _ in range(64)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        statuses, errors = connect_at_once(server.port)
         assert not errors and statuses == [200] * 64
     finally:
         server.shutdown()
