@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -22,7 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from affect_tf.callbacks import PMTLCallback, ResumeState, plot_history, resume_point
+from affect_tf import distribute
+from affect_tf.callbacks import STATE_FILE, PMTLCallback, ResumeState, plot_history, resume_point
 from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.files import replaced_atomically, write_text_atomically
@@ -117,6 +119,7 @@ class FitResult:
     validation: dict
     seconds: float
     tasks_measured: list[str]
+    weights_digest: str | None = None  # multi-worker runs: every worker's must be the same
 
 
 def predict_dataset(model: keras.Model, ds: tf.data.Dataset) -> dict[str, np.ndarray]:
@@ -236,7 +239,10 @@ def fit(
         warm_start: An earlier ``.keras`` model of the same architecture to start from
             (every weight; TFX's ``base_model``); overrides ``config.weights``.
         verbose: Keras progress (1 bar, 2 one line per epoch).
-        strategy: A ``tf.distribute`` strategy to build and compile under.
+        strategy: A ``tf.distribute`` strategy to build and compile under. Under a
+            multi-worker strategy (``distribute.connect``) each global batch is split between
+            the workers, only the chief writes ``out_dir`` and resuming needs ``out_dir``
+            shared by all of them (``docs/pipeline.md``).
 
     Raises:
         ValueError: Labels that cannot train or validate any task; weights that do not fit.
@@ -244,28 +250,49 @@ def fit(
     keras.utils.set_random_seed(seed)
     out = Path(out_dir)
     epochs = epochs or config.epochs
-    measured = _start_run(config, data, out)
-    scope = strategy.scope() if strategy is not None else _NoScope()
+    multi = distribute.is_multi_worker(strategy)
+    if multi:
+        if config.cache_embeddings:
+            raise distribute.ClusterError(
+                "Expected cache_embeddings off in a multi-worker run (the features are computed"
+                " once, on one process). Received: cache_embeddings=True"
+            )
+        distribute.patch_keras()
+        data = dataclasses.replace(
+            data,
+            train=distribute.shard_by_data(data.train),
+            val=distribute.shard_by_data(data.val),
+        )
+    # Workers other than the chief write to a temporary folder, deleted at the end.
+    write = distribute.output_dir(strategy, out)
+    measured = _start_run(config, data, write)
+    # A fresh context each time: a strategy's scope cannot be entered twice.
+    scope = (lambda: strategy.scope()) if strategy is not None else _NoScope
 
     if config.cache_embeddings:
-        with scope:
+        with scope():
             model = _initial_model(config, data.priors, warm_start)
         start = time.perf_counter()
         history = _fit_cached(config, data, out, model, epochs, patience, seed, measured, verbose)
         return _finish(model, data, out, history, time.perf_counter() - start, measured)
-    model, initial_epoch, best = resume_point(out, epochs, resume)
+    with scope():  # a resumed model's variables belong to the strategy too
+        model, initial_epoch, best = resume_point(out, epochs, resume)
+    if multi:
+        distribute.check_same(strategy, initial_epoch, f"epoch to resume from ({out / STATE_FILE})")
     loaded = model is not None
     history: dict[str, list[float]] = {}
     start = time.perf_counter()
     for first, end, trainable, lr_scale in _phases(config, epochs):
         if end <= initial_epoch:
             continue
-        with scope:
+        with scope():
             if model is None:
                 model = _initial_model(config, data.priors, warm_start)
             _enter_phase(model, data.steps, end - first, measured, trainable, lr_scale, loaded)
             loaded = False
-        callbacks = _callbacks(out, best, patience, initial_epoch > 0 or first > 0, tensorboard)
+        callbacks = _callbacks(write, best, patience, initial_epoch > 0 or first > 0, tensorboard)
+        if multi:  # before the callbacks that validate, keep or save weights
+            callbacks.insert(0, distribute.SyncMovingStatistics(strategy))
         log.info(
             "epochs %d-%d: backbone %s%s",
             max(first, initial_epoch) + 1,
@@ -288,7 +315,15 @@ def fit(
     seconds = time.perf_counter() - start
     if model is None:
         raise ValueError(f"Expected epochs to train. Received: epochs={epochs}")
-    return _finish(model, data, out, history, seconds, measured)
+    if not multi:
+        return _finish(model, data, out, history, seconds, measured)
+    digest = distribute.weights_digest(model)
+    log.info("weights sha256 %s", digest)
+    if write != out:  # a worker: its copies of the outputs go
+        shutil.rmtree(write, ignore_errors=True)
+        return FitResult(model, out, history, {}, seconds, measured, digest)
+    result = _finish(model, data, out, history, seconds, measured)
+    return dataclasses.replace(result, weights_digest=digest)
 
 
 class _HeadsOnEmbeddings(keras.Model):

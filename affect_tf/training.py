@@ -42,6 +42,7 @@ def train(
     verbose: int = 2,
     seed: int = 0,
     warm_start: str | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> FitResult:
     """Trains an AffectModel on tf.Example files (``affect-tf train``) with ``fitting.fit``.
 
@@ -58,6 +59,8 @@ def train(
         verbose: Keras progress (1 bar, 2 one line per epoch).
         seed: Seeds training and the data order.
         warm_start: An earlier ``.keras`` model of the same architecture to start from.
+        strategy: A ``tf.distribute`` strategy (``distribute.connect`` for a multi-worker
+            run: ``config.batch_size`` is then the global batch, split between the workers).
     """
     data = _fit_data(config, train_files, val_files, eval_percent, steps_per_epoch, seed)
     return fit(
@@ -70,6 +73,7 @@ def train(
         resume=resume,
         warm_start=warm_start,
         verbose=verbose,
+        strategy=strategy,
     )
 
 

@@ -8,6 +8,7 @@ One module per command group (``data``, ``train``, ``infer``, ``gan``, ``demo``)
 from __future__ import annotations
 
 import argparse
+import sys
 
 from affect_tf import _env  # noqa: F401  (quiet TensorFlow logs before TF is imported)
 from affect_tf.cli import data, demo, gan, infer, train
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``affect-tf`` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # ``train --workers`` relaunches it
     show_library_logs()
     try:
         return args.func(args)

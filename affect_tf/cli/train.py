@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import affect_tf
 from affect_tf.cli.errors import UsageError, as_usage_error
+from affect_tf.cli.workers import DIGEST_ENV
 from affect_tf.files import replaced_atomically
 
 
@@ -21,7 +23,34 @@ def training_files(data: str, out: Path) -> list[str]:
         return files_of(data, out)
 
 
+def _cluster(args: argparse.Namespace):
+    """The multi-worker strategy when ``TF_CONFIG`` names a cluster (built first: collective
+    ops must be configured before any other TensorFlow op of the process), else None."""
+    from affect_tf import distribute
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(
+            "Expected --workers N >= 1 (local worker processes). "
+            f"Received: --workers {args.workers}"
+        )
+    if args.cluster_timeout <= 0:
+        raise UsageError(
+            "Expected --cluster-timeout > 0 seconds. "
+            f"Received: --cluster-timeout {args.cluster_timeout:g}"
+        )
+    cluster = distribute.cluster_from_env()
+    if cluster is None:
+        return None
+    if args.workers and args.workers > 1:
+        raise UsageError(
+            "Expected either --workers N (local workers) or a TF_CONFIG cluster. Received: both"
+            f" (--workers {args.workers}, TF_CONFIG of {cluster.num_tasks} tasks)"
+        )
+    return distribute.connect(cluster, args.cluster_timeout)
+
+
 def _train(args: argparse.Namespace) -> int:
+    strategy = _cluster(args)
     from affect_tf.model import get_preset
     from affect_tf.report import format_report
     from affect_tf.training import train
@@ -55,6 +84,11 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     files = training_files(args.data, out)
     val_files = training_files(args.val_data, out / "val") if args.val_data else None
+    if strategy is None and args.workers and args.workers > 1:
+        from affect_tf.cli.workers import launch
+
+        return launch(args.workers, args.argv, out)  # the data is converted once, above
+    chief = strategy is None or _is_chief(strategy)
     print(
         f"training preset {config.name!r} ({config.backbone}, {config.heads} heads, "
         f"{config.image_size}px, tasks {','.join(config.tasks)}; weights "
@@ -74,13 +108,25 @@ def _train(args: argparse.Namespace) -> int:
             verbose=2,
             seed=args.seed,
             warm_start=args.warm_start,
+            strategy=strategy,
         )
     except ValueError as e:  # data that cannot train, weights that cannot be had or do not fit
         raise UsageError(str(e)) from None
+    if result.weights_digest and os.environ.get(DIGEST_ENV):
+        Path(os.environ[DIGEST_ENV]).write_text(result.weights_digest)
+    if not chief:
+        print(f"worker done in {result.seconds:.0f} s; weights sha256 {result.weights_digest}")
+        return 0
     v = result.validation
     print(f"done in {result.seconds:.0f} s; validation ({v['n']} examples): {format_report(v)}")
     print(f"model: {out / 'model.keras'}; curves: {out / 'training_curves.png'}")
     return 0
+
+
+def _is_chief(strategy) -> bool:
+    from affect_tf.distribute import is_chief
+
+    return is_chief(strategy)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -239,5 +285,18 @@ def add_train_command(sub) -> None:
         "--no-resume", action="store_true", help="start over even if OUT holds an unfinished run"
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="train on N worker processes on this machine (MultiWorkerMirroredStrategy on "
+        "loopback; --batch-size is the global batch). On a real cluster set TF_CONFIG on each "
+        "machine instead (docs/pipeline.md)",
+    )
+    p.add_argument(
+        "--cluster-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for every TF_CONFIG task to join before failing (default 300)",
+    )
+    p.add_argument("--out", required=True, help="output folder (shared by every worker)")
     p.set_defaults(func=_train)

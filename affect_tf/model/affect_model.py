@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 from keras import layers, ops
+from keras.src.losses.loss import scale_loss_for_distribution
 
 from affect_tf.data import targets as tg
 from affect_tf.losses import affect_loss
@@ -137,7 +138,10 @@ class AffectModel(keras.Model):
             self.task_losses[task].update_state(value)
         if self.losses:
             total = total + ops.sum(self.losses)
-        return total
+        # Keras' own losses divide by the replicas in sync (their gradients are summed over
+        # the replicas, and the logged loss is multiplied back): without this a 2-replica run
+        # took twice the gradient and logged twice the loss.
+        return scale_loss_for_distribution(total)
 
     @property
     def metrics(self):
