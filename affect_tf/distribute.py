@@ -8,7 +8,7 @@ What ``fitting.fit`` needs to train one Keras 3 model on several processes or ma
   with "Collective ops must be configured at program startup" otherwise), and a first
   all-reduce as a barrier; a peer that never answers ends the process with a message naming
   the peers that do not accept connections, after ``timeout_s`` instead of a hang (TensorFlow
-  blocks in C++ there and swallows SIGTERM, so a watchdog thread is the only bounded way out).
+  blocks in C++ there holding the GIL and swallows SIGTERM: a watchdog process kills it).
 - ``shard_by_data``: DATA auto-sharding (a corpus is often one TFRecord; FILE sharding fails
   on it), so each global batch is split between the workers.
 - ``SyncMovingStatistics``: Keras 3 creates BatchNormalization's moving statistics without an
@@ -31,10 +31,9 @@ import inspect
 import json
 import logging
 import os
-import socket
+import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import keras
@@ -45,8 +44,6 @@ from affect_tf.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# Exit status of a worker whose cluster never formed (the watchdog's ``os._exit``).
-EXIT_NO_CLUSTER = 3
 DEFAULT_TIMEOUT_S = 300.0
 TF_CONFIG_FORM = (
     '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}'
@@ -154,47 +151,61 @@ def local_tf_configs(ports: list[int]) -> list[str]:
     ]
 
 
-def _accepts(address: str, timeout: float = 1.0) -> bool:
+# The watchdog is a separate process: while MWMS waits for its peers, TensorFlow blocks in C++
+# holding the GIL (a Python thread never runs) and catches SIGTERM. It exits when the parent
+# closes its stdin (joined, or dead: EOF); otherwise it names the silent peers and SIGKILLs it.
+_WATCHDOG = """
+import os, select, signal, socket, sys
+pid, timeout, message, peers = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+if select.select([sys.stdin], [], [], timeout)[0]:
+    sys.exit(0)
+def accepts(address):
     host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return True
+        socket.create_connection((host.strip("[]"), int(port)), timeout=1.0).close()
+        return True
     except OSError:
         return False
+silent = [p for p in peers if not accepts(p)]
+detail = ("nothing accepts connections at " + ", ".join(silent) if silent else
+          "the peers " + ", ".join(peers) + " accept connections but did not join")
+print("affect-tf: error: " + message.replace("DETAIL", detail), file=sys.stderr, flush=True)
+os.kill(pid, signal.SIGKILL)
+"""
 
 
 def connect(cluster: Cluster, timeout_s: float = DEFAULT_TIMEOUT_S) -> tf.distribute.Strategy:
     """The MultiWorkerMirroredStrategy of ``cluster``, once every task has joined.
 
     Call it before any other TensorFlow op of the process. When the cluster has not formed
-    after ``timeout_s`` (a peer that is down, unreachable or never started), the process
-    prints which peers do not accept connections and exits with status ``EXIT_NO_CLUSTER``.
+    after ``timeout_s`` (a peer that is down, unreachable or never started), a watchdog
+    process prints which peers do not accept connections and kills this process (SIGKILL:
+    nothing else stops TensorFlow there), instead of a hang.
     """
-    joined = threading.Event()
-
-    def watchdog() -> None:
-        if joined.wait(timeout_s):
-            return
-        silent = [peer for peer in cluster.peers if not _accepts(peer)]
-        message = (
-            f"Expected the {cluster.num_tasks} tasks of TF_CONFIG to join within {timeout_s:g} s."
-            f" Received: {cluster.name} heard from no cluster; "
-            + (
-                f"nothing accepts connections at {', '.join(silent)}"
-                if silent
-                else f"the peers {', '.join(cluster.peers)} accept connections but did not join"
-            )
-            + " (start every task with the same TF_CONFIG cluster; check hosts and firewalls)"
-        )
-        log.error(message)
-        print(f"affect-tf: error: {message}", file=sys.stderr, flush=True)
-        os._exit(EXIT_NO_CLUSTER)
-
-    threading.Thread(target=watchdog, name="cluster-watchdog", daemon=True).start()
+    message = (
+        f"Expected the {cluster.num_tasks} tasks of TF_CONFIG to join within {timeout_s:g} s. "
+        f"Received: {cluster.name} heard from no cluster; DETAIL (start every task with the "
+        "same TF_CONFIG cluster; check hosts, ports and firewalls)"
+    )
+    watchdog = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _WATCHDOG,
+            str(os.getpid()),
+            str(timeout_s),
+            message,
+            *cluster.peers,
+        ],
+        stdin=subprocess.PIPE,
+    )
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    barrier = tf.function(lambda: strategy.reduce("SUM", strategy.run(tf.ones, ([],)), axis=None))
+    barrier = tf.function(
+        lambda: strategy.reduce("SUM", strategy.run(tf.ones, ([],)), axis=None), autograph=False
+    )
     barrier()
-    joined.set()
+    watchdog.stdin.close()
+    watchdog.wait()
     log.info(
         "%s of a %d-task cluster: %d replicas in sync",
         cluster.name,
@@ -243,7 +254,8 @@ def check_same(strategy: tf.distribute.Strategy, value: int, what: str) -> None:
         ClusterError: The workers disagree (e.g. some cannot see the run's folder).
     """
     gathered = tf.function(
-        lambda: strategy.gather(strategy.run(lambda: tf.constant([value], tf.int64)), axis=0)
+        lambda: strategy.gather(strategy.run(lambda: tf.constant([value], tf.int64)), axis=0),
+        autograph=False,
     )()
     values = [int(v) for v in np.asarray(gathered)]
     if len(set(values)) > 1:
@@ -283,7 +295,7 @@ class SyncMovingStatistics(keras.callbacks.Callback):
         if not variables:
             return
 
-        @tf.function  # one all-reduce of every statistic (eager strategy.run is slow)
+        @tf.function(autograph=False)  # one all-reduce of all (eager strategy.run is slow)
         def mean_of_workers():
             local = lambda: tf.concat([tf.reshape(v.value, [-1]) for v in variables], 0)  # noqa: E731
             return self.strategy.reduce("MEAN", self.strategy.run(local), axis=None)

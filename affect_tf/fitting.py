@@ -252,17 +252,7 @@ def fit(
     epochs = epochs or config.epochs
     multi = distribute.is_multi_worker(strategy)
     if multi:
-        if config.cache_embeddings:
-            raise distribute.ClusterError(
-                "Expected cache_embeddings off in a multi-worker run (the features are computed"
-                " once, on one process). Received: cache_embeddings=True"
-            )
-        distribute.patch_keras()
-        data = dataclasses.replace(
-            data,
-            train=distribute.shard_by_data(data.train),
-            val=distribute.shard_by_data(data.val),
-        )
+        data = _for_workers(config, data)
     # Workers other than the chief write to a temporary folder, deleted at the end.
     write = distribute.output_dir(strategy, out)
     measured = _start_run(config, data, write)
@@ -279,39 +269,11 @@ def fit(
         model, initial_epoch, best = resume_point(out, epochs, resume)
     if multi:
         distribute.check_same(strategy, initial_epoch, f"epoch to resume from ({out / STATE_FILE})")
-    loaded = model is not None
-    history: dict[str, list[float]] = {}
     start = time.perf_counter()
-    for first, end, trainable, lr_scale in _phases(config, epochs):
-        if end <= initial_epoch:
-            continue
-        with scope():
-            if model is None:
-                model = _initial_model(config, data.priors, warm_start)
-            _enter_phase(model, data.steps, end - first, measured, trainable, lr_scale, loaded)
-            loaded = False
-        callbacks = _callbacks(write, best, patience, initial_epoch > 0 or first > 0, tensorboard)
-        if multi:  # before the callbacks that validate, keep or save weights
-            callbacks.insert(0, distribute.SyncMovingStatistics(strategy))
-        log.info(
-            "epochs %d-%d: backbone %s%s",
-            max(first, initial_epoch) + 1,
-            end,
-            "trainable" if trainable else "frozen",
-            f" at {lr_scale} x the learning rate" if lr_scale else "",
-        )
-        run = model.fit(
-            data.train,
-            validation_data=data.val,
-            epochs=end,
-            initial_epoch=max(first, initial_epoch),
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the tf.data pipeline shuffles
-        )
-        best = next(c for c in callbacks if isinstance(c, ResumeState)).best
-        for key, values in run.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
+    settings = _Phases(config, data, write, measured, patience, verbose, warm_start, tensorboard)
+    model, history = _train_phases(
+        settings, model, initial_epoch, best, epochs, scope, strategy if multi else None
+    )
     seconds = time.perf_counter() - start
     if model is None:
         raise ValueError(f"Expected epochs to train. Received: epochs={epochs}")
@@ -322,8 +284,75 @@ def fit(
     if write != out:  # a worker: its copies of the outputs go
         shutil.rmtree(write, ignore_errors=True)
         return FitResult(model, out, history, {}, seconds, measured, digest)
-    result = _finish(model, data, out, history, seconds, measured)
-    return dataclasses.replace(result, weights_digest=digest)
+    return dataclasses.replace(
+        _finish(model, data, out, history, seconds, measured), weights_digest=digest
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Phases:
+    """What every training phase of a run shares."""
+
+    config: AffectConfig
+    data: FitData
+    write: Path
+    measured: list
+    patience: int
+    verbose: int
+    warm_start: str | None
+    tensorboard: bool
+
+
+def _train_phases(run: _Phases, model, initial_epoch: int, best: float, epochs, scope, multi):
+    """``model.fit`` over the schedule's phases from the resumed epoch; the model and the
+    history. ``multi``: the multi-worker strategy, or None."""
+    config, data, measured = run.config, run.data, run.measured
+    loaded = model is not None
+    history: dict[str, list[float]] = {}
+    for first, end, trainable, lr_scale in _phases(config, epochs):
+        if end <= initial_epoch:
+            continue
+        with scope():
+            if model is None:
+                model = _initial_model(config, data.priors, run.warm_start)
+            _enter_phase(model, data.steps, end - first, measured, trainable, lr_scale, loaded)
+            loaded = False
+        append = initial_epoch > 0 or first > 0
+        callbacks = _callbacks(run.write, best, run.patience, append, run.tensorboard)
+        if multi:  # before the callbacks that validate, keep or save weights
+            callbacks.insert(0, distribute.SyncMovingStatistics(multi))
+        log.info(
+            "epochs %d-%d: backbone %s%s",
+            max(first, initial_epoch) + 1,
+            end,
+            "trainable" if trainable else "frozen",
+            f" at {lr_scale} x the learning rate" if lr_scale else "",
+        )
+        fitted = model.fit(
+            data.train,
+            validation_data=data.val,
+            epochs=end,
+            initial_epoch=max(first, initial_epoch),
+            callbacks=callbacks,
+            verbose=run.verbose,
+            shuffle=False,  # the tf.data pipeline shuffles
+        )
+        best = next(c for c in callbacks if isinstance(c, ResumeState)).best
+        for key, values in fitted.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+    return model, history
+
+
+def _for_workers(config: AffectConfig, data: FitData) -> FitData:
+    """A multi-worker run's data (each global batch split between the workers) and Keras."""
+    if config.cache_embeddings:
+        raise distribute.ClusterError(
+            "Expected cache_embeddings off in a multi-worker run (the features are computed"
+            " once, on one process). Received: cache_embeddings=True"
+        )
+    distribute.patch_keras()
+    train, val = distribute.shard_by_data(data.train), distribute.shard_by_data(data.val)
+    return dataclasses.replace(data, train=train, val=val)
 
 
 class _HeadsOnEmbeddings(keras.Model):

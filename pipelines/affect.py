@@ -118,7 +118,31 @@ def _trainer(config: PipelineConfig, example_gen, schema_gen, transform, overrid
             strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         ).with_id("latest_model_resolver")
-    trainer = tfx.components.Trainer(
+    custom_config = {
+        "preset": config.preset,
+        "epochs": config.epochs,
+        "strategy": config.strategy,
+        "overrides": overrides,
+        "patience": config.patience,
+        "seed": config.seed,
+        "warm_start": config.warm_start,
+        # Off unless set: generated faces join the training stream (docs/pipeline.md).
+        "gan_examples": config.gan_examples,
+    }
+    trainer_class = tfx.components.Trainer
+    pools = config.trainer_worker_pools()
+    if pools:  # a Vertex AI training job of several replicas (PipelineConfig.trainer_workers)
+        vertex = tfx.extensions.google_cloud_ai_platform
+        trainer_class = vertex.Trainer
+        custom_config.update(
+            {
+                "strategy": "multiworker",
+                vertex.ENABLE_VERTEX_KEY: True,
+                vertex.VERTEX_REGION_KEY: config.vertex_region,
+                vertex.TRAINING_ARGS_KEY: pools,
+            }
+        )
+    trainer = trainer_class(
         run_fn=RUN_FN,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -126,17 +150,7 @@ def _trainer(config: PipelineConfig, example_gen, schema_gen, transform, overrid
         base_model=latest_model.outputs["model"] if latest_model else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={
-            "preset": config.preset,
-            "epochs": config.epochs,
-            "strategy": config.strategy,
-            "overrides": overrides,
-            "patience": config.patience,
-            "seed": config.seed,
-            "warm_start": config.warm_start,
-            # Off unless set: generated faces join the training stream (docs/pipeline.md).
-            "gan_examples": config.gan_examples,
-        },
+        custom_config=custom_config,
     )
     return trainer, latest_model
 

@@ -36,7 +36,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "affect_tf.model",
         ),
     ),
-    ("training", ("affect_tf.fitting", "affect_tf.training", "affect_tf.gan")),
+    (
+        "training",
+        ("affect_tf.distribute", "affect_tf.fitting", "affect_tf.training", "affect_tf.gan"),
+    ),
     ("export", ("affect_tf.export", "affect_tf.tflite", "affect_tf.explain")),
     ("inference and serving", ("affect_tf.inference", "affect_tf.serving", "affect_tf.visualize")),
     ("pipeline", ("affect_tf.pipeline",)),

@@ -50,8 +50,6 @@ def worker_argv(argv: list[str]) -> list[str]:
 def _ended(code: int) -> str:
     if code < 0:
         return f"was killed by signal {-code} ({signal.Signals(-code).name})"
-    if code == 3:
-        return "exited with status 3 (the cluster did not form; its message is above)"
     return f"exited with status {code}"
 
 

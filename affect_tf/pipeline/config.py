@@ -91,6 +91,11 @@ class PipelineConfig:
         beam_args: Extra Beam pipeline arguments (e.g. ``--runner=FlinkRunner ...``), space
             separated in the environment variable, a list in YAML.
         enable_cache: TFX component caching (unchanged inputs -> cached outputs).
+        trainer_workers: Trainer replicas. 1: the Trainer runs in the orchestrator's process.
+            N > 1: the Trainer runs as a Vertex AI training job of N replicas (a chief pool of
+            one and a worker pool of N - 1, ``trainer_machine_type`` each, ``trainer_image``,
+            in ``vertex_project``/``vertex_region``) with ``MultiWorkerMirroredStrategy``; the
+            one place the worker pools are configured (``trainer_worker_pools``).
         gan_examples: Optional generated, labelled faces (tf.Example files or a glob, e.g. from
             ``affect-tf gan examples``) that the Trainer adds to its training stream (never to
             validation or the Evaluator's eval split). Empty (the default): off.
@@ -129,6 +134,11 @@ class PipelineConfig:
     beam_args: tuple[str, ...] = ()
     enable_cache: bool = True
     gan_examples: str = ""
+    trainer_workers: int = 1
+    trainer_machine_type: str = "n1-standard-8"
+    trainer_image: str = ""
+    vertex_project: str = ""
+    vertex_region: str = "us-central1"
 
     def __post_init__(self) -> None:
         def fail(name: str, expected: str) -> None:
@@ -210,6 +220,14 @@ class PipelineConfig:
             fail("parity_examples", "8 to 10000 examples")
         if not 0 <= self.beam_workers <= 256:
             fail("beam_workers", "0 (in-process) to 256 processes")
+        if self.trainer_workers < 1:
+            fail("trainer_workers", "at least 1 Trainer replica")
+        if self.trainer_workers > 1:
+            for name in ("vertex_project", "vertex_region", "trainer_image"):
+                if not getattr(self, name):
+                    fail(name, f"a value when trainer_workers={self.trainer_workers} (Vertex AI)")
+            if self.strategy not in ("auto", "multiworker"):
+                fail("strategy", "'auto' or 'multiworker' with trainer_workers > 1")
 
     def model_overrides(self) -> dict:
         """The ``AffectConfig`` fields this config overrides (what the Trainer receives)."""
@@ -281,6 +299,26 @@ class PipelineConfig:
                 f"--direct_num_workers={self.beam_workers}",
             ]
         return args + list(self.beam_args)
+
+    def trainer_worker_pools(self) -> dict | None:
+        """The Vertex AI CustomJob of a multi-worker Trainer (TFX's ``TRAINING_ARGS_KEY``):
+        a chief pool of one replica and a worker pool of ``trainer_workers - 1``; None for a
+        one-replica Trainer. Vertex sets each replica's ``TF_CONFIG``."""
+        if self.trainer_workers < 2:
+            return None
+        pool = {
+            "machine_spec": {"machine_type": self.trainer_machine_type},
+            "container_spec": {"image_uri": self.trainer_image},
+        }
+        return {
+            "project": self.vertex_project,
+            "job_spec": {
+                "worker_pool_specs": [
+                    {**pool, "replica_count": 1},
+                    {**pool, "replica_count": self.trainer_workers - 1},
+                ]
+            },
+        }
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)

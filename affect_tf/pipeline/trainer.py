@@ -8,7 +8,9 @@ TF Serving, TFMA and TFLite.
   (``VALIDATION_PERCENT`` of its videos), so the Evaluator's eval split stays unseen.
 - ``tf.distribute``: MirroredStrategy over the visible GPUs (mixed float16 on GPU), the
   default strategy on CPU; ``strategy`` in the custom config forces one (``multiworker``
-  for ``MultiWorkerMirroredStrategy`` with ``TF_CONFIG`` set by the cluster).
+  for ``MultiWorkerMirroredStrategy`` with ``TF_CONFIG`` set by the cluster: the Vertex AI
+  Trainer's worker pools, ``pipelines/affect.py``); only the chief writes the Model and the
+  ModelRun.
 - Training is ``affect_tf.fitting.fit``, the same function as ``affect-tf train``: augmentation
   inside the model, pretrained weights and schedules, class imbalance, early stopping on the
   measured tasks, seed, AU thresholds tuned on the hold-out, warm start from the latest Model
@@ -20,11 +22,13 @@ TF Serving, TFMA and TFLite.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from affect_tf import distribute
 from affect_tf.data import examples as ex
 from affect_tf.data.dataset import (
     LabelPriors,
@@ -57,9 +61,16 @@ def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
         kind: ``auto`` (MirroredStrategy when GPUs are visible, else the default strategy),
             ``mirrored``, ``multiworker`` or ``default``.
     """
-    gpus = tf.config.list_logical_devices("GPU")
     if kind == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        cluster = distribute.cluster_from_env()
+        if cluster is None:
+            raise distribute.ClusterError(
+                "Expected TF_CONFIG naming a cluster of two or more tasks for strategy="
+                f"'multiworker' (set by Vertex AI / Kubeflow worker pools). Received: "
+                f"TF_CONFIG={os.environ.get('TF_CONFIG', '')!r}"
+            )
+        return distribute.connect(cluster)
+    gpus = tf.config.list_logical_devices("GPU")
     if kind == "mirrored" or (kind == "auto" and gpus):
         return tf.distribute.MirroredStrategy()
     if kind not in STRATEGIES:
@@ -192,4 +203,7 @@ def run_fn(fn_args) -> None:
         ", ".join(result.tasks_measured),
         result.seconds,
     )
-    export_saved_model(result.model, tft_layer, raw_spec, fn_args.serving_model_dir)
+    # The export traces a copy of the model outside the strategy (no collective op), so only
+    # the chief writes the Model; the other workers end here.
+    if distribute.is_chief(strategy):
+        export_saved_model(result.model, tft_layer, raw_spec, fn_args.serving_model_dir)

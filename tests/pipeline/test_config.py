@@ -71,6 +71,17 @@ def test_environment_strings_are_parsed_per_type():
         ({"AFFECT_TFLITE_VARIANTS": "fp64"}, "tflite_variants="),
         ({"AFFECT_ENABLE_CACHE": "maybe"}, "enable_cache"),
         ({"AFFECT_GAN_EXAMPLES": "/no/such/*.tfrecord.gz"}, "gan_examples="),
+        ({"AFFECT_TRAINER_WORKERS": "0"}, "trainer_workers="),
+        ({"AFFECT_TRAINER_WORKERS": "2"}, "vertex_project="),
+        (
+            {
+                "AFFECT_TRAINER_WORKERS": "2",
+                "AFFECT_VERTEX_PROJECT": "p",
+                "AFFECT_TRAINER_IMAGE": "i",
+                "AFFECT_STRATEGY": "mirrored",
+            },
+            "strategy=",
+        ),
     ],
 )
 def test_bad_settings_fail_early_naming_the_setting(env, setting):

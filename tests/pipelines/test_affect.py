@@ -95,6 +95,7 @@ def test_no_pipeline_setting_is_dead(tmp_path):
     gan = tmp_path / "gan.tfrecord.gz"
     gan.write_bytes(b"")
     manifest = {"corpus_format": "manifest", "corpus_root": str(corpus)}
+    vertex = {"trainer_workers": 2, "vertex_project": "p", "trainer_image": "affect-tf:1"}
     # field -> (base settings, changed settings)
     changes = {
         "pipeline_name": ({}, {"pipeline_name": "other"}),
@@ -133,6 +134,11 @@ def test_no_pipeline_setting_is_dead(tmp_path):
         "beam_args": ({}, {"beam_args": ("--runner=DirectRunner",)}),
         "enable_cache": ({}, {"enable_cache": False}),
         "gan_examples": ({}, {"gan_examples": str(gan)}),
+        "trainer_workers": (vertex, {**vertex, "trainer_workers": 3}),
+        "trainer_machine_type": (vertex, {**vertex, "trainer_machine_type": "n1-highmem-8"}),
+        "trainer_image": (vertex, {**vertex, "trainer_image": "other:2"}),
+        "vertex_project": (vertex, {**vertex, "vertex_project": "q"}),
+        "vertex_region": (vertex, {**vertex, "vertex_region": "europe-west4"}),
     }
     assert set(changes) == {f.name for f in dataclasses.fields(PipelineConfig)}
     root = {"output_root": str(tmp_path / "out")}
@@ -155,3 +161,28 @@ def test_trainer_receives_the_training_settings(tmp_path):
     from affect_tf.pipeline.trainer import model_config
 
     assert model_config(custom).imbalance == "logit_adjustment"
+
+
+def test_multi_worker_trainer_gets_its_vertex_worker_pools_in_the_compiled_spec(tmp_path):
+    settings = {
+        "AFFECT_TRAINER_WORKERS": "4",
+        "AFFECT_TRAINER_IMAGE": "gcr.io/p/affect-tf:1",
+        "AFFECT_VERTEX_PROJECT": "p",
+        "AFFECT_TRAINER_MACHINE_TYPE": "n1-standard-16",
+    }
+    config = PipelineConfig.load(settings, output_root=str(tmp_path))
+    compile_kubeflow(config, str(tmp_path / "spec.json"), image="gcr.io/p/affect-tf:1")
+    spec = (tmp_path / "spec.json").read_text()
+    trainer = {c.id: c for c in _build(config).components}["Trainer"]
+    custom = json.loads(trainer.exec_properties["custom_config"])
+    assert custom["strategy"] == "multiworker" and custom["ai_platform_enable_vertex"] is True
+    pools = custom["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 3]  # the chief, then the workers
+    assert {p["machine_spec"]["machine_type"] for p in pools} == {"n1-standard-16"}
+    assert {p["container_spec"]["image_uri"] for p in pools} == {"gcr.io/p/affect-tf:1"}
+    assert "worker_pool_specs" in spec and "n1-standard-16" in spec  # in the compiled spec
+    # One replica: the ordinary in-process Trainer, no pools.
+    plain = {c.id: c for c in _build(PipelineConfig.load({}, output_root=str(tmp_path))).components}
+    assert "ai_platform_training_args" not in json.loads(
+        plain["Trainer"].exec_properties["custom_config"]
+    )
