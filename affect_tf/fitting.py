@@ -272,7 +272,7 @@ def fit(
     start = time.perf_counter()
     settings = _Phases(config, data, write, measured, patience, verbose, warm_start, tensorboard)
     model, history = _train_phases(
-        settings, model, initial_epoch, best, epochs, scope, strategy if multi else None
+        settings, model, initial_epoch, best, epochs, scope, distribute.replicated(strategy)
     )
     seconds = time.perf_counter() - start
     if model is None:
@@ -303,9 +303,10 @@ class _Phases:
     tensorboard: bool
 
 
-def _train_phases(run: _Phases, model, initial_epoch: int, best: float, epochs, scope, multi):
+def _train_phases(run: _Phases, model, initial_epoch: int, best: float, epochs, scope, replicas):
     """``model.fit`` over the schedule's phases from the resumed epoch; the model and the
-    history. ``multi``: the multi-worker strategy, or None."""
+    history. ``replicas``: a strategy of several replicas (their BatchNorm statistics are
+    kept in sync), or None."""
     config, data, measured = run.config, run.data, run.measured
     loaded = model is not None
     history: dict[str, list[float]] = {}
@@ -319,8 +320,8 @@ def _train_phases(run: _Phases, model, initial_epoch: int, best: float, epochs, 
             loaded = False
         append = initial_epoch > 0 or first > 0
         callbacks = _callbacks(run.write, best, run.patience, append, run.tensorboard)
-        if multi:  # before the callbacks that validate, keep or save weights
-            callbacks.insert(0, distribute.SyncMovingStatistics(multi))
+        if replicas:  # before the callbacks that validate, keep or save weights
+            callbacks.insert(0, distribute.SyncMovingStatistics(replicas))
         log.info(
             "epochs %d-%d: backbone %s%s",
             max(first, initial_epoch) + 1,

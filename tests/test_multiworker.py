@@ -76,14 +76,13 @@ def test_two_workers_train_identical_weights_and_only_the_chief_writes(corpus, t
 
 
 def _children(pid: int) -> dict[int, int]:
-    """``{worker index: pid}`` of the launcher's worker processes."""
-    import psutil
-
+    """``{worker index: pid}`` of the launcher's worker processes (Linux ``/proc``)."""
     found = {}
-    for child in psutil.Process(pid).children():
-        tf_config = child.environ().get("TF_CONFIG")
-        if tf_config:
-            found[json.loads(tf_config)["task"]["index"]] = child.pid
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        for entry in environ:
+            if entry.startswith(b"TF_CONFIG="):
+                found[json.loads(entry[len(b"TF_CONFIG=") :])["task"]["index"]] = int(child)
     return found
 
 
@@ -198,3 +197,43 @@ def test_keras_multiworker_workaround_is_still_needed():
     """keras-team/keras#20585: when Keras fixes its multi-worker log reduction this fails (and
     ``patch_keras`` stops applying itself): then delete the workaround in affect_tf.distribute."""
     assert distribute.keras_needs_patch()
+
+
+_MIRRORED = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+from affect_tf.data.sources import training_files
+from affect_tf.model import get_preset
+from affect_tf.training import train
+out = sys.argv[2]
+files = training_files(sys.argv[1], out)
+result = train(get_preset("tiny"), files, out, epochs=1, steps_per_epoch=3, strategy=strategy)
+model = result.model
+spread = 0.0
+for layer in model._flatten_layers():
+    if isinstance(layer, __import__("keras").layers.BatchNormalization):
+        copies = [c.numpy() for c in layer.moving_mean.value.values]
+        spread = max(spread, float(abs(copies[0] - copies[1]).max()))
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "spread": spread}))
+"""
+
+
+@pytest.mark.slow
+def test_two_replicas_on_one_machine_keep_batchnorm_statistics_in_sync(corpus, tmp_path):
+    """MirroredStrategy over two logical CPUs (the multi-GPU path, without GPUs): the same fit,
+    the BatchNorm copies identical, the logged loss the sum of the task losses."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MIRRORED, str(corpus), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"replicas": 2, "spread": 0.0}
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    tasks = sum(history[f"{t}_loss"][0] for t in ("va", "expression", "au"))
+    assert history["loss"][0] == pytest.approx(tasks, rel=2e-3)
