@@ -12,8 +12,9 @@ What ``fitting.fit`` needs to train one Keras 3 model on several processes or ma
 - ``shard_by_data``: DATA auto-sharding (a corpus is often one TFRecord; FILE sharding fails
   on it), so each global batch is split between the workers.
 - ``SyncMovingStatistics``: Keras 3 creates BatchNormalization's moving statistics without an
-  aggregation, so each replica's copy drifts on its own batches (workers or GPUs alike); this
-  callback averages them over the replicas before each validation and save (the mean of the
+  aggregation, and under MWMS each worker's copy drifts on its own batches (measured; under
+  MirroredStrategy on one machine the copies stayed equal, tested); this callback averages
+  them over the workers before each validation and save (the mean of the
   replicas' moving averages is the moving average of the mean batch statistics: the update
   is linear).
 - ``patch_keras``: the narrowly scoped workaround of keras-team/keras#20585 (``fit`` under
@@ -222,11 +223,6 @@ def is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:
     )
 
 
-def replicated(strategy: tf.distribute.Strategy | None) -> tf.distribute.Strategy | None:
-    """``strategy`` when it runs several replicas (workers or GPUs), else None."""
-    return strategy if strategy is not None and strategy.num_replicas_in_sync > 1 else None
-
-
 def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
     """Whether this process writes the run's outputs (always, outside a multi-worker run)."""
     if not is_multi_worker(strategy):
@@ -280,7 +276,7 @@ def weights_digest(model: keras.Model) -> str:
 
 
 class SyncMovingStatistics(keras.callbacks.Callback):
-    """Averages BatchNormalization moving statistics over the replicas before each validation
+    """Averages BatchNormalization moving statistics over the workers before each validation
     and at each epoch's end (so the saved, validated and restored weights agree everywhere)."""
 
     def __init__(self, strategy: tf.distribute.Strategy):

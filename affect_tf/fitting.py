@@ -272,7 +272,7 @@ def fit(
     start = time.perf_counter()
     settings = _Phases(config, data, write, measured, patience, verbose, warm_start, tensorboard)
     model, history = _train_phases(
-        settings, model, initial_epoch, best, epochs, scope, distribute.replicated(strategy)
+        settings, model, initial_epoch, best, epochs, scope, strategy if multi else None
     )
     seconds = time.perf_counter() - start
     if model is None:
@@ -305,7 +305,7 @@ class _Phases:
 
 def _train_phases(run: _Phases, model, initial_epoch: int, best: float, epochs, scope, replicas):
     """``model.fit`` over the schedule's phases from the resumed epoch; the model and the
-    history. ``replicas``: a strategy of several replicas (their BatchNorm statistics are
+    history. ``replicas``: the multi-worker strategy (the workers' BatchNorm statistics are
     kept in sync), or None."""
     config, data, measured = run.config, run.data, run.measured
     loaded = model is not None
