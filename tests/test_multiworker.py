@@ -92,6 +92,7 @@ def test_a_killed_worker_stops_the_run_and_the_rerun_resumes(corpus, tmp_path):
     out = tmp_path / "run"
     argv = [*TRAIN, "--data", str(corpus), "--epochs", "3", "--workers", "2", "--out", str(out)]
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env["TMPDIR"] = str(tmp_path)  # the killed worker's folder and the kept logs stay in here
     launcher = subprocess.Popen(
         [sys.executable, "-m", "affect_tf.cli", *argv],
         env=env,
