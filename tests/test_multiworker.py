@@ -247,3 +247,36 @@ def test_two_replicas_on_one_machine_train_with_the_loss_scaled(corpus, tmp_path
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     tasks = sum(history[f"{t}_loss"][0] for t in ("va", "expression", "au"))
     assert history["loss"][0] == pytest.approx(tasks, rel=2e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.chaos
+def test_without_the_launcher_a_lost_peer_stops_the_others_with_a_message(corpus, tmp_path):
+    """A real cluster's form (each worker started on its own with TF_CONFIG): kill -9 one,
+    the other stops within seconds (TensorFlow's heartbeats) naming the lost task, no traceback."""
+    out = tmp_path / "run"
+    argv = [*TRAIN, "--data", str(corpus), "--epochs", "6", "--out", str(out)]
+    clean = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "affect_tf.cli", *argv],
+            env={**clean, "TMPDIR": str(tmp_path), "TF_CONFIG": tf_config},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tf_config in distribute.local_tf_configs(free_ports(2))
+    ]
+    deadline = time.monotonic() + 300
+    while not (out / "state.json").is_file():
+        assert workers[0].poll() is None, workers[0].communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no epoch finished in 300 s"
+        time.sleep(0.2)
+    workers[1].kill()
+    workers[1].communicate()
+    killed = time.monotonic()
+    _, stderr = workers[0].communicate(timeout=180)
+    assert workers[0].returncode == 1
+    assert time.monotonic() - killed < 120
+    assert "worker 0 lost /job:worker/replica:0/task:1" in stderr
+    assert "run the same command again to resume" in stderr and "Traceback" not in stderr

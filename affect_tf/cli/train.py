@@ -112,6 +112,10 @@ def _train(args: argparse.Namespace) -> int:
         )
     except ValueError as e:  # data that cannot train, weights that cannot be had or do not fit
         raise UsageError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 (a lost peer is reported below; the rest re-raised)
+        if strategy is None or not _peer_lost(e, strategy, out):
+            raise
+        return 1
     if result.weights_digest and os.environ.get(DIGEST_ENV):
         Path(os.environ[DIGEST_ENV]).write_text(result.weights_digest)
     if not chief:
@@ -121,6 +125,29 @@ def _train(args: argparse.Namespace) -> int:
     print(f"done in {result.seconds:.0f} s; validation ({v['n']} examples): {format_report(v)}")
     print(f"model: {out / 'model.keras'}; curves: {out / 'training_curves.png'}")
     return 0
+
+
+def _peer_lost(error: Exception, strategy, out: Path) -> bool:
+    """Reports a multi-worker run whose peer stopped (TensorFlow's coordination service fails
+    the collective ops of the others within seconds) in one message; whether it was that."""
+    import re
+
+    import tensorflow as tf
+
+    from affect_tf.cli.workers import resume_hint
+
+    if not isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError)):
+        return False
+    resolver = strategy.cluster_resolver
+    me = f"/job:{resolver.task_type}/replica:0/task:{resolver.task_id}"
+    lost = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", str(error))) - {me})
+    print(
+        f"affect-tf train: error: {resolver.task_type} {resolver.task_id} lost "
+        f"{', '.join(lost) or 'a peer'} (it stopped answering: crashed, killed or preempted); "
+        f"this worker stopped too. {resume_hint(out)} — restart every worker with it",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _is_chief(strategy) -> bool:

@@ -61,7 +61,8 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(f"    {line}" for line in text[-lines:])
 
 
-def _resume_hint(out: Path) -> str:
+def resume_hint(out: Path) -> str:
+    """Where a stopped run can resume from (the chief's ``state.json``)."""
     try:
         epoch = json.loads((out / "state.json").read_text())["epoch"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -89,7 +90,7 @@ def _watch(procs: list[subprocess.Popen], logs: Path, out: Path) -> int:
             detail = f"; its last lines ({log}):\n{_tail(log)}" if i else ""
             print(
                 f"affect-tf train: error: worker {i} of {len(procs)} (pid {procs[i].pid}) "
-                f"{_ended(code)}; stopped the other workers. {_resume_hint(out)}{detail}",
+                f"{_ended(code)}; stopped the other workers. {resume_hint(out)}{detail}",
                 file=sys.stderr,
             )
             return 1
