@@ -223,23 +223,24 @@ def is_multi_worker(strategy: tf.distribute.Strategy | None) -> bool:
     )
 
 
+def cluster_of(strategy: tf.distribute.Strategy) -> Cluster:
+    """The ``Cluster`` a multi-worker strategy runs in (from its cluster resolver)."""
+    resolver = strategy.cluster_resolver
+    jobs = {job: tuple(tasks) for job, tasks in resolver.cluster_spec().as_dict().items()}
+    return Cluster(jobs, resolver.task_type, resolver.task_id)
+
+
 def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
     """Whether this process writes the run's outputs (always, outside a multi-worker run)."""
-    if not is_multi_worker(strategy):
-        return True
-    resolver = strategy.cluster_resolver
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
+    return not is_multi_worker(strategy) or cluster_of(strategy).is_chief
 
 
 def output_dir(strategy: tf.distribute.Strategy | None, out: Path) -> Path:
     """``out`` for the chief; a new temporary folder for the other workers."""
     if is_chief(strategy):
         return out
-    resolver = strategy.cluster_resolver
-    return Path(tempfile.mkdtemp(prefix=f"affect-{resolver.task_type}{resolver.task_id}-"))
+    cluster = cluster_of(strategy)
+    return Path(tempfile.mkdtemp(prefix=f"affect-{cluster.task_type}{cluster.task_index}-"))
 
 
 def shard_by_data(ds: tf.data.Dataset) -> tf.data.Dataset:

@@ -12,6 +12,7 @@ data (saved with the model), history, curves and TensorBoard.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -257,7 +258,7 @@ def fit(
     write = distribute.output_dir(strategy, out)
     measured = _start_run(config, data, write)
     # A fresh context each time: a strategy's scope cannot be entered twice.
-    scope = (lambda: strategy.scope()) if strategy is not None else _NoScope
+    scope = (lambda: strategy.scope()) if strategy is not None else contextlib.nullcontext
 
     if config.cache_embeddings:
         with scope():
@@ -408,14 +409,6 @@ def _fit_cached(config, data: FitData, out: Path, model, epochs, patience, seed,
     run = heads.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose)
     _save(model, out / MODEL_FILE)  # EarlyStopping restored the best epoch's weights
     return {k: [float(v) for v in values] for k, values in run.history.items()}
-
-
-class _NoScope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _save(model: keras.Model, path: Path) -> None:

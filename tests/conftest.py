@@ -21,6 +21,15 @@ def write_image(
     return path
 
 
+def synth_corpus(out: Path, n: int, seed: int, size: int = 64) -> Path:
+    """A SynthAffect manifest corpus written by ``affect-tf synth`` (one process, quiet)."""
+    from affect_tf import cli
+
+    argv = ["synth", "--out", str(out), "--n", str(n), "--size", str(size), "--workers", "1"]
+    assert cli.main([*argv, "--quiet", "--seed", str(seed)]) == 0
+    return out
+
+
 def connect_at_once(port: int, clients: int = 64) -> tuple[list[int], list[str]]:
     """``clients`` threads open a connection to the REST port at the same moment and ask for
     the model's status; ``(HTTP statuses, errors)``."""

@@ -18,16 +18,14 @@ import tensorflow as tf
 
 from affect_tf import cli
 from affect_tf.model.loading import load_model
+from tests.conftest import synth_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("kill") / "corpus"
-    argv = ["synth", "--out", str(out), "--n", "400", "--size", "64", "--workers", "1"]
-    assert cli.main([*argv, "--quiet", "--seed", "3"]) == 0
-    return out
+    return synth_corpus(tmp_path_factory.mktemp("kill") / "corpus", n=400, seed=3)
 
 
 def _kill_when(command: list[str], seen, timeout: float = 240) -> bool:

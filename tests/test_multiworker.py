@@ -19,6 +19,7 @@ import pytest
 
 from affect_tf import cli, distribute
 from affect_tf.cli.workers import free_ports, worker_argv
+from tests.conftest import synth_corpus
 
 TRAIN = ["train", "--preset", "tiny", "--steps-per-epoch", "4", "--patience", "9"]
 
@@ -37,10 +38,7 @@ def _run(argv: list[str], tmp: Path, env: dict | None = None, timeout: float = 4
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("mw") / "corpus"
-    argv = ["synth", "--out", str(out), "--n", "160", "--size", "64", "--workers", "1"]
-    assert cli.main([*argv, "--quiet", "--seed", "5"]) == 0
-    return out
+    return synth_corpus(tmp_path_factory.mktemp("mw") / "corpus", n=160, seed=5)
 
 
 @pytest.mark.slow

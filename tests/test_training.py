@@ -9,31 +9,13 @@ import pytest
 from affect_tf import cli
 from affect_tf import report as R
 from affect_tf.labels import AUS, EXPRESSIONS
+from tests.conftest import synth_corpus
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    corpus = root / "corpus"
-    assert (
-        cli.main(
-            [
-                "synth",
-                "--out",
-                str(corpus),
-                "--n",
-                "96",
-                "--size",
-                "64",
-                "--workers",
-                "1",
-                "--quiet",
-                "--seed",
-                "4",
-            ]
-        )
-        == 0
-    )
+    corpus = synth_corpus(root / "corpus", n=96, seed=4)
     out = root / "run"
     args = [
         "train",

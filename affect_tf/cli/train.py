@@ -51,6 +51,7 @@ def _cluster(args: argparse.Namespace):
 
 def _train(args: argparse.Namespace) -> int:
     strategy = _cluster(args)
+    from affect_tf import distribute
     from affect_tf.model import get_preset
     from affect_tf.report import format_report
     from affect_tf.training import train
@@ -88,7 +89,7 @@ def _train(args: argparse.Namespace) -> int:
         from affect_tf.cli.workers import launch
 
         return launch(args.workers, args.argv, out)  # the data is converted once, above
-    chief = strategy is None or _is_chief(strategy)
+    chief = strategy is None or distribute.is_chief(strategy)
     print(
         f"training preset {config.name!r} ({config.backbone}, {config.heads} heads, "
         f"{config.image_size}px, tasks {','.join(config.tasks)}; weights "
@@ -148,12 +149,6 @@ def _peer_lost(error: Exception, strategy, out: Path) -> bool:
         file=sys.stderr,
     )
     return True
-
-
-def _is_chief(strategy) -> bool:
-    from affect_tf.distribute import is_chief
-
-    return is_chief(strategy)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -62,12 +62,15 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def resume_hint(out: Path) -> str:
-    """Where a stopped run can resume from (the chief's ``state.json``)."""
+    """Where a stopped run can resume from (the chief's ``state.json``, ``ResumeState``'s)."""
+    from affect_tf.callbacks import STATE_FILE
+
+    state = out / STATE_FILE
     try:
-        epoch = json.loads((out / "state.json").read_text())["epoch"]
+        epoch = json.loads(state.read_text())["epoch"]
     except (OSError, ValueError, KeyError, TypeError):
         return "no epoch had finished: running the same command again starts over"
-    return f"{out / 'state.json'} keeps epoch {epoch}: run the same command again to resume from it"
+    return f"{state} keeps epoch {epoch}: run the same command again to resume from it"
 
 
 def _kill(procs: list[subprocess.Popen]) -> None:
