@@ -136,14 +136,15 @@ def _peer_lost(error: Exception, strategy, out: Path) -> bool:
     import tensorflow as tf
 
     from affect_tf.cli.workers import resume_hint
+    from affect_tf.distribute import cluster_of
 
     if not isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError)):
         return False
-    resolver = strategy.cluster_resolver
-    me = f"/job:{resolver.task_type}/replica:0/task:{resolver.task_id}"
+    cluster = cluster_of(strategy)
+    me = f"/job:{cluster.task_type}/replica:0/task:{cluster.task_index}"
     lost = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", str(error))) - {me})
     print(
-        f"affect-tf train: error: {resolver.task_type} {resolver.task_id} lost "
+        f"affect-tf train: error: {cluster.name} lost "
         f"{', '.join(lost) or 'a peer'} (it stopped answering: crashed, killed or preempted); "
         f"this worker stopped too. {resume_hint(out)} — restart every worker with it",
         file=sys.stderr,
