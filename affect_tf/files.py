@@ -14,12 +14,15 @@ def replaced_atomically(path: str | Path) -> Iterator[Path]:
     ends without error (else removes it), so a kill or a failure never leaves a half-written
     file under ``path`` -- the previous one stays until the new one is complete.
 
-    The suffix stays last (``.x.<pid>.partial.csv.gz``-like names keep ``.gz``, ``.keras``), so
-    writers that read it (pandas' compression, ``keras.Model.save``) behave the same.
+    The suffixes stay last (``x.csv.gz`` -> ``.x.<pid>.partial.csv.gz``), so writers that read
+    them (pandas' compression, ``keras.Model.save``, ``save_weights``) behave the same.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    # Every suffix stays last: ``backbone.weights.h5`` -> ``.backbone.<pid>.partial.weights.h5``
+    # (Keras' ``save_weights`` insists on the ``.weights.h5`` ending).
+    stem, dot, suffixes = path.name.lstrip(".").partition(".")
+    partial = path.with_name(f".{stem}.{os.getpid()}.partial{dot}{suffixes}")
     try:
         yield partial
         partial.replace(path)

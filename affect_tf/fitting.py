@@ -102,6 +102,8 @@ class FitData:
         val: Validation batches ``(images, targets)``.
         steps, val_steps: Batches per epoch of each.
         priors, val_priors: Label statistics of the training and validation examples.
+        stream: ``train`` is one endless stream (``affect-tf pretrain``): every epoch takes
+            the next ``steps`` batches of the same iterator instead of starting it again.
     """
 
     train: tf.data.Dataset
@@ -110,6 +112,7 @@ class FitData:
     val_steps: int
     priors: LabelPriors
     val_priors: LabelPriors
+    stream: bool = False
 
 
 @dataclasses.dataclass
@@ -335,6 +338,7 @@ def _train_phases(run: _Phases, model, initial_epoch: int, best: float, epochs, 
             validation_data=data.val,
             epochs=end,
             initial_epoch=max(first, initial_epoch),
+            steps_per_epoch=data.steps if data.stream else None,
             callbacks=callbacks,
             verbose=run.verbose,
             shuffle=False,  # the tf.data pipeline shuffles

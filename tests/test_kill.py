@@ -51,7 +51,9 @@ def _kill_when(command: list[str], seen, timeout: float = 240) -> bool:
             process.wait()
 
 
-def _partial(folder: Path, stem: str) -> bool:
+def _partial(folder: Path, name: str) -> bool:
+    """A non-empty partial file of ``name`` (``replaced_atomically`` keeps its suffixes last)."""
+    stem = name.split(".")[0]
     return folder.is_dir() and any(
         p.stat().st_size > 0 for p in folder.glob(f".{stem}.*.partial*") if p.exists()
     )

@@ -1,8 +1,8 @@
-"""The ``affect-tf`` command line: synth, convert, train, evaluate, predict, serve, gan and demo.
+"""The ``affect-tf`` command line: synth, convert, pretrain, train, evaluate, predict, serve, ...
 
-One module per command group (``data``, ``train``, ``infer``, ``gan``, ``demo``), each with an
-``add_commands(sub)``; ``errors`` is the one place where library errors become one-line messages,
-``output`` what the CLI shows. Library code logs; only this package prints.
+One module per command group (``data``, ``pretrain``, ``train``, ``infer``, ``gan``, ``demo``),
+each with an ``add_commands(sub)``; ``errors`` is the one place where library errors become
+one-line messages, ``output`` what the CLI shows. Library code logs; only this package prints.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import argparse
 import sys
 
 from affect_tf import _env  # noqa: F401  (quiet TensorFlow logs before TF is imported)
-from affect_tf.cli import data, demo, gan, infer, train
+from affect_tf.cli import data, demo, gan, infer, pretrain, train
 from affect_tf.cli.errors import USER_ERRORS, UsageError, report
 from affect_tf.cli.output import show_library_logs
 
 __all__ = ["UsageError", "build_parser", "main"]
 
 # The order of the commands in ``affect-tf --help``.
-COMMAND_GROUPS = (data, train, infer, gan, demo)
+COMMAND_GROUPS = (data, pretrain, train, infer, gan, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

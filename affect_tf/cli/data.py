@@ -7,7 +7,12 @@ import sys
 import time
 
 from affect_tf.cli.errors import UsageError
-from affect_tf.cli.flags import add_detector_flag, check_min_face
+from affect_tf.cli.flags import (
+    add_detector_flag,
+    add_synth_nuisance_flags,
+    check_min_face,
+    synth_nuisances,
+)
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -20,6 +25,7 @@ def _synth(args: argparse.Namespace) -> int:
             frames_per_video=args.frames_per_video,
             seed=args.seed,
             image_format=args.format,
+            **synth_nuisances(args),
         )
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -81,6 +87,7 @@ def add_commands(sub) -> None:
         action="store_true",
         help="write the videos one after another as one mp4 (OUT is the .mp4 file) instead",
     )
+    add_synth_nuisance_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
 

@@ -42,3 +42,36 @@ def detector_of(args: argparse.Namespace):
     from affect_tf.face.registry import make_detector
 
     return make_detector(args.detector, min_face=args.min_face)
+
+
+# The SynthAffect generator's nuisance settings (``SynthConfig``), shared by ``synth`` and
+# ``pretrain``: flag -> (attribute, type, help).
+SYNTH_NUISANCE_FLAGS = {
+    "--backgrounds": (
+        "backgrounds",
+        str,
+        "clutter (drawn shapes), photo (bundled photographs) or mixed; default clutter",
+    ),
+    "--yaw-range": ("yaw_range", float, "head yaw drawn in +- this many radians (default 0.45)"),
+    "--jpeg-min-quality": (
+        "jpeg_min_quality",
+        int,
+        "0: off (default); else each frame is JPEG-degraded at a quality in [Q, 95]",
+    ),
+    "--noise-max": ("noise_max", float, "largest sensor-noise standard deviation (default 5)"),
+}
+
+
+def add_synth_nuisance_flags(parser: argparse.ArgumentParser) -> None:
+    """``--backgrounds``, ``--yaw-range``, ``--jpeg-min-quality``, ``--noise-max``."""
+    for flag, (dest, kind, text) in SYNTH_NUISANCE_FLAGS.items():
+        parser.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+
+
+def synth_nuisances(args: argparse.Namespace) -> dict:
+    """The nuisance settings given on the command line (``SynthConfig`` keyword arguments)."""
+    return {
+        dest: getattr(args, dest)
+        for dest, _, _ in SYNTH_NUISANCE_FLAGS.values()
+        if getattr(args, dest) is not None
+    }

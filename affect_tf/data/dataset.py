@@ -59,8 +59,11 @@ def resolve_files(data: str | Path | Sequence[str | Path]) -> list[str]:
     return files
 
 
-def serialized_examples(files: Sequence[str]) -> tf.data.Dataset:
-    """Serialized tf.Examples of the files (GZIP for names ending in .gz)."""
+def serialized_examples(files: Sequence[str] | tf.data.Dataset) -> tf.data.Dataset:
+    """Serialized tf.Examples of the files (GZIP for names ending in .gz); a dataset of
+    serialized tf.Examples (e.g. SynthAffect rendered on the fly) is returned as it is."""
+    if isinstance(files, tf.data.Dataset):
+        return files
     gz = [f for f in files if f.endswith(".gz")]
     plain = [f for f in files if not f.endswith(".gz")]
     parts = []
@@ -133,7 +136,7 @@ def balance_expressions(
 
 
 def make_dataset(
-    files: Sequence[str],
+    files: Sequence[str] | tf.data.Dataset,
     image_size: int,
     margin: float,
     batch_size: int = 32,
@@ -149,7 +152,8 @@ def make_dataset(
     """Batches of ``(images, targets)`` (or ``(images, targets, meta)`` with ``with_meta``).
 
     Args:
-        files: TFRecord files of tf.Examples (``resolve_files``).
+        files: TFRecord files of tf.Examples (``resolve_files``), or a dataset of serialized
+            tf.Examples (``serialized_examples``).
         image_size, margin: The model's crop.
         batch_size: Batch size.
         training: Shuffle. (Augmentation is part of the model: ``AffectConfig.augment``.)
@@ -310,7 +314,7 @@ class LabelPriors:
 
 
 def label_batches(
-    files: Sequence[str],
+    files: Sequence[str] | tf.data.Dataset,
     split: str | None = "train",
     eval_percent: int = 10,
     batch_size: int = 1024,
@@ -324,7 +328,7 @@ def label_batches(
 
 
 def measure_priors(
-    files: Sequence[str],
+    files: Sequence[str] | tf.data.Dataset,
     split: str | None = "train",
     eval_percent: int = 10,
     batch_size: int = 1024,

@@ -1,4 +1,5 @@
-"""Pretrained backbones: ImageNet through Keras Applications, a local weights file, or the
+"""Pretrained backbones: the shipped SynthAffect weights, ImageNet through Keras Applications,
+a local weights file (checked against its card when ``affect-tf pretrain`` wrote one), or the
 backbone of an earlier model of this project.
 
 ``AffectModel`` itself never loads or downloads anything (building one is offline and cheap,
@@ -17,6 +18,7 @@ import keras
 from affect_tf.errors import UserError
 from affect_tf.model.backbones import build_backbone
 from affect_tf.model.config import IMAGENET_BACKBONES
+from affect_tf.model.shipped import SYNTHAFFECT, check_card, find_shipped
 
 log = logging.getLogger(__name__)
 _APPLICATIONS = {
@@ -109,8 +111,10 @@ def load_backbone_weights(model: keras.Model, weights: str) -> str:
 
     Args:
         model: The model, whose ``affect_config`` names the backbone and size.
-        weights: ``imagenet``, a ``.weights.h5`` file of this backbone at this size, or a
-            ``.keras`` model of this project with the same backbone and size.
+        weights: ``synthaffect`` (the shipped weights of this backbone at this size),
+            ``imagenet``, a ``.weights.h5`` file of this backbone at this size (its card, when
+            it has one, must say so), or a ``.keras`` model of this project with the same
+            backbone.
 
     Returns:
         A short description of the source (for logs and the model card).
@@ -126,20 +130,28 @@ def load_backbone_weights(model: keras.Model, weights: str) -> str:
         description = f"ImageNet ({source.name}, Keras Applications)"
     else:
         path = Path(weights)
+        if weights == SYNTHAFFECT:
+            path = find_shipped(name, size).path
+            check_card(path, name, size)
         if not path.is_file():
             raise PretrainedWeightsError(
-                "Expected weights 'imagenet', a .weights.h5 file or a .keras model. "
+                "Expected weights 'synthaffect', 'imagenet', a .weights.h5 file or a .keras model. "
                 f"Received: weights={weights!r} (no such file)"
             )
         if path.suffix == ".keras":
             source = _backbone_of_keras_model(path, name, size)
             description = f"backbone of {path}"
         else:
+            card = check_card(path, name, size)
             try:
                 source = build_backbone(name, size, path)
             except ValueError as e:
                 raise PretrainedWeightsError(str(e)) from None
             description = f"weights file {path}"
+            if weights == SYNTHAFFECT:
+                description = f"shipped SynthAffect weights {path.name}"
+            if card:
+                description += f" (card: {card.get('preset')} preset, {card.get('git_revision')})"
     source_weights = source.get_weights()
     shapes = [w.shape for w in target.get_weights()]
     if [w.shape for w in source_weights] != shapes:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -108,3 +109,55 @@ def draw_background(image: np.ndarray, rng: np.random.Generator) -> None:
             cv2.line(
                 image, (x, y), (x2, y2), colour, max(1, int(rng.uniform(1, 0.03 * w))), cv2.LINE_AA
             )
+
+
+# scikit-image's bundled photographs without a face in them (astronaut and camera have one).
+PHOTOS = (
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "horse",
+    "clock",
+    "brick",
+    "grass",
+    "gravel",
+    "colorwheel",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _photos() -> tuple[np.ndarray, ...]:
+    """The bundled photographs as RGB uint8 (loaded once per process, no download)."""
+    import skimage.data
+
+    photos = []
+    for name in PHOTOS:
+        image = np.asarray(getattr(skimage.data, name)())
+        if image.dtype != np.uint8:  # e.g. horse is boolean
+            image = (image.astype(np.float32) * (255.0 / max(float(image.max()), 1.0))).astype(
+                np.uint8
+            )
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        photos.append(np.ascontiguousarray(image[..., :3]))
+    return tuple(photos)
+
+
+def draw_photo_background(image: np.ndarray, rng: np.random.Generator) -> None:
+    """Fills ``image`` with a random crop (scale, position, flip) of a bundled photograph."""
+    h, w = image.shape[:2]
+    photo = _photos()[int(rng.integers(len(PHOTOS)))]
+    ph, pw = photo.shape[:2]
+    side = int(rng.uniform(0.35, 1.0) * min(ph, pw))
+    y, x = int(rng.integers(0, ph - side + 1)), int(rng.integers(0, pw - side + 1))
+    crop = photo[y : y + side, x : x + side]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    image[:] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA)

@@ -71,6 +71,9 @@ HAIR_COLOURS = np.array(
 )
 
 
+BACKGROUNDS = ("clutter", "photo", "mixed")
+
+
 @dataclasses.dataclass(frozen=True)
 class SynthConfig:
     """How much to render and how.
@@ -84,6 +87,17 @@ class SynthConfig:
         frame_dropout: Per-frame chance that a labelled task is left unlabelled anyway.
         occlusion_rate: Per-frame chance of an occluder over part of the face.
         image_format: ``jpg`` or ``png``.
+        backgrounds: ``clutter`` (drawn shapes and lines), ``photo`` (crops of the non-face
+            photographs scikit-image ships: coffee, a cat, a rocket, textures, ...) or ``mixed``
+            (half and half, per video).
+        yaw_range: Head yaw of a video is drawn in +- this many radians.
+        jpeg_min_quality: 0 (off), or each frame is JPEG-compressed in memory at a quality
+            drawn in [jpeg_min_quality, 95] before it is stored (camera and upload artefacts).
+        noise_max: Sensor noise standard deviation is drawn in [0, noise_max] per frame.
+
+    The last four are the generator's nuisance settings: the defaults are the corpus the tests
+    and the demo were measured on; ``affect_tf.pretrain.TRANSFER_DOMAIN`` renders another
+    domain with them (docs/results.md).
     """
 
     n: int = 512
@@ -96,6 +110,10 @@ class SynthConfig:
     frame_dropout: float = 0.05
     occlusion_rate: float = 0.12
     image_format: str = "jpg"
+    backgrounds: str = "clutter"
+    yaw_range: float = 0.45
+    jpeg_min_quality: int = 0
+    noise_max: float = 5.0
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -112,6 +130,22 @@ class SynthConfig:
                 "Expected image_format 'jpg' or 'png'. "
                 f"Received: image_format={self.image_format!r}"
             )
+
+        if self.backgrounds not in BACKGROUNDS:
+            raise ValueError(
+                f"Expected backgrounds in {BACKGROUNDS}. Received: backgrounds={self.backgrounds!r}"
+            )
+        if not 0.0 <= self.yaw_range <= 0.9:
+            raise ValueError(
+                f"Expected yaw_range in [0, 0.9] radians. Received: yaw_range={self.yaw_range}"
+            )
+        if self.jpeg_min_quality and not 5 <= self.jpeg_min_quality <= 95:
+            raise ValueError(
+                "Expected jpeg_min_quality 0 (off) or in [5, 95]. "
+                f"Received: jpeg_min_quality={self.jpeg_min_quality}"
+            )
+        if not 0.0 <= self.noise_max <= 50.0:
+            raise ValueError(f"Expected noise_max in [0, 50]. Received: noise_max={self.noise_max}")
 
     @property
     def num_videos(self) -> int:

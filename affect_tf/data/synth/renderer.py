@@ -3,7 +3,8 @@
 Brows raise/lower and knit, lids tighten, cheeks raise, lip corners pull/depress, lips
 tighten/press/part, jaw drops. Nuisances vary independently of the labels: identity, head roll
 and yaw, scale and position, lighting and colour cast, blur, sensor noise, background clutter
-and partial occlusion. Videos interpolate smoothly between expression keyframes.
+or photographs, JPEG artefacts and partial occlusion. Videos interpolate smoothly between
+expression keyframes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import cv2
 import numpy as np
 
-from affect_tf.data.synth.canvas import Canvas, draw_background, ellipse
+from affect_tf.data.synth.canvas import Canvas, draw_background, draw_photo_background, ellipse
 from affect_tf.data.synth.face import draw_face, draw_occluder
 from affect_tf.data.synth.labels import (
     AU_INDEX,
@@ -69,7 +70,15 @@ def render_frame(
     return out, landmarks, bbox
 
 
-def _video_scene(rng: np.random.Generator, size: int) -> tuple:
+def jpeg_degrade(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` (RGB uint8) compressed to JPEG at ``quality`` and decoded again."""
+    ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB frame
+        raise RuntimeError("OpenCV could not encode a frame")
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
+
+
+def _video_scene(rng: np.random.Generator, size: int, yaw_range: float = 0.45) -> tuple:
     """Where the head starts and the light of a video: ``(radius, cx, cy, roll, yaw, light)``.
 
     The face half-width is 16-30 % of the frame; the rest of the frame is context.
@@ -77,7 +86,7 @@ def _video_scene(rng: np.random.Generator, size: int) -> tuple:
     radius = rng.uniform(0.16, 0.30) * size
     margin = radius * 1.5
     cx0, cy0 = rng.uniform(margin, size - margin), rng.uniform(margin * 1.1, size - margin * 1.1)
-    roll0, yaw0 = rng.normal(0, 0.15), rng.uniform(-0.45, 0.45)
+    roll0, yaw0 = rng.normal(0, 0.15), rng.uniform(-yaw_range, yaw_range)
     light0 = (
         rng.uniform(0.75, 1.2),
         rng.uniform(0.0, 0.6),
@@ -117,8 +126,13 @@ def render_video(
     ident = random_identity(rng)
     ss = 2
     background = np.zeros((size * ss, size * ss, 3), np.uint8)
-    draw_background(background, rng)
-    radius, cx0, cy0, roll0, yaw0, light0 = _video_scene(rng, size)
+    # The default corpus draws exactly what it always drew (same random stream).
+    if config.backgrounds == "clutter" or (config.backgrounds == "mixed" and rng.random() < 0.5):
+        draw_background(background, rng)
+    else:
+        draw_photo_background(background, rng)
+    radius, cx0, cy0, roll0, yaw0, light0 = _video_scene(rng, size, config.yaw_range)
+    max_yaw = max(0.6, config.yaw_range + 0.15)
     # Expression keyframes every 3-8 frames, smoothly interpolated in between.
     step = int(rng.integers(3, 9))
     n_keys = count // step + 2
@@ -137,7 +151,7 @@ def render_video(
             cy=float(cy0 + drift[t, 1]),
             radius=float(radius * (1 + 0.5 * drift[t, 2])),
             roll=float(roll0 + drift[t, 2] * 3),
-            yaw=float(np.clip(yaw0 + drift[t, 3], -0.6, 0.6)),
+            yaw=float(np.clip(yaw0 + drift[t, 3], -max_yaw, max_yaw)),
         )
         gain, slope, angle, cast = light0
         lighting = (gain * rng.uniform(0.95, 1.05), slope, angle + rng.normal(0, 0.05), cast)
@@ -152,10 +166,12 @@ def render_video(
             background,
             lighting,
             blur=float(rng.uniform(0, 1.0)),
-            noise=float(rng.uniform(0, 5)),
+            noise=float(rng.uniform(0, config.noise_max)),
             occlude=bool(rng.random() < config.occlusion_rate),
             blink=blink,
         )
+        if config.jpeg_min_quality:
+            image = jpeg_degrade(image, int(rng.integers(config.jpeg_min_quality, 96)))
         frames.append(
             Frame(
                 image=image,

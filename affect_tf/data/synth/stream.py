@@ -1,0 +1,74 @@
+"""SynthAffect streamed: serialized tf.Examples rendered on the fly, never written to disk.
+
+Video ``v`` of a config is the same frames wherever and whenever it is rendered (its random
+stream is ``(seed, v)``), so a stream of videos ``[first, end)`` is deterministic whatever the
+number of processes, and a resumed run renders exactly the videos it has not trained on yet.
+Rendering runs in "spawn" worker processes a bounded number of chunks ahead of the consumer
+(memory stays flat however long the stream is); results come back in video order.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+
+from affect_tf.data.synth.corpus import video_records
+from affect_tf.data.synth.labels import SynthConfig
+
+log = logging.getLogger(__name__)
+CHUNK_VIDEOS = 8  # videos per task sent to a worker: amortises the inter-process traffic
+
+
+def video_examples(config: SynthConfig, first: int, end: int) -> list[bytes]:
+    """Serialized tf.Examples of videos ``[first, end)`` (every frame of each)."""
+    from affect_tf.data.examples import serialize_example
+
+    return [
+        serialize_example(record) for v in range(first, end) for record in video_records(config, v)
+    ]
+
+
+def _chunk(args: tuple[SynthConfig, int, int]) -> list[bytes]:
+    return video_examples(*args)
+
+
+def stream_examples(
+    config: SynthConfig, first_video: int, end_video: int, workers: int = 1
+) -> Iterator[bytes]:
+    """Serialized tf.Examples of videos ``[first_video, end_video)``, in order.
+
+    Args:
+        config: The generator settings (``config.n`` is ignored: the range says how much).
+        first_video, end_video: Which videos.
+        workers: Rendering processes (0 or 1: render in this process).
+    """
+    # Every video renders all its frames: n large enough that none is cut short.
+    config = dataclasses.replace(config, n=end_video * config.frames_per_video)
+    chunks = [
+        (config, start, min(start + CHUNK_VIDEOS, end_video))
+        for start in range(first_video, end_video, CHUNK_VIDEOS)
+    ]
+    if workers <= 1:
+        for chunk in chunks:
+            yield from _chunk(chunk)
+        return
+    # "spawn": forking a process that has TensorFlow loaded can deadlock.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pending: collections.deque = collections.deque()
+    todo = iter(chunks)
+    try:
+        for chunk in todo:
+            pending.append(pool.submit(_chunk, chunk))
+            if len(pending) >= 4 * workers:  # bounded read-ahead
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        # A consumer that stops early (a finished epoch budget, an interrupt) ends the workers.
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
