@@ -53,6 +53,7 @@ def _train(args: argparse.Namespace) -> int:
     strategy = _cluster(args)
     from affect_tf import distribute
     from affect_tf.model import get_preset
+    from affect_tf.model.shipped import SYNTHAFFECT, find_shipped
     from affect_tf.report import format_report
     from affect_tf.training import train
 
@@ -80,6 +81,8 @@ def _train(args: argparse.Namespace) -> int:
         config = get_preset(args.preset, **overrides)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if config.weights == SYNTHAFFECT:  # before any data is converted
+        find_shipped(config.backbone, config.image_size)
     if args.warm_start and not Path(args.warm_start).is_file():
         raise UsageError(f"Expected a .keras model. Received: --warm-start {args.warm_start}")
     out = Path(args.out)
@@ -278,8 +281,9 @@ def add_train_command(sub) -> None:
     p.add_argument("--patience", type=int, default=5, help="early stopping on validation P_MTL")
     p.add_argument(
         "--weights",
-        help="backbone init: imagenet (Keras' download), a .weights.h5 file, an earlier .keras "
-        "model's backbone, or '' for random (default: the preset's)",
+        help="backbone init: synthaffect (the shipped weights, offline), imagenet (Keras' "
+        "download), a .weights.h5 file (e.g. affect-tf pretrain's), an earlier .keras model's "
+        "backbone, or '' for random (default: the preset's)",
     )
     p.add_argument(
         "--schedule",

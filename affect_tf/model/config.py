@@ -50,9 +50,11 @@ class AffectConfig(FrozenConfig):
             random erasing); export and serving see the same graph. Off in the SynthAffect
             presets (``tiny``, ``demo``): the corpus already varies pose, lighting, identity
             and occlusion (measured in docs/results.md).
-        weights: Backbone initialisation: ``""`` (random), ``"imagenet"`` (Keras Applications'
-            own download), a local ``.weights.h5`` of this backbone at this size, or an earlier
-            ``.keras`` model of this project whose backbone (same name and size) is copied.
+        weights: Backbone initialisation: ``""`` (random), ``"synthaffect"`` (the weights this
+            package ships, made by ``affect-tf pretrain``; ``affect_tf.model.shipped``),
+            ``"imagenet"`` (Keras Applications' own download), a local ``.weights.h5`` of this
+            backbone at this size (checked against its card when it has one), or an earlier
+            ``.keras`` model of this project whose backbone (same name) is copied.
         schedule: ``scratch`` (everything trains from the start), ``frozen`` (the pretrained
             backbone stays fixed, the heads train), ``finetune`` (``warmup_epochs`` frozen, then
             the whole network with the backbone at ``backbone_lr_scale`` x the learning rate).
@@ -116,8 +118,8 @@ class AffectConfig(FrozenConfig):
             )
         if self.schedule != "scratch" and not self.weights:
             raise ValueError(
-                f"Expected pretrained weights for schedule={self.schedule!r} (imagenet, a "
-                "local .weights.h5 or an earlier .keras model). Received: weights=''"
+                f"Expected pretrained weights for schedule={self.schedule!r} (synthaffect, "
+                "imagenet, a local .weights.h5 or an earlier .keras model). Received: weights=''"
             )
         if self.weights == "imagenet" and self.backbone not in IMAGENET_BACKBONES:
             raise ValueError(

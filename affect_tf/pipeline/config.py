@@ -19,6 +19,7 @@ from typing import Any
 from affect_tf.errors import UserError
 from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS
 from affect_tf.model.config import PRESETS
+from affect_tf.model.shipped import SYNTHAFFECT, WeightsCardError, find_shipped
 from affect_tf.report import DEFAULT_MIN_GAIN, THRESHOLD_TASK
 from affect_tf.tflite import VARIANTS as TFLITE_VARIANTS
 
@@ -178,8 +179,18 @@ class PipelineConfig:
             fail("batch_size", "at least 1 (or unset for the preset's)")
         if self.patience < 1:
             fail("patience", "at least 1 epoch")
-        if self.weights and self.weights != "imagenet" and not Path(self.weights).is_file():
-            fail("weights", "'imagenet', a .weights.h5 file or a .keras model that exists")
+        if self.weights == SYNTHAFFECT:
+            preset = PRESETS[self.preset] if self.preset in PRESETS else None
+            if preset is not None:
+                try:
+                    find_shipped(preset.backbone, preset.image_size)
+                except WeightsCardError as error:
+                    fail("weights", f"shipped weights for the preset ({error})")
+        elif self.weights and self.weights != "imagenet" and not Path(self.weights).is_file():
+            fail(
+                "weights",
+                "'synthaffect', 'imagenet', a .weights.h5 file or a .keras model that exists",
+            )
         try:
             self.model_config()
         except ValueError as error:

@@ -24,9 +24,11 @@ CHUNK_VIDEOS = 8  # videos per task sent to a worker: amortises the inter-proces
 
 
 def video_examples(config: SynthConfig, first: int, end: int) -> list[bytes]:
-    """Serialized tf.Examples of videos ``[first, end)`` (every frame of each)."""
+    """Serialized tf.Examples of videos ``[first, end)``, every frame of each (``config.n``
+    is ignored)."""
     from affect_tf.data.examples import serialize_example
 
+    config = dataclasses.replace(config, n=end * config.frames_per_video)
     return [
         serialize_example(record) for v in range(first, end) for record in video_records(config, v)
     ]
@@ -46,8 +48,6 @@ def stream_examples(
         first_video, end_video: Which videos.
         workers: Rendering processes (0 or 1: render in this process).
     """
-    # Every video renders all its frames: n large enough that none is cut short.
-    config = dataclasses.replace(config, n=end_video * config.frames_per_video)
     chunks = [
         (config, start, min(start + CHUNK_VIDEOS, end_video))
         for start in range(first_video, end_video, CHUNK_VIDEOS)
