@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from affect_tf.callbacks import STATE_FILE
 from affect_tf.data.dataset import make_dataset, measure_priors
-from affect_tf.data.synth.stream import stream_examples, video_examples
+from affect_tf.data.synth.stream import stream_chunks, video_examples
 from affect_tf.errors import UserError
 from affect_tf.files import replaced_atomically, write_text_atomically
 from affect_tf.fitting import FitData, fit, predict_dataset
@@ -158,9 +158,9 @@ def _fit_data(budget, config, seed: int, first_epoch: int, workers: int) -> FitD
     videos = faces // budget.frames_per_video  # per epoch
     train_part = budget.synth(config.image_size, seed, faces)
     stream = tf.data.Dataset.from_generator(
-        lambda: stream_examples(train_part, first_epoch * videos, budget.epochs * videos, workers),
-        output_signature=tf.TensorSpec((), tf.string),
-    )
+        lambda: stream_chunks(train_part, first_epoch * videos, budget.epochs * videos, workers),
+        output_signature=tf.TensorSpec((None,), tf.string),
+    ).unbatch()
     train = make_dataset(
         stream,
         config.image_size,

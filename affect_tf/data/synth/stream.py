@@ -38,10 +38,12 @@ def _chunk(args: tuple[SynthConfig, int, int]) -> list[bytes]:
     return video_examples(*args)
 
 
-def stream_examples(
+def stream_chunks(
     config: SynthConfig, first_video: int, end_video: int, workers: int = 1
-) -> Iterator[bytes]:
-    """Serialized tf.Examples of videos ``[first_video, end_video)``, in order.
+) -> Iterator[list[bytes]]:
+    """Serialized tf.Examples of videos ``[first_video, end_video)`` in order, as lists of
+    ``CHUNK_VIDEOS`` videos' frames (one hand-over per chunk: what a ``tf.data`` generator
+    wants, whose every call wakes TensorFlow's threads).
 
     Args:
         config: The generator settings (``config.n`` is ignored: the range says how much).
@@ -54,21 +56,32 @@ def stream_examples(
     ]
     if workers <= 1:
         for chunk in chunks:
-            yield from _chunk(chunk)
+            yield _chunk(chunk)
         return
     # "spawn": forking a process that has TensorFlow loaded can deadlock.
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     pending: collections.deque = collections.deque()
-    todo = iter(chunks)
     try:
-        for chunk in todo:
+        for chunk in chunks:
             pending.append(pool.submit(_chunk, chunk))
             if len(pending) >= 4 * workers:  # bounded read-ahead
-                yield from pending.popleft().result()
+                yield pending.popleft().result()
         while pending:
-            yield from pending.popleft().result()
+            yield pending.popleft().result()
     finally:
         # A consumer that stops early (a finished epoch budget, an interrupt) ends the workers.
         for future in pending:
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def stream_examples(
+    config: SynthConfig, first_video: int, end_video: int, workers: int = 1
+) -> Iterator[bytes]:
+    """``stream_chunks`` one serialized tf.Example at a time."""
+    chunks = stream_chunks(config, first_video, end_video, workers)
+    try:
+        for chunk in chunks:
+            yield from chunk
+    finally:
+        chunks.close()
