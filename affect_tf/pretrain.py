@@ -123,11 +123,14 @@ def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _resume_epoch(out: Path) -> int:
+def _resume_epoch(out: Path, epochs: int) -> int:
+    """The epoch ``fit`` resumes at (``ResumeState``'s file): the stream starts there too. A run
+    killed after its last epoch but before its card trains anew, as ``fit`` does."""
     try:
-        return int(json.loads((out / STATE_FILE).read_text())["epoch"])
+        epoch = int(json.loads((out / STATE_FILE).read_text())["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
+    return epoch if 0 < epoch < epochs else 0
 
 
 def _rendered(budget: PretrainBudget, config: AffectConfig, seed: int, n: int) -> list[bytes]:
@@ -224,7 +227,8 @@ def pretrain(
         return card
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomically(out / SETTINGS_FILE, json.dumps(settings, indent=2))
-    first_epoch = _resume_epoch(out)
+    first_epoch = _resume_epoch(out, budget.epochs)
+    revision = git_revision()  # of the code this run loads now, not of the checkout at the end
     workers = workers if workers is not None else (os.cpu_count() or 1)
     data = _fit_data(budget, config, seed, first_epoch, workers)
     start = time.perf_counter()
@@ -248,6 +252,7 @@ def pretrain(
     with replaced_atomically(weights) as partial:
         result.model.get_layer("backbone").save_weights(partial)
     card = _card(preset, budget, config, seed, result, test, weights, seconds, first_epoch)
+    card["git_revision"] = revision
     write_text_atomically(card_path(weights), json.dumps(card, indent=2))
     return card
 
@@ -293,7 +298,7 @@ def _card(preset, budget, config, seed, result, test, weights: Path, seconds, fi
         "held_out_test": {k: test[k] for k in keep if k in test},
         "validation": {k: result.validation[k] for k in keep if k in result.validation},
         "model": config.to_dict(),
-        "git_revision": git_revision(),
+        "git_revision": None,  # set by the caller
         "versions": {"tensorflow": tf.__version__, "keras": _keras_version()},
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
