@@ -71,7 +71,13 @@ def git_revision() -> str:
 
 def settings_of(preset: str, budget: PretrainBudget, seed: int, config: AffectConfig) -> dict:
     """What defines a pretraining run: a folder holds one run of exactly these settings."""
-    return {"preset": preset, "seed": seed, "budget": budget.to_dict(), "model": config.to_dict()}
+    settings = {
+        "preset": preset,
+        "seed": seed,
+        "budget": budget.to_dict(),
+        "model": config.to_dict(),
+    }
+    return json.loads(json.dumps(settings))  # as the folder's JSON gives them back (lists)
 
 
 def check_folder(out: Path, settings: dict) -> dict | None:

@@ -202,7 +202,11 @@ def test_pipeline_config_checks_synthaffect_for_the_preset():
     from affect_tf.pipeline.config import ConfigError, PipelineConfig
 
     PipelineConfig(preset="demo", weights="synthaffect")
-    with pytest.raises(ConfigError, match="weights=.*shipped weights for the preset"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Expected 'synthaffect' with a preset.*small_cnn at 64px.*'tiny' is "
+        r"small_cnn at 48px.*Received: weights='synthaffect'",
+    ):
         PipelineConfig(preset="tiny", weights="synthaffect")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from affect_tf.errors import UserError
 from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS
 from affect_tf.model.config import PRESETS
-from affect_tf.model.shipped import SYNTHAFFECT, WeightsCardError, find_shipped
+from affect_tf.model.shipped import SYNTHAFFECT, WeightsCardError, find_shipped, shipped
 from affect_tf.report import DEFAULT_MIN_GAIN, THRESHOLD_TASK
 from affect_tf.tflite import VARIANTS as TFLITE_VARIANTS
 
@@ -179,13 +179,17 @@ class PipelineConfig:
             fail("batch_size", "at least 1 (or unset for the preset's)")
         if self.patience < 1:
             fail("patience", "at least 1 epoch")
-        if self.weights == SYNTHAFFECT:
-            preset = PRESETS[self.preset] if self.preset in PRESETS else None
-            if preset is not None:
-                try:
-                    find_shipped(preset.backbone, preset.image_size)
-                except WeightsCardError as error:
-                    fail("weights", f"shipped weights for the preset ({error})")
+        if self.weights == SYNTHAFFECT and self.preset in PRESETS:
+            preset = PRESETS[self.preset]
+            try:
+                find_shipped(preset.backbone, preset.image_size)
+            except WeightsCardError:
+                listing = ", ".join(f"{w.label} (preset {w.card['preset']!r})" for w in shipped())
+                fail(
+                    "weights",
+                    f"'synthaffect' with a preset whose backbone has shipped weights ({listing}; "
+                    f"preset {self.preset!r} is {preset.backbone} at {preset.image_size}px)",
+                )
         elif self.weights and self.weights != "imagenet" and not Path(self.weights).is_file():
             fail(
                 "weights",
