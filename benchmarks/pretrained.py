@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = get_preset(args.preset)
+    base = get_preset(args.preset, weights="", schedule="scratch")
     scene = max(128, 2 * base.image_size)
     card = find_shipped(base.backbone, base.image_size).card
     print(f"== target domain {TARGET}, scene {scene}px", flush=True)
