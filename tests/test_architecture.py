@@ -38,7 +38,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "training",
-        ("affect_tf.distribute", "affect_tf.fitting", "affect_tf.training", "affect_tf.gan"),
+        (
+            "affect_tf.distribute",
+            "affect_tf.fitting",
+            "affect_tf.training",
+            "affect_tf.pretrain",
+            "affect_tf.pretrain_budget",
+            "affect_tf.gan",
+        ),
     ),
     ("export", ("affect_tf.export", "affect_tf.tflite", "affect_tf.explain")),
     ("inference and serving", ("affect_tf.inference", "affect_tf.serving", "affect_tf.visualize")),

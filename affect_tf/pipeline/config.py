@@ -179,22 +179,7 @@ class PipelineConfig:
             fail("batch_size", "at least 1 (or unset for the preset's)")
         if self.patience < 1:
             fail("patience", "at least 1 epoch")
-        if self.weights == SYNTHAFFECT and self.preset in PRESETS:
-            preset = PRESETS[self.preset]
-            try:
-                find_shipped(preset.backbone, preset.image_size)
-            except WeightsCardError:
-                listing = ", ".join(f"{w.label} (preset {w.card['preset']!r})" for w in shipped())
-                fail(
-                    "weights",
-                    f"'synthaffect' with a preset whose backbone has shipped weights ({listing}; "
-                    f"preset {self.preset!r} is {preset.backbone} at {preset.image_size}px)",
-                )
-        elif self.weights and self.weights != "imagenet" and not Path(self.weights).is_file():
-            fail(
-                "weights",
-                "'synthaffect', 'imagenet', a .weights.h5 file or a .keras model that exists",
-            )
+        self._check_weights(fail)
         try:
             self.model_config()
         except ValueError as error:
@@ -243,6 +228,25 @@ class PipelineConfig:
                     fail(name, f"a value when trainer_workers={self.trainer_workers} (Vertex AI)")
             if self.strategy not in ("auto", "multiworker"):
                 fail("strategy", "'auto' or 'multiworker' with trainer_workers > 1")
+
+    def _check_weights(self, fail) -> None:
+        """``weights``: shipped for the preset's backbone and size, or a file that exists."""
+        if self.weights == SYNTHAFFECT and self.preset in PRESETS:
+            preset = PRESETS[self.preset]
+            try:
+                find_shipped(preset.backbone, preset.image_size)
+            except WeightsCardError:
+                listing = ", ".join(f"{w.label} (preset {w.card['preset']!r})" for w in shipped())
+                fail(
+                    "weights",
+                    f"'synthaffect' with a preset whose backbone has shipped weights ({listing}; "
+                    f"preset {self.preset!r} is {preset.backbone} at {preset.image_size}px)",
+                )
+        elif self.weights and self.weights != "imagenet" and not Path(self.weights).is_file():
+            fail(
+                "weights",
+                "'synthaffect', 'imagenet', a .weights.h5 file or a .keras model that exists",
+            )
 
     def model_overrides(self) -> dict:
         """The ``AffectConfig`` fields this config overrides (what the Trainer receives)."""
