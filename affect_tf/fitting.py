@@ -25,7 +25,14 @@ import numpy as np
 import tensorflow as tf
 
 from affect_tf import distribute
-from affect_tf.callbacks import STATE_FILE, PMTLCallback, ResumeState, plot_history, resume_point
+from affect_tf.callbacks import (
+    LAST_FILE,
+    STATE_FILE,
+    PMTLCallback,
+    ResumeState,
+    plot_history,
+    resume_point,
+)
 from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.files import replaced_atomically, write_text_atomically
@@ -154,7 +161,10 @@ def _phases(config: AffectConfig, epochs: int) -> list[tuple[int, int, bool, flo
     return [(0, epochs, True, None)]
 
 
-def _initial_model(config: AffectConfig, priors: LabelPriors, warm_start: str | None):
+def _initial_model(
+    config: AffectConfig, priors: LabelPriors, warm_start: str | None
+) -> tuple[AffectModel, str]:
+    """A new model with its initial weights, and where they came from (``history.json``)."""
     model = model_from_priors(config, priors)
     if warm_start:
         source = load_model(warm_start, compile=False)
@@ -167,9 +177,10 @@ def _initial_model(config: AffectConfig, priors: LabelPriors, warm_start: str | 
             )
         model.set_weights(source.get_weights())
         log.info("warm start: every weight from %s", warm_start)
-    elif config.weights:
-        load_backbone_weights(model, config.weights)
-    return model
+        return model, f"warm start: every weight from {warm_start}"
+    if config.weights:
+        return model, load_backbone_weights(model, config.weights)
+    return model, "random weights"
 
 
 def _callbacks(out: Path, best: float, patience: int, append: bool, tensorboard: bool) -> list:
@@ -265,31 +276,31 @@ def fit(
 
     if config.cache_embeddings:
         with scope():
-            model = _initial_model(config, data.priors, warm_start)
+            model, init = _initial_model(config, data.priors, warm_start)
         start = time.perf_counter()
         history = _fit_cached(config, data, out, model, epochs, patience, seed, measured, verbose)
-        return _finish(model, data, out, history, time.perf_counter() - start, measured)
+        return _finish(model, data, out, history, time.perf_counter() - start, measured, init)
     with scope():  # a resumed model's variables belong to the strategy too
         model, initial_epoch, best = resume_point(out, epochs, resume)
     if multi:
         distribute.check_same(strategy, initial_epoch, f"epoch to resume from ({out / STATE_FILE})")
     start = time.perf_counter()
     settings = _Phases(config, data, write, measured, patience, verbose, warm_start, tensorboard)
-    model, history = _train_phases(
+    model, history, init = _train_phases(
         settings, model, initial_epoch, best, epochs, scope, strategy if multi else None
     )
     seconds = time.perf_counter() - start
     if model is None:
         raise ValueError(f"Expected epochs to train. Received: epochs={epochs}")
     if not multi:
-        return _finish(model, data, out, history, seconds, measured)
+        return _finish(model, data, out, history, seconds, measured, init)
     digest = distribute.weights_digest(model)
     log.info("weights sha256 %s", digest)
     if write != out:  # a worker: its copies of the outputs go
         shutil.rmtree(write, ignore_errors=True)
         return FitResult(model, out, history, {}, seconds, measured, digest)
     return dataclasses.replace(
-        _finish(model, data, out, history, seconds, measured), weights_digest=digest
+        _finish(model, data, out, history, seconds, measured, init), weights_digest=digest
     )
 
 
@@ -308,18 +319,19 @@ class _Phases:
 
 
 def _train_phases(run: _Phases, model, initial_epoch: int, best: float, epochs, scope, replicas):
-    """``model.fit`` over the schedule's phases from the resumed epoch; the model and the
-    history. ``replicas``: the multi-worker strategy (the workers' BatchNorm statistics are
-    kept in sync), or None."""
+    """``model.fit`` over the schedule's phases from the resumed epoch; the model, the history
+    and where the initial weights came from. ``replicas``: the multi-worker strategy (the
+    workers' BatchNorm statistics are kept in sync), or None."""
     config, data, measured = run.config, run.data, run.measured
     loaded = model is not None
+    init = f"resumed from {run.write / LAST_FILE}" if loaded else "random weights"
     history: dict[str, list[float]] = {}
     for first, end, trainable, lr_scale in _phases(config, epochs):
         if end <= initial_epoch:
             continue
         with scope():
             if model is None:
-                model = _initial_model(config, data.priors, run.warm_start)
+                model, init = _initial_model(config, data.priors, run.warm_start)
             _enter_phase(model, data.steps, end - first, measured, trainable, lr_scale, loaded)
             loaded = False
         append = initial_epoch > 0 or first > 0
@@ -346,7 +358,7 @@ def _train_phases(run: _Phases, model, initial_epoch: int, best: float, epochs, 
         best = next(c for c in callbacks if isinstance(c, ResumeState)).best
         for key, values in fitted.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
-    return model, history
+    return model, history, init
 
 
 def _for_workers(config: AffectConfig, data: FitData) -> FitData:
@@ -421,7 +433,7 @@ def _save(model: keras.Model, path: Path) -> None:
         model.save(partial)
 
 
-def _finish(model, data: FitData, out: Path, history: dict, seconds: float, measured: list):
+def _finish(model, data: FitData, out: Path, history: dict, seconds: float, measured: list, init):
     """The best model with its AU thresholds tuned on the validation data, and the reports."""
     if not (out / MODEL_FILE).exists():
         _save(model, out / MODEL_FILE)
@@ -437,7 +449,7 @@ def _finish(model, data: FitData, out: Path, history: dict, seconds: float, meas
         _save(best, out / MODEL_FILE)
     thresholds_out = dict(zip(AUS, thresholds, strict=True))
     write_text_atomically(out / "au_thresholds.json", json.dumps(thresholds_out, indent=2))
-    history_out = {"seconds": seconds, "tasks_measured": measured, **history}
+    history_out = {"seconds": seconds, "tasks_measured": measured, "init": init, **history}
     write_text_atomically(out / "history.json", json.dumps(history_out, indent=2))
     write_text_atomically(out / "validation.json", json.dumps(validation, indent=2))
     if history:

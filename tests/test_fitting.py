@@ -1,6 +1,7 @@
 """The one fit function on real-corpus shapes: partial labels, no labels, fine-tuning phases,
 class-balanced sampling."""
 
+import json
 import logging
 
 import keras
@@ -136,6 +137,9 @@ def test_frozen_heads_on_embeddings_computed_once(
         result = train(config, expression_only, tmp_path / "cached", eval_percent=30)
     assert "embeddings computed once" in caplog.text
     assert len(result.history["loss"]) == 3 and "val_p_mtl" in result.history
+    # history.json (and the pipeline summary) say where the backbone came from.
+    init = json.loads((tmp_path / "cached" / "history.json").read_text())["init"]
+    assert init == f"backbone of {source / 'model.keras'}"
     # The saved model: the source's backbone untouched, heads trained.
     backbone = result.model.get_layer("backbone").get_weights()
     for a, b in zip(backbone, src.get_layer("backbone").get_weights(), strict=True):

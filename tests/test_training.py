@@ -54,6 +54,7 @@ def test_train_writes_model_history_and_plot(trained):
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 1 and "val_p_mtl" in state["logs"]
     assert state["best_val_p_mtl"] == state["logs"]["val_p_mtl"]
+    assert json.loads((out / "history.json").read_text())["init"] == "random weights"
 
 
 def test_resume_continues_from_the_last_epoch(trained, capsys):
@@ -63,6 +64,8 @@ def test_resume_continues_from_the_last_epoch(trained, capsys):
     assert "resuming from epoch 1" in capsys.readouterr().out
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 2
+    init = json.loads((out / "history.json").read_text())["init"]
+    assert init == f"resumed from {out / 'last.keras'}"
     assert state["best_val_p_mtl"] == max(state["best_val_p_mtl"], state["logs"]["val_p_mtl"])
 
 

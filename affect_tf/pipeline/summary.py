@@ -267,6 +267,7 @@ def _model_summary(outputs: dict) -> dict:
             summary["train_seconds"] = round(h.get("seconds", 0.0), 1)
             summary["epochs"] = len(h.get("loss", []))
             summary["best_val_p_mtl"] = max(h.get("val_p_mtl", [float("nan")]))
+            summary["init"] = h.get("init")
         summary["training_curves"] = str(Path(model_run.uri) / "training_curves.png")
         summary["tensorboard"] = str(Path(model_run.uri) / "tensorboard")
     return summary
@@ -382,6 +383,8 @@ def format_summary(summary: dict) -> str:
     )
     lines.append(f"  components: {timing}")
     model = summary.get("model") or {}
+    if model.get("init"):
+        lines.append(f"  backbone init: {model['init']}")
     if model.get("training_curves"):
         lines.append(f"  training curves: {model['training_curves']}")
         lines.append(f"  TensorBoard: tensorboard --logdir {model['tensorboard']}")

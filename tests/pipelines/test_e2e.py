@@ -47,6 +47,7 @@ def test_pipeline_end_to_end(tmp_path):
     for score, gain in summary["metrics"]["gain"].items():
         assert gain >= config.min_gain, score
     assert all(c["status"] == "COMPLETE" for c in summary["components"].values())
+    assert summary["model"]["init"] == "random weights"  # the tiny preset has no shipped weights
     assert summary["data"]["examples_per_split"]["eval"] > 0
     version = Path(summary["pushed"]["saved_model"])
     assert version.parent == Path(config.serving_dir) and version.name.isdigit()
