@@ -159,12 +159,7 @@ def _fit_data(budget, config, seed: int, first_epoch: int, workers: int) -> FitD
     """The endless training stream from ``first_epoch`` on, the validation faces, the priors."""
     batch = config.batch_size
     faces = budget.steps_per_epoch * batch
-    if faces % budget.frames_per_video:
-        raise ValueError(
-            f"Expected steps_per_epoch x batch_size ({faces}) to be a multiple of "
-            f"frames_per_video. Received: frames_per_video={budget.frames_per_video}"
-        )
-    videos = faces // budget.frames_per_video  # per epoch
+    videos = faces // budget.frames_per_video  # per epoch (whole videos: checked by pretrain)
     train_part = budget.synth(config.image_size, seed, faces)
     stream = tf.data.Dataset.from_generator(
         lambda: stream_chunks(train_part, first_epoch * videos, budget.epochs * videos, workers),
@@ -226,6 +221,12 @@ def pretrain(
         epochs=budget.epochs,
         tasks=("va", "expression", "au"),
     )
+    faces = budget.steps_per_epoch * config.batch_size
+    if faces % budget.frames_per_video:  # an epoch is whole videos: resuming starts at one
+        raise ValueError(
+            f"Expected steps_per_epoch x batch_size ({faces}) to be a multiple of "
+            f"frames_per_video. Received: frames_per_video={budget.frames_per_video}"
+        )
     settings = settings_of(preset, budget, seed, config)
     card = check_folder(out, settings)
     if card is not None:

@@ -317,6 +317,13 @@ def test_an_interrupted_pretraining_resumes_at_its_epoch(quick_run, tmp_path):
     assert len(history["loss"]) == 1  # only epoch 2 trained in this session
 
 
+def test_settings_that_do_not_fit_leave_no_folder_behind(tmp_path):
+    budget = get_budget("quick", frames_per_video=5)  # 3 steps x 32 faces: not whole videos
+    with pytest.raises(ValueError, match=r"multiple of frames_per_video.*frames_per_video=5"):
+        pretrain("tiny", tmp_path / "run", budget, workers=1)
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_folder_check_names_what_differs(tmp_path):
     budget = get_budget("quick")
     config = get_preset("tiny")
