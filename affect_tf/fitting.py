@@ -25,14 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from affect_tf import distribute
-from affect_tf.callbacks import (
-    LAST_FILE,
-    STATE_FILE,
-    PMTLCallback,
-    ResumeState,
-    plot_history,
-    resume_point,
-)
+from affect_tf.callbacks import STATE_FILE, PMTLCallback, ResumeState, plot_history, resume_point
 from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.files import replaced_atomically, write_text_atomically
@@ -324,7 +317,7 @@ def _train_phases(run: _Phases, model, initial_epoch: int, best: float, epochs, 
     workers' BatchNorm statistics are kept in sync), or None."""
     config, data, measured = run.config, run.data, run.measured
     loaded = model is not None
-    init = f"resumed from {run.write / LAST_FILE}" if loaded else "random weights"
+    init = f"resumed at epoch {initial_epoch} in {run.write}" if loaded else "random weights"
     history: dict[str, list[float]] = {}
     for first, end, trainable, lr_scale in _phases(config, epochs):
         if end <= initial_epoch:

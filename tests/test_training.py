@@ -65,7 +65,7 @@ def test_resume_continues_from_the_last_epoch(trained, capsys):
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 2
     init = json.loads((out / "history.json").read_text())["init"]
-    assert init == f"resumed from {out / 'last.keras'}"
+    assert init == f"resumed at epoch 1 in {out}"
     assert state["best_val_p_mtl"] == max(state["best_val_p_mtl"], state["logs"]["val_p_mtl"])
 
 
