@@ -32,7 +32,13 @@ from affect_tf.errors import UserError
 from affect_tf.files import replaced_atomically, write_text_atomically
 from affect_tf.fitting import FitData, fit, predict_dataset
 from affect_tf.model.config import AffectConfig, get_preset
-from affect_tf.model.shipped import CARD_FORMAT, WEIGHTS_SUFFIX, card_path, file_sha256
+from affect_tf.model.shipped import (
+    CARD_FORMAT,
+    WEIGHTS_SUFFIX,
+    card_path,
+    file_sha256,
+    read_card,
+)
 from affect_tf.pretrain_budget import BUDGETS, TEST_SEED, VAL_SEED, PretrainBudget
 from affect_tf.report import evaluate_run
 
@@ -114,7 +120,7 @@ def check_folder(out: Path, settings: dict) -> dict | None:
             f"Received: a run whose {'; '.join(differs[:4])} (choose a new --out)"
         )
     card = out / card_path(WEIGHTS_FILE).name
-    return json.loads(card.read_text()) if card.is_file() else None
+    return read_card(card) if card.is_file() else None
 
 
 def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:

@@ -38,11 +38,12 @@ class PretrainBudget(FrozenConfig):
     prior_n: int = 1024
     patience: int = 5
     scene_size: int = 0
-    backgrounds: str = "clutter"
-    yaw_range: float = 0.45
-    jpeg_min_quality: int = 0
-    noise_max: float = 5.0
-    occlusion_rate: float = 0.12
+    # The generator's own defaults (one source: the corpus everything else was measured on).
+    backgrounds: str = SynthConfig.backgrounds
+    yaw_range: float = SynthConfig.yaw_range
+    jpeg_min_quality: int = SynthConfig.jpeg_min_quality
+    noise_max: float = SynthConfig.noise_max
+    occlusion_rate: float = SynthConfig.occlusion_rate
 
     def __post_init__(self) -> None:
         for field in ("epochs", "steps_per_epoch", "frames_per_video", "val_n", "test_n"):

@@ -32,7 +32,7 @@ from affect_tf.model import get_preset
 from affect_tf.model.shipped import find_shipped
 from affect_tf.training import evaluate
 from benchmarks.common import write_section
-from benchmarks.real_corpora import corpus, mean_std
+from benchmarks.real_corpora import cell, corpus, mean_std
 from benchmarks.real_corpora import run as train_and_test
 
 # The target domain: nuisance settings pretraining never saw (its budget uses the defaults).
@@ -220,11 +220,6 @@ def evaluate_model(path: str, test: list[str]) -> float:
     return float(evaluate(load_model(path, compile=False), test)["p_mtl"])
 
 
-def _cell(runs: list[dict], key: str) -> str:
-    mean, std = mean_std(runs, key)
-    return f"{mean:.3f} ± {std:.3f}"
-
-
 def markdown(r: dict) -> str:
     c, card = r["config"], r["shipped_card"]
     t = card["training"]
@@ -250,8 +245,8 @@ def markdown(r: dict) -> str:
         for schedule, runs in by_schedule.items():
             init = "random" if schedule == "scratch" else f"synthaffect, {schedule}"
             lines.append(
-                f"| {n} | {init} | {_cell(runs, 'p_mtl')} | {_cell(runs, 'va')} | "
-                f"{_cell(runs, 'expr_f1')} | {_cell(runs, 'au_f1')} | "
+                f"| {n} | {init} | {cell(runs, 'p_mtl')} | {cell(runs, 'va')} | "
+                f"{cell(runs, 'expr_f1')} | {cell(runs, 'au_f1')} | "
                 f"{np.mean([x['seconds'] for x in runs]):.0f} |"
             )
     speed = r["render_images_per_s"]

@@ -225,7 +225,8 @@ def imbalance(results: dict, base, train_files, test_files, out: Path, seeds) ->
     }
 
 
-def _cell(runs: list[dict], key: str) -> str:
+def cell(runs: list[dict], key: str) -> str:
+    """``mean ± std`` of a metric over runs, for the markdown tables."""
     mean, std = mean_std(runs, key)
     return f"{mean:.3f} ± {std:.3f}"
 
@@ -246,8 +247,8 @@ def markdown(r: dict) -> str:
     ]
     for label, runs in r["augmentation"].items():
         lines.append(
-            f"| {label} | {_cell(runs, 'p_mtl')} | {_cell(runs, 'va')} | {_cell(runs, 'expr_f1')}"
-            f" | {_cell(runs, 'au_f1')} | {np.mean([x['seconds'] for x in runs]):.0f} |"
+            f"| {label} | {cell(runs, 'p_mtl')} | {cell(runs, 'va')} | {cell(runs, 'expr_f1')}"
+            f" | {cell(runs, 'au_f1')} | {np.mean([x['seconds'] for x in runs]):.0f} |"
         )
     src = r["transfer"]["source"]["metrics"]
     lines += [
@@ -262,8 +263,8 @@ def markdown(r: dict) -> str:
     for schedule in ("scratch", "finetune", "frozen"):
         runs = r["transfer"][schedule]
         lines.append(
-            f"| {schedule} | {_cell(runs, 'p_mtl')} | {_cell(runs, 'va')} | "
-            f"{_cell(runs, 'expr_f1')} | {_cell(runs, 'au_f1')} | "
+            f"| {schedule} | {cell(runs, 'p_mtl')} | {cell(runs, 'va')} | "
+            f"{cell(runs, 'expr_f1')} | {cell(runs, 'au_f1')} | "
             f"{np.mean([x['seconds'] for x in runs]):.0f} |"
         )
     names = [n for n in EXPRESSIONS if n != "Other"]
@@ -280,7 +281,7 @@ def markdown(r: dict) -> str:
     for option, runs in r["imbalance"].items():
         pc = per_class(runs)
         lines.append(
-            f"| {option} | {_cell(runs, 'expr_f1')} | {_cell(runs, 'expr_acc')} | "
+            f"| {option} | {cell(runs, 'expr_f1')} | {cell(runs, 'expr_acc')} | "
             + " | ".join(f"{pc[n]:.2f}" for n in names)
             + " |"
         )

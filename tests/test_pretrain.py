@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from affect_tf.data.synth import SynthConfig
-from affect_tf.data.synth.stream import stream_examples, video_examples
+from affect_tf.data.synth.stream import stream_chunks, video_examples
 from affect_tf.files import replaced_atomically
 from affect_tf.model import AffectModel, get_preset
 from affect_tf.model.pretrained import load_backbone_weights
@@ -53,25 +53,29 @@ def _examples(serialized: list[bytes]) -> list:
     return [tf.train.Example.FromString(s) for s in serialized]
 
 
+def _stream(config: SynthConfig, first: int, end: int, workers: int = 1) -> list:
+    """The parsed tf.Examples of a stream, chunks flattened."""
+    return _examples([e for chunk in stream_chunks(config, first, end, workers) for e in chunk])
+
+
 def test_stream_is_the_same_whatever_the_processes_and_split_points():
     config = SynthConfig(n=1, size=64, frames_per_video=2, seed=4)
-    whole = _examples(list(stream_examples(config, 0, 20, workers=1)))
+    whole = _stream(config, 0, 20, workers=1)
     assert len(whole) == 40
     # Resuming at video 12 renders exactly what an uninterrupted stream would have.
-    split = list(stream_examples(config, 0, 12)) + list(stream_examples(config, 12, 20))
-    assert _examples(split) == whole
-    assert _examples(list(stream_examples(config, 3, 20, workers=2))) == whole[6:]
+    assert _stream(config, 0, 12) + _stream(config, 12, 20) == whole
+    assert _stream(config, 3, 20, workers=2) == whole[6:]
     assert _examples(video_examples(config, 5, 6)) == whole[10:12]
     other = SynthConfig(n=1, size=64, frames_per_video=2, seed=5)
-    assert _examples(list(stream_examples(other, 0, 1))) != whole[:2]
+    assert _stream(other, 0, 1) != whole[:2]
 
 
 def test_a_consumer_that_stops_early_ends_the_workers():
     config = SynthConfig(n=1, size=64, frames_per_video=1, seed=0)
-    stream = stream_examples(config, 0, 10_000, workers=2)
-    first = [next(stream) for _ in range(3)]
+    stream = stream_chunks(config, 0, 10_000, workers=2)
+    first = next(stream)  # the first chunk: CHUNK_VIDEOS videos
     stream.close()  # shuts the pool down without rendering the rest
-    assert _examples(first) == _examples(list(stream_examples(config, 0, 3)))
+    assert _examples(first) == _stream(config, 0, len(first))
 
 
 # --- the generator's nuisance knobs ----------------------------------------------------------

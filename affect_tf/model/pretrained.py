@@ -131,8 +131,7 @@ def load_backbone_weights(model: keras.Model, weights: str) -> str:
     else:
         path = Path(weights)
         if weights == SYNTHAFFECT:
-            path = find_shipped(name, size).path
-            check_card(path, name, size)
+            path = find_shipped(name, size).path  # its card is checked below, as any file's
         if not path.is_file():
             raise PretrainedWeightsError(
                 "Expected weights 'synthaffect', 'imagenet', a .weights.h5 file or a .keras model. "

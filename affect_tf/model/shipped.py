@@ -47,11 +47,6 @@ class ShippedWeights:
         return f"{self.backbone} at {self.image_size}px"
 
 
-def shipped_file_name(backbone: str, image_size: int) -> str:
-    """The file name of the shipped weights of ``backbone`` at ``image_size``."""
-    return f"{SYNTHAFFECT}_{backbone}_{image_size}{WEIGHTS_SUFFIX}"
-
-
 def card_path(weights_path: str | Path) -> Path:
     """Where the card of a weights file lives: ``X.weights.h5`` -> ``X.card.json``."""
     path = Path(weights_path)

@@ -96,7 +96,7 @@ class SynthConfig:
         noise_max: Sensor noise standard deviation is drawn in [0, noise_max] per frame.
 
     The last four are the generator's nuisance settings: the defaults are the corpus the tests
-    and the demo were measured on; ``affect_tf.pretrain.TRANSFER_DOMAIN`` renders another
+    and the demo were measured on; ``benchmarks/pretrained.py`` (``TARGET``) renders another
     domain with them (docs/results.md).
     """
 

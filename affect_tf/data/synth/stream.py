@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import logging
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -19,7 +18,6 @@ from concurrent.futures import ProcessPoolExecutor
 from affect_tf.data.synth.corpus import video_records
 from affect_tf.data.synth.labels import SynthConfig
 
-log = logging.getLogger(__name__)
 CHUNK_VIDEOS = 8  # videos per task sent to a worker: amortises the inter-process traffic
 
 
@@ -73,15 +71,3 @@ def stream_chunks(
         for future in pending:
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-def stream_examples(
-    config: SynthConfig, first_video: int, end_video: int, workers: int = 1
-) -> Iterator[bytes]:
-    """``stream_chunks`` one serialized tf.Example at a time."""
-    chunks = stream_chunks(config, first_video, end_video, workers)
-    try:
-        for chunk in chunks:
-            yield from chunk
-    finally:
-        chunks.close()
