@@ -12,7 +12,11 @@
    target-domain models read on those real faces.
 3. **Rendering speed** of each generator setting, images/s on one core.
 
-    python -m benchmarks.pretrained [--preset demo] [--sizes 500,2000,8000] [--seeds 3] [--quick]
+    python -m benchmarks.pretrained [--preset demo] [--sizes 500,2000,8000] [--seeds 3]
+        [--epochs N] [--quick]
+
+Each preset writes its own JSON (``benchmarks/results/pretrained.json`` for ``demo``,
+``pretrained_<preset>.json`` otherwise) and its own section of ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -157,14 +161,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-val", type=int, default=480)
     parser.add_argument("--n-test", type=int, default=960)
     parser.add_argument("--pretrain-model", default="", help="the pretraining run's model.keras")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     parser.add_argument("--quick", action="store_true", help="one seed, sizes 200,400, 2 epochs")
-    parser.add_argument("--out", default="runs/pretrained")
-    parser.add_argument("--json", default="benchmarks/results/pretrained.json")
+    parser.add_argument("--out", default="", help="default: runs/pretrained[_PRESET]")
+    parser.add_argument(
+        "--json", default="", help="default: benchmarks/results/pretrained[_PRESET].json"
+    )
     parser.add_argument("--md", default="docs/results.md")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite the docs section from the JSON"
+    )
+    parser.add_argument(
+        "--reproduced",
+        default="",
+        help="the card of a rerun of the shipped weights' command: compared with the shipped card",
+    )
     args = parser.parse_args(argv)
-    epochs = None
+    key = "pretrained" if args.preset == "demo" else f"pretrained_{args.preset}"
+    args.out = args.out or f"runs/{key}"
+    args.json = args.json or f"benchmarks/results/{key}.json"
     if args.quick:
-        args.seeds, args.sizes, args.n_val, args.n_test, epochs = 1, "200,400", 96, 96, 2
+        args.seeds, args.sizes, args.n_val, args.n_test, args.epochs = 1, "200,400", 96, 96, 2
+    epochs = args.epochs
+    if args.render_only:
+        results = json.loads(Path(args.json).read_text())
+        if args.reproduced:
+            results["reproduction"] = reproduction(args.preset, args.reproduced)
+            Path(args.json).write_text(json.dumps(results, indent=2, default=float))
+        write_section(args.md, key, markdown(results))
+        print(f"wrote {args.md} from {args.json}")
+        return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     val = [corpus(out, "target_val", SynthConfig(n=args.n_val, size=scene, seed=7002, **TARGET))]
     test = [corpus(out, "target_test", SynthConfig(n=args.n_test, size=scene, seed=7003, **TARGET))]
     results: dict = {
-        "config": {**vars(args), "target": TARGET, "scene": scene},
+        "config": {**vars(args), "target": TARGET, "scene": scene, "epochs": epochs or base.epochs},
         "machine": platform.platform(),
         "shipped_card": {k: card[k] for k in ("preset", "budget", "training", "held_out_test")},
         "transfer": {},
@@ -208,9 +234,34 @@ def main(argv: list[str] | None = None) -> int:
     results["test_check"] = {label: evaluate_model(path, test) for label, path in models.items()}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2, default=float))
-    write_section(args.md, "pretrained", markdown(results))
+    write_section(args.md, key, markdown(results))
     print(f"wrote {args.json} and {args.md}")
     return 0
+
+
+def reproduction(preset: str, card_file: str) -> dict:
+    """The shipped card next to a rerun's: the settings that differ (none for a true rerun)
+    and both runs' held-out metrics and time."""
+    from affect_tf.model.shipped import read_card
+
+    config = get_preset(preset)
+    shipped = find_shipped(config.backbone, config.image_size).card
+    rerun = read_card(card_file)
+    same = ("preset", "seed", "budget", "corpus", "model")
+    return {
+        "differences": [k for k in same if shipped.get(k) != rerun.get(k)],
+        "runs": {
+            label: {
+                "held_out_test": card["held_out_test"],
+                "minutes": card["training"]["seconds_this_session"] / 60,
+                "faces_per_second": card["training"]["faces_per_second"],
+                "git_revision": card["git_revision"],
+                "created": card["created"],
+                "same_file": card["weights_sha256"] == shipped["weights_sha256"],
+            }
+            for label, card in (("shipped", shipped), ("rerun", rerun))
+        },
+    }
 
 
 def evaluate_model(path: str, test: list[str]) -> float:
@@ -226,10 +277,11 @@ def markdown(r: dict) -> str:
     lines = [
         "## Pretrained on SynthAffect: transfer to a domain pretraining never saw",
         "",
-        f"`python -m benchmarks.pretrained` (preset `{c['preset']}`, {c['seeds']} seeds, "
-        f"{c['seeds_largest']} at the largest size, mean ± std; {r['machine']}). JSON: `benchmarks/results/pretrained.json`. The shipped "
+        f"`python -m benchmarks.pretrained --preset {c['preset']}` ({c['seeds']} seeds, "
+        f"{c['seeds_largest']} at the largest size, mean ± std; {c.get('epochs') or get_preset(c['preset']).epochs} epochs; "
+        f"{r['machine']}). JSON: `{c['json']}`. The shipped "
         f"backbone: `affect-tf pretrain --preset {card['preset']} --budget "
-        f"{card['budget']['name']}` — {t['faces_seen']} faces rendered on the fly "
+        f"{card['budget']['name']}{steps_flag(card)}` — {t['faces_seen']} faces rendered on the fly "
         f"({t['epochs']} epochs x {card['budget']['steps_per_epoch']} steps), "
         f"{t['seconds_this_session'] / 60:.0f} min on {t['cpu_count']} cores; held-out "
         f"SynthAffect test P_MTL {card['held_out_test']['p_mtl']:.3f}.",
@@ -278,22 +330,72 @@ def markdown(r: dict) -> str:
                 f"A {x['arousal']:+.2f}, {'+'.join(x['aus']) or 'no AU'}"
             )
         lines.append(f"| {label} [{r['test_check'][label]:.3f}] | " + " | ".join(cells) + " |")
-    return "\n".join(lines + ["", findings(r)]) + "\n"
+    return "\n".join(lines + reproduction_lines(r) + ["", findings(r)]) + "\n"
+
+
+def reproduction_lines(r: dict) -> list[str]:
+    """The shipped card next to a rerun of its command, if one was measured."""
+    rep = r.get("reproduction")
+    if not rep:
+        return []
+    lines = [
+        "",
+        "**Reproducing the shipped card**: the same `affect-tf pretrain` command run again "
+        f"(settings that differ from the card: {', '.join(rep['differences']) or 'none'}); "
+        "held-out SynthAffect test:",
+        "",
+        "| run | P_MTL | VA CCC | EXPR F1 | AU F1 | minutes | faces/s | revision |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, x in rep["runs"].items():
+        m = x["held_out_test"]
+        lines.append(
+            f"| {label} ({x['created'][:10]}) | {m['p_mtl']:.3f} | {m['va']:.3f} | "
+            f"{m['expr_f1']:.3f} | {m['au_f1']:.3f} | {x['minutes']:.1f} | "
+            f"{x['faces_per_second']:.0f} | {x['git_revision'][:7]} |"
+        )
+    return lines
+
+
+def steps_flag(card: dict) -> str:
+    """The ``--steps-per-epoch`` a card's run overrode its named budget with, as a flag."""
+    from affect_tf.pretrain_budget import BUDGETS
+
+    steps = card["budget"]["steps_per_epoch"]
+    named = BUDGETS.get(card["budget"]["name"])
+    return "" if named is None or named.steps_per_epoch == steps else f" --steps-per-epoch {steps}"
 
 
 def findings(r: dict) -> str:
-    """What the numbers say, computed from them."""
-    gains = []
+    """What the numbers say, computed from them: where SynthAffect init beats random weights by
+    more than the two spreads together, where it does not, and what frozen costs."""
+    gains, not_better, frozen_gaps = [], [], []
     for n, by_schedule in r["transfer"].items():
-        scratch = mean_std(by_schedule["scratch"], "p_mtl")[0]
-        finetune = mean_std(by_schedule["finetune"], "p_mtl")[0]
+        scratch, s_std = mean_std(by_schedule["scratch"], "p_mtl")
+        finetune, f_std = mean_std(by_schedule["finetune"], "p_mtl")
         frozen = mean_std(by_schedule["frozen"], "p_mtl")[0]
         gains.append(f"{n} faces {scratch:.2f} -> {finetune:.2f} (frozen {frozen:.2f})")
+        frozen_gaps.append(finetune - frozen)
+        if max(finetune, frozen) - scratch <= s_std + f_std:
+            not_better.append(n)
+    if not not_better:
+        verdict = "SynthAffect initialisation beats random weights at every labelled-set size"
+    elif len(not_better) == len(gains):
+        verdict = "SynthAffect initialisation does not beat random weights at any labelled-set size"
+    else:
+        verdict = (
+            "SynthAffect initialisation beats random weights except at "
+            f"{', '.join(not_better)} faces, where the difference is within the seeds' spread"
+        )
+    frozen_word = (
+        f"`frozen` is within {max(frozen_gaps):.2f} of `finetune`"
+        if max(frozen_gaps) >= 0
+        else "`frozen` beats `finetune` at every size"
+    )
     zero_shot = next((v for k, v in r["test_check"].items() if k.startswith("pretraining")), None)
     text = (
-        "Findings: SynthAffect initialisation beats random weights at every labelled-set size "
-        f"measured (P_MTL, random -> finetune: {'; '.join(gains)}); the gain shrinks as labels "
-        "grow, and `frozen` stays within a few hundredths of `finetune` at half its time."
+        f"Findings: {verdict} measured (P_MTL, random -> finetune: {'; '.join(gains)}); "
+        f"{frozen_word} (largest gap)."
     )
     if zero_shot is not None:
         text += (

@@ -78,6 +78,47 @@ def test_a_consumer_that_stops_early_ends_the_workers():
     assert _examples(first) == _stream(config, 0, len(first))
 
 
+_KILLED_CONSUMER = """
+import multiprocessing, sys, time
+from affect_tf.data.synth import SynthConfig
+from affect_tf.data.synth.stream import stream_chunks
+stream = stream_chunks(SynthConfig(n=1, size=64, frames_per_video=1, seed=0), 0, 10**6, workers=2)
+next(stream)
+print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited; only its parent's reaping is left
+
+
+def test_a_killed_consumer_leaves_no_rendering_workers():
+    """SIGKILL runs no cleanup in the consumer: its workers must notice and exit on their own
+    (they used to render their queue and then wait forever)."""
+    import signal
+    import time
+
+    consumer = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_CONSUMER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        workers = [int(p) for p in consumer.stdout.readline().split() if p.isdigit()]
+        assert len(workers) >= 2, workers
+        assert all(_alive(pid) for pid in workers)
+    finally:
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in workers if _alive(pid)]
+
+
 # --- the generator's nuisance knobs ----------------------------------------------------------
 
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 
@@ -30,6 +33,18 @@ def video_examples(config: SynthConfig, first: int, end: int) -> list[bytes]:
     return [
         serialize_example(record) for v in range(first, end) for record in video_records(config, v)
     ]
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Ends this worker when the process that started it is gone (a consumer killed by SIGTERM or
+    SIGKILL runs no cleanup; its workers would go on rendering and then wait forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _chunk(args: tuple[SynthConfig, int, int]) -> list[bytes]:
@@ -57,7 +72,12 @@ def stream_chunks(
             yield _chunk(chunk)
         return
     # "spawn": forking a process that has TensorFlow loaded can deadlock.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
     pending: collections.deque = collections.deque()
     try:
         for chunk in chunks:
