@@ -210,12 +210,13 @@ def test_every_shipped_file_matches_its_card_and_the_size_budget():
     assert total <= MAX_TOTAL_MB
 
 
-def test_synthaffect_weights_load_offline_into_the_demo_preset():
-    item = find_shipped("small_cnn", 64)
-    model = AffectModel(get_preset("demo", weights="synthaffect", schedule="finetune"))
+@pytest.mark.parametrize("item", shipped(), ids=lambda item: item.path.name)
+def test_synthaffect_weights_load_offline_into_their_preset(item):
+    preset = item.card["preset"]
+    model = AffectModel(get_preset(preset, weights="synthaffect", schedule="finetune"))
     description = load_backbone_weights(model, "synthaffect")
-    assert "shipped SynthAffect weights" in description
-    expected = AffectModel(get_preset("demo")).get_layer("backbone")
+    assert "shipped SynthAffect weights" in description and item.path.name in description
+    expected = AffectModel(get_preset(preset, weights="")).get_layer("backbone")
     expected.load_weights(item.path)
     for a, b in zip(model.get_layer("backbone").get_weights(), expected.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

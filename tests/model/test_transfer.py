@@ -149,3 +149,24 @@ def test_new_fields_round_trip_through_save(tmp_path):
     # log prior; the unseen class gets the smallest prior seen, not log 0.
     np.testing.assert_allclose(offsets[:7], np.log(priors[:7]), rtol=1e-6)
     assert offsets[7] == pytest.approx(np.log(0.05))
+
+
+def test_application_backbones_batchnorm_momentum_survives_save(tmp_path):
+    """Keras Applications' BatchNorm momentum 0.999 leaves the moving statistics near 0/1 after a
+    CPU-length run from random weights; the backbone trains them at 0.9, and a saved model
+    keeps it."""
+    from affect_tf.model.backbones import APPLICATION_BN_MOMENTUM
+
+    config = get_preset("tiny", backbone="mobilenet_v3_small", image_size=32)
+    model = AffectModel(config)
+    norms = lambda m: [  # noqa: E731
+        layer
+        for layer in m.get_layer("backbone").layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert norms(model) and {n.momentum for n in norms(model)} == {APPLICATION_BN_MOMENTUM}
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert {n.momentum for n in norms(loaded)} == {APPLICATION_BN_MOMENTUM}
+    # small_cnn's own BatchNorm keeps Keras' default.
+    assert {n.momentum for n in norms(AffectModel(get_preset("tiny")))} == {0.99}
