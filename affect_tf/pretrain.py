@@ -261,6 +261,16 @@ def pretrain(
             _batches(_rendered(budget, config, seed + TEST_SEED, budget.test_n), config),
         )
     )
+    trained = (result.history.get("p_mtl") or [None])[-1]
+    if trained and test["p_mtl"] < 0.5 * trained:
+        log.warning(
+            "The held-out SynthAffect P_MTL (%.3f) is under half the last training epoch's "
+            "(%.3f): check %s before using these weights (BatchNorm statistics that never "
+            "converged, or a validation score that never improved).",
+            test["p_mtl"],
+            trained,
+            out / "history.csv",
+        )
     weights = out / WEIGHTS_FILE
     with replaced_atomically(weights) as partial:
         result.model.get_layer("backbone").save_weights(partial)
