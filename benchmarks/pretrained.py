@@ -275,7 +275,8 @@ def markdown(r: dict) -> str:
     c, card = r["config"], r["shipped_card"]
     t = card["training"]
     lines = [
-        "## Pretrained on SynthAffect: transfer to a domain pretraining never saw",
+        "## Pretrained on SynthAffect: transfer to a domain pretraining never saw"
+        + ("" if c["preset"] == "demo" else f" (`{c['preset']}`)"),
         "",
         f"`python -m benchmarks.pretrained --preset {c['preset']}` ({c['seeds']} seeds, "
         f"{c['seeds_largest']} at the largest size, mean ± std; {c.get('epochs') or get_preset(c['preset']).epochs} epochs; "
