@@ -32,20 +32,42 @@ def _small_cnn(size: int, name: str) -> keras.Model:
     return keras.Model(inputs, x, name=name)
 
 
+APPLICATION_BN_MOMENTUM = 0.9  # stats converge within ~20 steps (PyTorch's default, 0.1)
+
+
+def _trainable_batchnorm(model: keras.Model) -> keras.Model:
+    """A Keras Applications model whose BatchNorm layers train at ``APPLICATION_BN_MOMENTUM``.
+
+    Keras Applications build BatchNorm with momentum 0.999, tuned for ImageNet-length runs: after
+    the few hundred steps of a CPU run from random weights the moving statistics are still mostly
+    their initial 0/1 and inference is noise (measured: a MobileNetV3 pretrain at train P_MTL 1.49
+    scored 0.03 on validation after 384 steps). Pretrained backbones run BatchNorm in inference
+    mode, so this only changes how fast training updates them.
+    """
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = APPLICATION_BN_MOMENTUM
+    return model
+
+
 def _efficientnet_b0(size: int, name: str) -> keras.Model:
-    return keras.applications.EfficientNetB0(
-        include_top=False, weights=None, input_shape=(size, size, 3), pooling="avg", name=name
+    return _trainable_batchnorm(
+        keras.applications.EfficientNetB0(
+            include_top=False, weights=None, input_shape=(size, size, 3), pooling="avg", name=name
+        )
     )
 
 
 def _mobilenet_v3_small(size: int, name: str) -> keras.Model:
-    return keras.applications.MobileNetV3Small(
-        input_shape=(size, size, 3),
-        include_top=False,
-        weights=None,
-        pooling="avg",
-        include_preprocessing=True,
-        name=name,
+    return _trainable_batchnorm(
+        keras.applications.MobileNetV3Small(
+            input_shape=(size, size, 3),
+            include_top=False,
+            weights=None,
+            pooling="avg",
+            include_preprocessing=True,
+            name=name,
+        )
     )
 
 
@@ -57,7 +79,6 @@ BACKBONES: dict[str, Callable[[int, str], keras.Model]] = {
 if tuple(BACKBONES) != BACKBONE_NAMES:  # config.BACKBONE_NAMES is the list users see
     raise ImportError(f"BACKBONES {tuple(BACKBONES)} != config.BACKBONE_NAMES {BACKBONE_NAMES}")
 MIN_SIZE = 32
-APPLICATION_BN_MOMENTUM = 0.9  # stats converge within ~20 steps (PyTorch's default, 0.1)
 
 
 def build_backbone(name: str, image_size: int, weights: str | Path | None = None) -> keras.Model:
@@ -80,15 +101,6 @@ def build_backbone(name: str, image_size: int, weights: str | Path | None = None
             f"Expected image_size >= {MIN_SIZE} for {name}. Received: image_size={image_size}"
         )
     model = BACKBONES[name](image_size, "backbone")
-    if name != "small_cnn":
-        # Keras Applications build BatchNorm with momentum 0.999, tuned for ImageNet-length runs:
-        # after the few hundred steps of a CPU run from random weights the moving statistics are
-        # still mostly their initial 0/1 and inference is noise (measured: a MobileNetV3 pretrain
-        # at train P_MTL 1.49 scored 0.03 on validation after 384 steps). Pretrained backbones run
-        # BatchNorm in inference mode, so this only changes how fast training updates them.
-        for layer in model.layers:
-            if isinstance(layer, layers.BatchNormalization):
-                layer.momentum = APPLICATION_BN_MOMENTUM
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
