@@ -354,7 +354,28 @@ def reproduction_lines(r: dict) -> list[str]:
             f"{m['expr_f1']:.3f} | {m['au_f1']:.3f} | {x['minutes']:.1f} | "
             f"{x['faces_per_second']:.0f} | {x['git_revision'][:7]} |"
         )
-    return lines
+    return lines + ["", reproduction_verdict(rep)]
+
+
+def reproduction_verdict(rep: dict) -> str:
+    """Whether a rerun matches the shipped card within the held-out set's sampling noise.
+
+    The noise is the binomial standard error of the shipped run's expression accuracy on its
+    ``n`` held-out faces, ``sqrt(acc (1 - acc) / n)``: two runs scored on the same faces differ
+    by training noise, and a difference under two such errors is not one a test set this size
+    can tell apart.
+    """
+    shipped, rerun = rep["runs"]["shipped"]["held_out_test"], rep["runs"]["rerun"]["held_out_test"]
+    se = (shipped["expr_acc"] * (1 - shipped["expr_acc"]) / shipped["n"]) ** 0.5
+    diffs = {k: rerun[k] - shipped[k] for k in ("p_mtl", "va", "expr_f1", "au_f1")}
+    worst = max(abs(diffs[k]) for k in ("va", "expr_f1", "au_f1"))
+    verdict = "within noise" if worst <= 2 * se else "NOT within noise"
+    return (
+        f"Rerun - shipped: P_MTL {diffs['p_mtl']:+.3f} (VA CCC {diffs['va']:+.3f}, EXPR F1 "
+        f"{diffs['expr_f1']:+.3f}, AU F1 {diffs['au_f1']:+.3f}); the largest task difference is "
+        f"{worst:.3f} against a sampling error of {se:.3f} (expression accuracy on "
+        f"{shipped['n']} held-out faces): {verdict} (threshold: two sampling errors)."
+    )
 
 
 def steps_flag(card: dict) -> str:

@@ -163,3 +163,27 @@ def test_pretrained_sections_are_rendered_from_the_committed_json():
         key = path.stem
         section = page.split(f"<!-- section:{key} -->\n", 1)[1].split(f"<!-- /section:{key}")[0]
         assert section == markdown(json.loads(path.read_text())).strip() + "\n", key
+
+
+def test_reproduction_verdict_compares_task_differences_with_the_test_sets_sampling_error():
+    from benchmarks.pretrained import reproduction_verdict
+
+    def card(va, f1, au):
+        return {
+            "held_out_test": {
+                "p_mtl": va + f1 + au,
+                "va": va,
+                "expr_f1": f1,
+                "au_f1": au,
+                "expr_acc": 0.9,
+                "n": 100,
+            }
+        }
+
+    # Sampling error: sqrt(0.9 * 0.1 / 100) = 0.03; threshold 0.06.
+    close = {"runs": {"shipped": card(0.9, 0.9, 0.7), "rerun": card(0.91, 0.85, 0.7)}}
+    text = reproduction_verdict(close)
+    assert "largest task difference is 0.050 against a sampling error of 0.030" in text
+    assert ": within noise" in text and "P_MTL -0.040" in text
+    far = {"runs": {"shipped": card(0.9, 0.9, 0.7), "rerun": card(0.9, 0.9, 0.62)}}
+    assert "NOT within noise" in reproduction_verdict(far)
