@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from affect_tf.callbacks import STATE_FILE
 from affect_tf.data.dataset import make_dataset, measure_priors
+from affect_tf.data.synth.labels import LATER_FIELDS
 from affect_tf.data.synth.stream import stream_chunks, video_examples
 from affect_tf.errors import UserError
 from affect_tf.files import replaced_atomically, write_text_atomically
@@ -127,7 +128,7 @@ def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
     """``key was A, now B`` for every leaf that differs."""
     out = []
     for key in sorted(set(saved) | set(wanted)):
-        a, b = saved.get(key), wanted.get(key)
+        a, b = saved.get(key, LATER_FIELDS.get(key)), wanted.get(key)  # older runs lack them
         if isinstance(a, dict) and isinstance(b, dict):
             out += _differences(a, b, f"{prefix}{key}.")
         elif a != b:

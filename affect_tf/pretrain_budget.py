@@ -25,8 +25,8 @@ class PretrainBudget(FrozenConfig):
         patience: Early stopping on the validation P_MTL.
         scene_size: Side of the rendered frames (0: ``max(128, 2 x image_size)``; the face is
             32-60 % of the frame width).
-        backgrounds, yaw_range, jpeg_min_quality, noise_max, occlusion_rate: The generator's
-            nuisance settings (``SynthConfig``).
+        backgrounds, yaw_range, jpeg_min_quality, noise_max, occlusion_rate, accessory_rate,
+            pitch_range: The generator's nuisance settings (``SynthConfig``).
     """
 
     name: str = "custom"
@@ -44,6 +44,8 @@ class PretrainBudget(FrozenConfig):
     jpeg_min_quality: int = SynthConfig.jpeg_min_quality
     noise_max: float = SynthConfig.noise_max
     occlusion_rate: float = SynthConfig.occlusion_rate
+    accessory_rate: float = SynthConfig.accessory_rate
+    pitch_range: float = SynthConfig.pitch_range
 
     def __post_init__(self) -> None:
         for field in ("epochs", "steps_per_epoch", "frames_per_video", "val_n", "test_n"):
@@ -71,6 +73,8 @@ class PretrainBudget(FrozenConfig):
             yaw_range=self.yaw_range,
             jpeg_min_quality=self.jpeg_min_quality,
             noise_max=self.noise_max,
+            accessory_rate=self.accessory_rate,
+            pitch_range=self.pitch_range,
         )
 
 

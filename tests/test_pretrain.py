@@ -149,6 +149,8 @@ def test_nuisance_knobs_change_the_frames_not_the_labels_model():
         ("yaw_range", 2.0, "Expected yaw_range in"),
         ("jpeg_min_quality", 99, "Expected jpeg_min_quality"),
         ("noise_max", -1.0, "Expected noise_max"),
+        ("accessory_rate", 1.5, "Expected accessory_rate in"),
+        ("pitch_range", 0.8, "Expected pitch_range in"),
     ],
 )
 def test_bad_nuisance_settings_name_the_field(field, value, match):
@@ -381,3 +383,19 @@ def test_the_folder_check_names_what_differs(tmp_path):
     other = settings_of("tiny", budget, 1, config)
     with pytest.raises(ValueError, match="seed was 0, now 1"):
         check_folder(tmp_path / "run", other)
+
+
+def test_a_run_started_before_the_accessory_and_pitch_settings_still_resumes(tmp_path):
+    """Settings files of older runs lack the later generator fields: absent means the default
+    (which renders what those runs rendered), anything else differs."""
+    budget = get_budget("quick")
+    settings = settings_of("tiny", budget, 0, get_preset("tiny"))
+    older = json.loads(json.dumps(settings))
+    for name in ("accessory_rate", "pitch_range"):
+        assert older["budget"].pop(name) == 0.0
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "pretrain.json").write_text(json.dumps(older))
+    assert check_folder(tmp_path / "run", settings) is None
+    glasses = settings_of("tiny", get_budget("quick", accessory_rate=0.5), 0, get_preset("tiny"))
+    with pytest.raises(ValueError, match="accessory_rate was 0.0, now 0.5"):
+        check_folder(tmp_path / "run", glasses)

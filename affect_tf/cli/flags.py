@@ -59,11 +59,22 @@ SYNTH_NUISANCE_FLAGS = {
         "0: off (default); else each frame is JPEG-degraded at a quality in [Q, 95]",
     ),
     "--noise-max": ("noise_max", float, "largest sensor-noise standard deviation (default 5)"),
+    "--accessory-rate": (
+        "accessory_rate",
+        float,
+        "per-video chance of glasses and, independently, of a beard (default 0: none)",
+    ),
+    "--pitch-range": (
+        "pitch_range",
+        float,
+        "head pitch drawn in +- this many radians (default 0: none)",
+    ),
 }
 
 
 def add_synth_nuisance_flags(parser: argparse.ArgumentParser) -> None:
-    """``--backgrounds``, ``--yaw-range``, ``--jpeg-min-quality``, ``--noise-max``."""
+    """``--backgrounds``, ``--yaw-range``, ``--jpeg-min-quality``, ``--noise-max``,
+    ``--accessory-rate``, ``--pitch-range``."""
     for flag, (dest, kind, text) in SYNTH_NUISANCE_FLAGS.items():
         parser.add_argument(flag, dest=dest, type=kind, default=None, help=text)
 

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -115,3 +116,48 @@ def test_label_masks_follow_the_configured_rates():
     assert (va | expr | au.any(axis=1)).all()  # no frame without any label
     partial = au.any(axis=1) & ~au.all(axis=1)
     assert 0 < partial.mean() < 0.3  # some videos code only some AUs
+
+
+def test_pitch_moves_features_by_their_depth():
+    """Pitch compresses y by cos and shifts by depth * sin, like yaw does for x (hand-checked)."""
+    from affect_tf.data.synth.canvas import Canvas
+
+    pose = synth.Pose(cx=0, cy=0, radius=10, roll=0.0, yaw=0.0, pitch=0.3)
+    canvas = Canvas(np.zeros((4, 4, 3), np.uint8), pose, 1)
+    got = canvas.project([[0.2, 0.5]], depth=1.0)[0]
+    np.testing.assert_allclose(got, [2.0, 10 * (0.5 * np.cos(0.3) + np.sin(0.3))])
+    level = Canvas(np.zeros((4, 4, 3), np.uint8), synth.Pose(0, 0, 10, 0.0, 0.0), 1)
+    np.testing.assert_array_equal(level.project([[0.2, 0.5]], 1.0)[0], [2.0, 5.0])
+
+
+def test_accessories_and_pitch_change_the_pixels_not_the_labels_or_the_scene():
+    """Glasses, beards and pitch come from a stream of their own: the same seed keeps its
+    identities, expressions, AUs, VA and head position; at 0 nothing is drawn."""
+    base = SynthConfig(n=8, size=96, frames_per_video=2, seed=4)
+    plain = [f for v in range(4) for f in render_video(base, v)]
+    dressed_config = dataclasses.replace(base, accessory_rate=1.0)
+    dressed = [f for v in range(4) for f in render_video(dressed_config, v)]
+    pitched = [
+        f for v in range(4) for f in render_video(dataclasses.replace(base, pitch_range=0.4), v)
+    ]
+    for a, b, c in zip(plain, dressed, pitched, strict=True):
+        for other in (b, c):
+            assert a.expression == other.expression and a.valence == other.valence
+            np.testing.assert_array_equal(a.au, other.au)
+        # Accessories leave the geometry alone; pitch moves the landmarks.
+        np.testing.assert_array_equal(a.landmarks, b.landmarks)
+        assert a.bbox == b.bbox
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() > 1.0
+    moved = [np.abs(a.landmarks - c.landmarks).max() for a, c in zip(plain, pitched, strict=True)]
+    assert max(moved) > 1.0
+    # Rate 1: every video wears glasses and a beard; rate 0 and pitch 0: none, level heads.
+    from affect_tf.data.synth.renderer import _later_nuisances
+
+    for video in range(4):
+        ident = synth.random_identity(np.random.default_rng([4, video]))
+        assert not _later_nuisances(base, video, ident).any()
+        assert ident.glasses is None and ident.beard == 0.0
+        _later_nuisances(dressed_config, video, ident)
+        assert ident.glasses is not None and 0.5 <= ident.beard <= 0.95
+    # Still deterministic.
+    np.testing.assert_array_equal(render_video(dressed_config, 1)[0].image, dressed[2].image)

@@ -1,5 +1,5 @@
 """Drawing primitives of the SynthAffect renderer: a supersampled canvas in face coordinates
-(roll, yaw and perspective-free projection), ellipses, curves and the cluttered background."""
+(roll, yaw, pitch and perspective-free projection), ellipses, curves and the backgrounds."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from affect_tf.data.synth.labels import Pose
 
 
 class Canvas:
-    """A supersampled RGB canvas with a face-local -> pixel mapping (roll, yaw, scale, shift)."""
+    """A supersampled RGB canvas with a face-local -> pixel mapping (roll, yaw, pitch, scale,
+    shift)."""
 
     def __init__(self, image: np.ndarray, pose: Pose, ss: int) -> None:
         self.image = image
@@ -21,13 +22,15 @@ class Canvas:
         self.pose = pose
         self._cos, self._sin = math.cos(pose.roll), math.sin(pose.roll)
         self._ycos, self._ysin = math.cos(pose.yaw), math.sin(pose.yaw)
+        self._pcos, self._psin = math.cos(pose.pitch), math.sin(pose.pitch)
 
     def project(self, points: np.ndarray, depth: float | np.ndarray = 0.0) -> np.ndarray:
         """Face-local points (x right, y down, 1 = face half-width) -> output-pixel coordinates."""
         p = np.asarray(points, np.float64).reshape(-1, 2)
         # Yaw: compress x, shift by depth (features in front of the face plane move more).
         x = p[:, 0] * self._ycos + np.asarray(depth) * self._ysin
-        y = p[:, 1]
+        # Pitch: compress y, shift by depth the same way (looking down moves the nose down).
+        y = p[:, 1] * self._pcos + np.asarray(depth) * self._psin
         r = self.pose.radius
         px = self.pose.cx + r * (x * self._cos - y * self._sin)
         py = self.pose.cy + r * (x * self._sin + y * self._cos)

@@ -28,9 +28,45 @@ def draw_face(
     _draw_head(canvas, ident, a)
     _draw_skin_marks(canvas, ident, a)
     eyes = _draw_eyes(canvas, ident, a, blink)
+    if ident.glasses is not None:
+        _draw_glasses(canvas, ident)
     nose, tip_y = _draw_nose(canvas, ident, a)
+    if ident.beard > 0:
+        _draw_beard(canvas, ident, a, tip_y)
     corners = _draw_mouth(canvas, ident, a, asym, tip_y)
     return np.array([*eyes, nose, *corners], np.float32)
+
+
+def _draw_glasses(canvas: Canvas, ident: Identity) -> None:
+    """Rims round the eyes, a bridge and temples to the ears, and a tinted lens (sunglasses
+    hide the lids, as they do in real corpora; the labels do not change)."""
+    frame, tint = ident.glasses
+    es, ey = ident.eye_spacing, EYE_Y
+    rw, rh = 0.20 * ident.eye_size, 0.13 * ident.eye_size
+    for side in (-1, 1):
+        rim = ellipse(side * es, ey + 0.01, rw, rh, n=32)
+        canvas.poly(rim, frame * 0.4, depth=0.75, alpha=tint)
+        canvas.line(np.vstack([rim, rim[:1]]), frame, 0.025, depth=0.75)
+        temple = np.array([[side * (es + rw), ey - 0.02], [side * ident.face_w * 0.98, ey - 0.04]])
+        canvas.line(temple, frame, 0.02, depth=0.5)
+    bridge = np.array([[-(es - rw), ey - 0.02], [0.0, ey - 0.05], [es - rw, ey - 0.02]])
+    canvas.line(bridge, frame, 0.022, depth=0.8)
+
+
+def _draw_beard(canvas: Canvas, ident: Identity, a: dict[str, float], tip_y: float) -> None:
+    """Beard over the jaw and chin (it follows the jaw drop, AU26) and a moustache; the lips
+    are drawn over it."""
+    fw, fh = ident.face_w, ident.face_h
+    jaw = 0.10 * a["AU26"]
+    t = np.linspace(0.08 * math.pi, 0.92 * math.pi, 32)  # the lower arc of the head outline
+    arc = np.stack([fw * 0.99 * np.cos(t), fh * 0.99 * np.sin(t)], axis=1)
+    arc[:, 1] += jaw * arc[:, 1] / fh
+    arc = arc[arc[:, 1] > 0.3]
+    top = np.array([[-0.3, tip_y + 0.16], [0.0, tip_y + 0.12], [0.3, tip_y + 0.16]])
+    colour = ident.hair * 0.9
+    canvas.poly(np.vstack([arc, top]), colour, depth=0.65, alpha=ident.beard)
+    moustache = ellipse(0, tip_y + 0.1, ident.mouth_width + 0.04, 0.045, n=24)
+    canvas.poly(moustache, colour * 0.9, depth=0.75, alpha=ident.beard)
 
 
 def _draw_head(canvas: Canvas, ident: Identity, a: dict[str, float]) -> None:

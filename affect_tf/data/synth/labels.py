@@ -94,6 +94,14 @@ class SynthConfig:
         jpeg_min_quality: 0 (off), or each frame is JPEG-compressed in memory at a quality
             drawn in [jpeg_min_quality, 95] before it is stored (camera and upload artefacts).
         noise_max: Sensor noise standard deviation is drawn in [0, noise_max] per frame.
+        accessory_rate: Per-video chance of glasses (clear, tinted or sunglasses), and,
+            independently, of a beard with a moustache. 0 (the default) draws none.
+        pitch_range: Head pitch of a video is drawn in +- this many radians (0: none, the
+            default; positive looks down).
+
+    ``accessory_rate`` and ``pitch_range`` draw from a random stream of their own, so at 0 a
+    corpus is exactly what it was before they existed, and at any value the labels, identities
+    and scenes are those of the same seed without them (``LATER_FIELDS``).
 
     The last four are the generator's nuisance settings: the defaults are the corpus the tests
     and the demo were measured on; ``benchmarks/pretrained.py`` (``TARGET``) renders another
@@ -114,6 +122,8 @@ class SynthConfig:
     yaw_range: float = 0.45
     jpeg_min_quality: int = 0
     noise_max: float = 5.0
+    accessory_rate: float = 0.0
+    pitch_range: float = 0.0
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -146,10 +156,31 @@ class SynthConfig:
             )
         if not 0.0 <= self.noise_max <= 50.0:
             raise ValueError(f"Expected noise_max in [0, 50]. Received: noise_max={self.noise_max}")
+        if not 0.0 <= self.accessory_rate <= 1.0:
+            raise ValueError(
+                f"Expected accessory_rate in [0, 1]. Received: accessory_rate={self.accessory_rate}"
+            )
+        if not 0.0 <= self.pitch_range <= 0.6:
+            raise ValueError(
+                "Expected pitch_range in [0, 0.6] radians. "
+                f"Received: pitch_range={self.pitch_range}"
+            )
 
     @property
     def num_videos(self) -> int:
         return math.ceil(self.n / self.frames_per_video)
+
+
+# Generator settings added after the first pretraining cards were written. Their defaults render
+# exactly what the generator rendered before them, so a card or settings file that lacks one
+# means its default (``with_later_defaults``).
+LATER_FIELDS: dict[str, float] = {"accessory_rate": 0.0, "pitch_range": 0.0}
+
+
+def with_later_defaults(settings: dict) -> dict:
+    """``settings`` (a ``SynthConfig`` as a dict) with any missing ``LATER_FIELDS`` at their
+    defaults: what an older card's corpus means."""
+    return {**LATER_FIELDS, **settings}
 
 
 @dataclasses.dataclass
@@ -168,6 +199,10 @@ class Identity:
     mouth_width: float
     nose_length: float
     gaze: tuple[float, float]
+    # Accessories (``SynthConfig.accessory_rate``): glasses as (frame RGB, lens tint alpha),
+    # beard density in [0, 1] (0: none).
+    glasses: tuple[np.ndarray, float] | None = None
+    beard: float = 0.0
 
 
 @dataclasses.dataclass
@@ -179,6 +214,7 @@ class Pose:
     radius: float  # face half-width in output pixels
     roll: float  # radians
     yaw: float  # radians
+    pitch: float = 0.0  # radians, positive looks down
 
 
 @dataclasses.dataclass

@@ -1,10 +1,10 @@
 """Drawing SynthAffect frames: faces whose geometry the 12 AUs drive, in cluttered scenes.
 
 Brows raise/lower and knit, lids tighten, cheeks raise, lip corners pull/depress, lips
-tighten/press/part, jaw drops. Nuisances vary independently of the labels: identity, head roll
-and yaw, scale and position, lighting and colour cast, blur, sensor noise, background clutter
-or photographs, JPEG artefacts and partial occlusion. Videos interpolate smoothly between
-expression keyframes.
+tighten/press/part, jaw drops. Nuisances vary independently of the labels: identity, head roll,
+yaw and pitch, glasses and beards, scale and position, lighting and colour cast, blur, sensor
+noise, background clutter or photographs, JPEG artefacts and partial occlusion. Videos
+interpolate smoothly between expression keyframes.
 """
 
 from __future__ import annotations
@@ -111,6 +111,25 @@ def _between_keyframes(keys: list, step: int, t: int, rng: np.random.Generator) 
     return (e0 if w < 0.5 else e1), act, asym, va
 
 
+def _later_nuisances(config: SynthConfig, video: int, ident: Identity) -> np.ndarray:
+    """Adds ``config``'s accessories to ``ident``; returns the video's per-frame head pitch.
+
+    Their own random stream (not the video's): at 0 the corpus is the one rendered before these
+    settings existed, and otherwise the same labels and scenes with glasses, beards, pitch.
+    """
+    rng = np.random.default_rng([config.seed, video, 1])
+    if rng.random() < config.accessory_rate:
+        tint = float(rng.choice([0.0, 0.15, 0.85], p=[0.6, 0.25, 0.15]))
+        frame = rng.choice([[20, 20, 20], [90, 60, 30], [160, 160, 170], [120, 30, 30]])
+        ident.glasses = (np.asarray(frame, np.float32), tint)
+    if rng.random() < config.accessory_rate:
+        ident.beard = float(rng.uniform(0.5, 0.95))
+    count = config.frames_per_video
+    pitch0 = rng.uniform(-config.pitch_range, config.pitch_range)
+    drift = rng.normal(0, 0.015, count).cumsum() if config.pitch_range else np.zeros(count)
+    return pitch0 + drift
+
+
 def render_video(
     config: SynthConfig, video: int, expressions: list[int] | None = None
 ) -> list[Frame]:
@@ -124,6 +143,7 @@ def render_video(
     rng = np.random.default_rng([config.seed, video])
     size, count = config.size, config.frames_per_video
     ident = random_identity(rng)
+    pitch = _later_nuisances(config, video, ident)
     ss = 2
     background = np.zeros((size * ss, size * ss, 3), np.uint8)
     # The default corpus draws exactly what it always drew (same random stream).
@@ -152,6 +172,7 @@ def render_video(
             radius=float(radius * (1 + 0.5 * drift[t, 2])),
             roll=float(roll0 + drift[t, 2] * 3),
             yaw=float(np.clip(yaw0 + drift[t, 3], -max_yaw, max_yaw)),
+            pitch=float(pitch[t]),
         )
         gain, slope, angle, cast = light0
         lighting = (gain * rng.uniform(0.95, 1.05), slope, angle + rng.normal(0, 0.05), cast)
