@@ -187,3 +187,67 @@ def test_reproduction_verdict_compares_task_differences_with_the_test_sets_sampl
     assert ": within noise" in text and "P_MTL -0.040" in text
     far = {"runs": {"shipped": card(0.9, 0.9, 0.7), "rerun": card(0.9, 0.9, 0.62)}}
     assert "NOT within noise" in reproduction_verdict(far)
+
+
+def test_synth_knob_ablations_leave_out_one_setting_each_and_the_target_is_unseen():
+    from affect_tf.data.synth import SynthConfig
+    from benchmarks.synth_knobs import RICH, TARGET, variants
+
+    found = variants()
+    assert found["shipped settings (defaults)"] == {} and found["rich (all on)"] == RICH
+    ablations = {k: v for k, v in found.items() if k.startswith("rich without")}
+    assert len(ablations) == len(RICH)
+    for knobs in ablations.values():
+        changed = [k for k in RICH if knobs[k] != RICH[k]]
+        assert len(changed) == 1 and knobs[changed[0]] == getattr(SynthConfig, changed[0])
+    for knob, value in TARGET.items():
+        assert value not in (RICH[knob], getattr(SynthConfig, knob)), knob
+    SynthConfig(**RICH), SynthConfig(**TARGET)  # valid settings
+
+
+def test_synth_knob_findings_name_what_helps_hurts_and_ties():
+    from benchmarks.synth_knobs import findings, markdown
+
+    rich = _runs(2.0, 2.1)  # 2.05 +- 0.05
+    r = {
+        "config": {
+            "pretrain_epochs": 12,
+            "steps_per_epoch": 64,
+            "size": 500,
+            "seeds": 2,
+            "epochs": 12,
+            "n_test": 960,
+            "target": {},
+            "rich": {},
+        },
+        "machine": "test",
+        "random": _runs(0.5, 0.7),
+        "corpora": {
+            "shipped settings (defaults)": _entry(_runs(1.7, 1.8)),
+            "rich (all on)": _entry(rich),
+            # 2.05 - 1.75 = 0.30 > 0.05 + 0.05: helps.
+            "rich without yaw_range (= 0.45)": _entry(_runs(1.7, 1.8)),
+            # 2.45 - 2.05 = 0.40 > 0.1: removing it helps.
+            "rich without noise_max (= 5.0)": _entry(_runs(2.4, 2.5)),
+            # 0.05 <= 0.1: within the spreads.
+            "rich without pitch_range (= 0.0)": _entry(_runs(2.0, 2.0)),
+        },
+    }
+    text = findings(r)
+    assert "the rich corpus transfers better than the shipped settings (+0.300)" in text
+    assert "costs transfer (P_MTL lost): yaw_range (+0.300)" in text
+    assert "removal helps transfer: noise_max (-0.400)" in text
+    assert "Within the spreads: pitch_range" in text
+    page = markdown(r)
+    assert "| rich without yaw_range (= 0.45) | 1.750 ± 0.050 | -0.300 |" in page
+    assert "| random weights (no pretraining) | 0.600 ± 0.100 |" in page
+
+
+def _entry(runs: list[dict]) -> dict:
+    return {
+        "knobs": {},
+        "held_out_own_domain": 2.5,
+        "pretrain_seconds": 300.0,
+        "images_per_s": 100.0,
+        "transfer": runs,
+    }
