@@ -103,9 +103,9 @@ class SynthConfig:
     corpus is exactly what it was before they existed, and at any value the labels, identities
     and scenes are those of the same seed without them (``LATER_FIELDS``).
 
-    ``backgrounds`` to ``pitch_range`` are the generator's nuisance settings: the defaults are the corpus the tests
-    and the demo were measured on; ``benchmarks/pretrained.py`` (``TARGET``) renders another
-    domain with them (docs/results.md).
+    ``backgrounds`` to ``pitch_range`` are the generator's nuisance settings: the defaults are
+    the corpus the tests and the demo were measured on; ``benchmarks/pretrained.py``
+    (``TARGET``) renders another domain with them (docs/results.md).
     """
 
     n: int = 512
