@@ -114,7 +114,7 @@ def check_folder(out: Path, settings: dict) -> dict | None:
         raise PretrainFolderError(
             f"Expected JSON settings in {saved_path}. Received: {e}"
         ) from None
-    differs = _differences(saved, settings)
+    differs = setting_differences(saved, settings)
     if differs:
         raise PretrainFolderError(
             f"Expected {out} to hold a pretraining run with the same settings (to resume it). "
@@ -124,13 +124,17 @@ def check_folder(out: Path, settings: dict) -> dict | None:
     return read_card(card) if card.is_file() else None
 
 
-def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
-    """``key was A, now B`` for every leaf that differs."""
+def setting_differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """``key was A, now B`` for every leaf that differs between two runs' settings (or cards).
+
+    A generator setting added after one of them was written (``LATER_FIELDS``) and missing from
+    it reads as its default, which renders what that run rendered.
+    """
     out = []
     for key in sorted(set(saved) | set(wanted)):
-        a, b = saved.get(key, LATER_FIELDS.get(key)), wanted.get(key)  # older runs lack them
+        a, b = saved.get(key, LATER_FIELDS.get(key)), wanted.get(key, LATER_FIELDS.get(key))
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
+            out += setting_differences(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key} was {a!r}, now {b!r}")
     return out

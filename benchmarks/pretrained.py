@@ -32,9 +32,9 @@ import numpy as np
 
 from affect_tf.data.examples import read_tfrecord, serialize_example
 from affect_tf.data.synth import SynthConfig, render_video
-from affect_tf.data.synth.labels import with_later_defaults
 from affect_tf.model import get_preset
 from affect_tf.model.shipped import find_shipped, read_card
+from affect_tf.pretrain import setting_differences
 from affect_tf.pretrain_budget import BUDGETS
 from affect_tf.training import evaluate
 from benchmarks.common import write_section
@@ -254,7 +254,9 @@ def reproduction(preset: str, card_file: str) -> dict:
     rerun = read_card(card_file)
     same = ("preset", "seed", "budget", "corpus", "model")
     return {
-        "differences": [k for k in same if _settings(shipped, k) != _settings(rerun, k)],
+        "differences": [
+            k for k in same if setting_differences({k: shipped.get(k)}, {k: rerun.get(k)})
+        ],
         "runs": {
             label: {
                 "held_out_test": card["held_out_test"],
@@ -337,17 +339,6 @@ def markdown(r: dict) -> str:
             )
         lines.append(f"| {label} [{r['test_check'][label]:.3f}] | " + " | ".join(cells) + " |")
     return "\n".join(lines + reproduction_lines(r) + ["", findings(r)]) + "\n"
-
-
-def _settings(card: dict, key: str):
-    """A card's settings under ``key``, generator settings added since it was written at their
-    defaults (they render what the card's run rendered)."""
-    value = card.get(key)
-    if key == "budget":
-        return with_later_defaults(value)
-    if key == "corpus":
-        return {part: with_later_defaults(settings) for part, settings in value.items()}
-    return value
 
 
 def reproduction_lines(r: dict) -> list[str]:

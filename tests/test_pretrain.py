@@ -29,7 +29,13 @@ from affect_tf.model.shipped import (
     find_shipped,
     shipped,
 )
-from affect_tf.pretrain import WEIGHTS_FILE, check_folder, pretrain, settings_of
+from affect_tf.pretrain import (
+    WEIGHTS_FILE,
+    check_folder,
+    pretrain,
+    setting_differences,
+    settings_of,
+)
 from affect_tf.pretrain_budget import get_budget
 
 
@@ -396,6 +402,8 @@ def test_a_run_started_before_the_accessory_and_pitch_settings_still_resumes(tmp
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "pretrain.json").write_text(json.dumps(older))
     assert check_folder(tmp_path / "run", settings) is None
+    # Either side may be the older one (a rerun's card compared with a shipped card).
+    assert setting_differences(settings, older) == setting_differences(older, settings) == []
     glasses = settings_of("tiny", get_budget("quick", accessory_rate=0.5), 0, get_preset("tiny"))
     with pytest.raises(ValueError, match="accessory_rate was 0.0, now 0.5"):
         check_folder(tmp_path / "run", glasses)

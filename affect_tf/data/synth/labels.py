@@ -173,14 +173,8 @@ class SynthConfig:
 
 # Generator settings added after the first pretraining cards were written. Their defaults render
 # exactly what the generator rendered before them, so a card or settings file that lacks one
-# means its default (``with_later_defaults``).
+# means its default (``affect_tf.pretrain.setting_differences``).
 LATER_FIELDS: dict[str, float] = {"accessory_rate": 0.0, "pitch_range": 0.0}
-
-
-def with_later_defaults(settings: dict) -> dict:
-    """``settings`` (a ``SynthConfig`` as a dict) with any missing ``LATER_FIELDS`` at their
-    defaults: what an older card's corpus means."""
-    return {**LATER_FIELDS, **settings}
 
 
 @dataclasses.dataclass
