@@ -173,29 +173,34 @@ def markdown(r: dict) -> str:
     return "\n".join(lines + ["", findings(r)]) + "\n"
 
 
+def _compare(a: list[dict], b: list[dict]) -> tuple[float, int]:
+    """Mean P_MTL of runs ``a`` minus ``b``, and its sign where it exceeds the two spreads
+    together (+1 or -1; 0: within the spreads)."""
+    (mean_a, std_a), (mean_b, std_b) = mean_std(a, "p_mtl"), mean_std(b, "p_mtl")
+    diff = mean_a - mean_b
+    return diff, int(diff > std_a + std_b) - int(-diff > std_a + std_b)
+
+
 def findings(r: dict) -> str:
     """Which settings help, computed: removing a setting that helps lowers transfer by more
     than the two spreads together; one whose removal raises it by as much hurts."""
-    rich_mean, rich_std = mean_std(r["corpora"]["rich (all on)"]["transfer"], "p_mtl")
+    rich = r["corpora"]["rich (all on)"]["transfer"]
     helps, hurts, neutral = [], [], []
     for label, x in r["corpora"].items():
         if not label.startswith("rich without"):
             continue
-        mean, std = mean_std(x["transfer"], "p_mtl")
+        diff, sign = _compare(rich, x["transfer"])
         knob = label.split()[2]
-        if rich_mean - mean > rich_std + std:
-            helps.append(f"{knob} ({rich_mean - mean:+.3f})")
-        elif mean - rich_mean > rich_std + std:
-            hurts.append(f"{knob} ({rich_mean - mean:+.3f})")
+        if sign:
+            (helps if sign > 0 else hurts).append(f"{knob} ({diff:+.3f})")
         else:
             neutral.append(knob)
-    base_mean, base_std = mean_std(r["corpora"]["shipped settings (defaults)"]["transfer"], "p_mtl")
-    if rich_mean - base_mean > rich_std + base_std:
-        verdict = f"the rich corpus transfers better than the shipped settings ({rich_mean - base_mean:+.3f})"
-    elif base_mean - rich_mean > rich_std + base_std:
-        verdict = f"the shipped settings transfer better than the rich corpus ({base_mean - rich_mean:+.3f})"
-    else:
-        verdict = "the rich corpus and the shipped settings transfer alike (within the spreads)"
+    diff, sign = _compare(rich, r["corpora"]["shipped settings (defaults)"]["transfer"])
+    verdict = {
+        1: f"the rich corpus transfers better than the shipped settings ({diff:+.3f})",
+        -1: f"the shipped settings transfer better than the rich corpus ({-diff:+.3f})",
+        0: "the rich corpus and the shipped settings transfer alike (within the spreads)",
+    }[sign]
     parts = [
         f"Findings: {verdict}.",
         "Settings whose removal costs transfer (P_MTL lost): "
