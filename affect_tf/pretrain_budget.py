@@ -26,7 +26,8 @@ class PretrainBudget(FrozenConfig):
         scene_size: Side of the rendered frames (0: ``max(128, 2 x image_size)``; the face is
             32-60 % of the frame width).
         backgrounds, yaw_range, jpeg_min_quality, noise_max, occlusion_rate, accessory_rate,
-            pitch_range: The generator's nuisance settings (``SynthConfig``).
+            pitch_range, fringe_rate, mask_rate, low_res_rate, intensity_min: The generator's
+            nuisance settings (``SynthConfig``).
     """
 
     name: str = "custom"
@@ -46,6 +47,10 @@ class PretrainBudget(FrozenConfig):
     occlusion_rate: float = SynthConfig.occlusion_rate
     accessory_rate: float = SynthConfig.accessory_rate
     pitch_range: float = SynthConfig.pitch_range
+    fringe_rate: float = SynthConfig.fringe_rate
+    mask_rate: float = SynthConfig.mask_rate
+    low_res_rate: float = SynthConfig.low_res_rate
+    intensity_min: float = SynthConfig.intensity_min
 
     def __post_init__(self) -> None:
         for field in ("epochs", "steps_per_epoch", "frames_per_video", "val_n", "test_n"):
@@ -75,6 +80,10 @@ class PretrainBudget(FrozenConfig):
             noise_max=self.noise_max,
             accessory_rate=self.accessory_rate,
             pitch_range=self.pitch_range,
+            fringe_rate=self.fringe_rate,
+            mask_rate=self.mask_rate,
+            low_res_rate=self.low_res_rate,
+            intensity_min=self.intensity_min,
         )
 
 

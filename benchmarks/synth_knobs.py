@@ -44,6 +44,10 @@ RICH = {
     "occlusion_rate": 0.2,
     "accessory_rate": 0.3,
     "pitch_range": 0.3,
+    "fringe_rate": 0.3,
+    "mask_rate": 0.15,
+    "low_res_rate": 0.2,
+    "intensity_min": 0.3,
 }
 # The target domain: each setting at a value no pretraining corpus uses.
 TARGET = {
@@ -54,6 +58,10 @@ TARGET = {
     "occlusion_rate": 0.25,
     "accessory_rate": 0.5,
     "pitch_range": 0.4,
+    "fringe_rate": 0.45,
+    "mask_rate": 0.25,
+    "low_res_rate": 0.3,
+    "intensity_min": 0.2,
 }
 
 

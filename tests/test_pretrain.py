@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from affect_tf.data.synth import SynthConfig
+from affect_tf.data.synth.labels import LATER_FIELDS
 from affect_tf.data.synth.stream import stream_chunks, video_examples
 from affect_tf.files import replaced_atomically
 from affect_tf.model import AffectModel, get_preset
@@ -157,6 +158,10 @@ def test_nuisance_knobs_change_the_frames_not_the_labels_model():
         ("noise_max", -1.0, "Expected noise_max"),
         ("accessory_rate", 1.5, "Expected accessory_rate in"),
         ("pitch_range", 0.8, "Expected pitch_range in"),
+        ("fringe_rate", 1.5, "Expected fringe_rate in"),
+        ("mask_rate", -0.1, "Expected mask_rate in"),
+        ("low_res_rate", 2.0, "Expected low_res_rate in"),
+        ("intensity_min", 0.0, "Expected intensity_min in"),
     ],
 )
 def test_bad_nuisance_settings_name_the_field(field, value, match):
@@ -391,14 +396,14 @@ def test_the_folder_check_names_what_differs(tmp_path):
         check_folder(tmp_path / "run", other)
 
 
-def test_a_run_started_before_the_accessory_and_pitch_settings_still_resumes(tmp_path):
+def test_a_run_started_before_the_later_generator_settings_still_resumes(tmp_path):
     """Settings files of older runs lack the later generator fields: absent means the default
     (which renders what those runs rendered), anything else differs."""
     budget = get_budget("quick")
     settings = settings_of("tiny", budget, 0, get_preset("tiny"))
     older = json.loads(json.dumps(settings))
-    for name in ("accessory_rate", "pitch_range"):
-        assert older["budget"].pop(name) == 0.0
+    for name, default in LATER_FIELDS.items():
+        assert older["budget"].pop(name) == default
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "pretrain.json").write_text(json.dumps(older))
     assert check_folder(tmp_path / "run", settings) is None

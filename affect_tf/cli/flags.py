@@ -69,12 +69,32 @@ SYNTH_NUISANCE_FLAGS = {
         float,
         "head pitch drawn in +- this many radians (default 0: none)",
     ),
+    "--fringe-rate": (
+        "fringe_rate",
+        float,
+        "per-video chance of a fringe over the brows (default 0: none)",
+    ),
+    "--mask-rate": (
+        "mask_rate",
+        float,
+        "per-video chance of a face mask over nose, mouth and chin (default 0: none)",
+    ),
+    "--low-res-rate": (
+        "low_res_rate",
+        float,
+        "per-frame chance of a low-resolution face, 10-32 px wide (default 0: none)",
+    ),
+    "--intensity-min": (
+        "intensity_min",
+        float,
+        "expressions drawn at an intensity in [I, 1] (default 0.6; lower adds subtle ones)",
+    ),
 }
 
 
 def add_synth_nuisance_flags(parser: argparse.ArgumentParser) -> None:
-    """``--backgrounds``, ``--yaw-range``, ``--jpeg-min-quality``, ``--noise-max``,
-    ``--accessory-rate``, ``--pitch-range``."""
+    """The generator's nuisance flags (``SYNTH_NUISANCE_FLAGS``: ``--backgrounds`` ...
+    ``--intensity-min``)."""
     for flag, (dest, kind, text) in SYNTH_NUISANCE_FLAGS.items():
         parser.add_argument(flag, dest=dest, type=kind, default=None, help=text)
 

@@ -161,3 +161,62 @@ def test_accessories_and_pitch_change_the_pixels_not_the_labels_or_the_scene():
         assert ident.glasses is not None and 0.5 <= ident.beard <= 0.95
     # Still deterministic.
     np.testing.assert_array_equal(render_video(dressed_config, 1)[0].image, dressed[2].image)
+
+
+def test_fringe_mask_and_low_resolution_change_the_pixels_not_the_labels_or_the_scene():
+    """The third random stream: labels, identities' geometry and head positions stay those of
+    the seed; each setting draws what it says, and a higher low-resolution rate only adds
+    low-resolution frames."""
+    from affect_tf.data.synth.renderer import _newest_nuisances, low_resolution
+
+    base = SynthConfig(n=8, size=96, frames_per_video=2, seed=4)
+    plain = [f for v in range(4) for f in render_video(base, v)]
+    for knob in ("fringe_rate", "mask_rate", "low_res_rate"):
+        changed = [
+            f for v in range(4) for f in render_video(dataclasses.replace(base, **{knob: 1.0}), v)
+        ]
+        for a, b in zip(plain, changed, strict=True):
+            assert a.expression == b.expression and a.valence == b.valence
+            np.testing.assert_array_equal(a.au_activation, b.au_activation)
+            np.testing.assert_array_equal(a.landmarks, b.landmarks)
+            assert a.bbox == b.bbox
+            assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() > 0.5, knob
+    for video in range(4):
+        ident = synth.random_identity(np.random.default_rng([4, video]))
+        assert not _newest_nuisances(base, video, ident).any()
+        assert ident.fringe is None and ident.mask is None
+        full = dataclasses.replace(base, fringe_rate=1.0, mask_rate=1.0, low_res_rate=1.0)
+        widths = _newest_nuisances(full, video, ident)
+        assert ((widths >= 10) & (widths <= 32)).all()
+        assert ident.fringe.shape == (9,) and (ident.fringe < -0.15).all()  # above the eyes
+        assert ident.mask.shape == (3,) and ident.hair_style >= 1
+        some = _newest_nuisances(dataclasses.replace(base, low_res_rate=0.5), video, ident)
+        assert set(np.flatnonzero(some)) <= set(np.flatnonzero(widths))
+    # Low resolution keeps the size; a 10 px face leaves a tenth of the detail of a 100 px one.
+    sharp = np.zeros((128, 128, 3), np.uint8)
+    sharp[:, ::2] = 255  # 1-pixel stripes: gone once the face is shrunk and scaled back
+    blurred = low_resolution(sharp, face_px=10, radius=50)
+    assert blurred.shape == sharp.shape and blurred.std() < 0.1 * sharp.std()
+    assert low_resolution(sharp, face_px=120, radius=50) is sharp  # never enlarged
+
+
+def test_intensity_min_rescales_the_same_draw():
+    """Hand-checked: the keyframe's uniform draw u in [0.6, 1] becomes
+    intensity_min + (u - 0.6) / 0.4 * (1 - intensity_min); the random stream is unchanged."""
+    happiness = EXPRESSIONS.index("Happiness")
+    u = np.random.default_rng(7).uniform(0.6, 1.0)
+    expected = 0.2 + (u - 0.6) / 0.4 * 0.8
+    _, act0, va0, _ = synth.sample_keyframe(np.random.default_rng(7), happiness)
+    _, act1, va1, _ = synth.sample_keyframe(np.random.default_rng(7), happiness, 0.2)
+    # Happiness: valence = 0.75 * (0.45 + 0.55 * intensity) + the same noise.
+    np.testing.assert_allclose(va1[0] - va0[0], 0.75 * 0.55 * (expected - u), atol=1e-6)
+    assert act1[AUS.index("AU12")] < act0[AUS.index("AU12")]
+    # In a corpus: the same expressions and head positions (eye centres), weaker AUs.
+    base = SynthConfig(n=64, size=64, frames_per_video=8, seed=2)
+    subtle = dataclasses.replace(base, intensity_min=0.1)
+    a = [f for v in range(8) for f in render_video(base, v)]
+    b = [f for v in range(8) for f in render_video(subtle, v)]
+    assert [f.expression for f in a] == [f.expression for f in b]
+    assert np.mean([f.au_activation.sum() for f in b]) < np.mean([f.au_activation.sum() for f in a])
+    for fa, fb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(fa.landmarks[:2], fb.landmarks[:2])

@@ -28,13 +28,54 @@ def draw_face(
     _draw_head(canvas, ident, a)
     _draw_skin_marks(canvas, ident, a)
     eyes = _draw_eyes(canvas, ident, a, blink)
+    if ident.fringe is not None:
+        _draw_fringe(canvas, ident)
     if ident.glasses is not None:
         _draw_glasses(canvas, ident)
     nose, tip_y = _draw_nose(canvas, ident, a)
     if ident.beard > 0:
         _draw_beard(canvas, ident, a, tip_y)
     corners = _draw_mouth(canvas, ident, a, asym, tip_y)
+    if ident.mask is not None:
+        _draw_mask(canvas, ident, a, tip_y)
     return np.array([*eyes, nose, *corners], np.float32)
+
+
+def _draw_fringe(canvas: Canvas, ident: Identity) -> None:
+    """Hair from the crown down over the forehead to ``ident.fringe``'s strand ends, over the
+    brows (drawn after them), with a few darker strand lines."""
+    fw, fh = ident.face_w, ident.face_h
+    ends = ident.fringe
+    xs = np.linspace(-0.85, 0.85, len(ends)) * fw
+    crown = ellipse(0, -0.02, fw * 1.02, fh * 1.01, t0=math.pi * 1.08, t1=math.pi * 1.92)
+    canvas.poly(np.vstack([crown, np.stack([xs, ends], 1)[::-1]]), ident.hair, depth=0.62)
+    for x, end in zip(xs[1:-1:2], ends[1:-1:2], strict=True):
+        strand = np.array([[x * 0.8, -fh * 0.8], [x, end - 0.02]])
+        canvas.line(strand, ident.hair * 0.7, 0.015, depth=0.62, alpha=0.6)
+
+
+def _draw_mask(canvas: Canvas, ident: Identity, a: dict[str, float], tip_y: float) -> None:
+    """A face mask from the nose bridge to under the chin (it stretches with the jaw, AU26),
+    pleats and ear loops; drawn over the mouth and any beard."""
+    fw, fh = ident.face_w, ident.face_h
+    jaw = 0.10 * a["AU26"]
+    t = np.linspace(0.04 * math.pi, 0.96 * math.pi, 32)  # the lower arc of the head outline
+    chin = np.stack([fw * 0.97 * np.cos(t), fh * 0.97 * np.sin(t) + 0.02], axis=1)
+    chin[:, 1] += jaw * np.clip(chin[:, 1], 0, None) / fh
+    top_y = tip_y - 0.16
+    top = np.array([[-fw * 0.95, top_y + 0.1], [0.0, top_y - 0.04], [fw * 0.95, top_y + 0.1]])
+    top = smooth_curve(top)
+    chin = chin[chin[:, 1] > top_y + 0.1]
+    canvas.poly(np.vstack([chin, top]), ident.mask, depth=1.0)
+    for k in range(1, 4):  # pleats, lower as the jaw drops
+        y = top_y + 0.1 + k * (0.16 + jaw / 3)
+        pleat = smooth_curve(np.array([[-fw * 0.7, y], [0.0, y - 0.03], [fw * 0.7, y]]))
+        canvas.line(pleat, ident.mask * 0.8, 0.012, depth=1.0, alpha=0.7)
+    for side in (-1, 1):  # ear loops
+        loop = np.array(
+            [[side * fw * 0.95, top_y + 0.1], [side * fw * 1.02, 0.0], [side * fw * 0.9, 0.75]]
+        )
+        canvas.line(smooth_curve(loop), ident.mask * 0.9, 0.015, depth=0.3)
 
 
 def _draw_glasses(canvas: Canvas, ident: Identity) -> None:

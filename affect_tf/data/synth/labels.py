@@ -98,12 +98,23 @@ class SynthConfig:
             independently, of a beard with a moustache. 0 (the default) draws none.
         pitch_range: Head pitch of a video is drawn in +- this many radians (0: none, the
             default; positive looks down).
+        fringe_rate: Per-video chance of a fringe: hair over the forehead, down over part or
+            all of the brows (AU1/AU2/AU4 stay labelled, as in real corpora).
+        mask_rate: Per-video chance of a face mask over the nose, mouth and chin (the lower
+            face's AUs stay labelled; the mask stretches with the jaw).
+        low_res_rate: Per-frame chance that the frame is captured at low resolution: shrunk
+            until the face is 10-32 pixels wide, then scaled back up (a distant or cropped
+            face; the model's input is then 12-45 pixels of real detail).
+        intensity_min: Expression keyframes are drawn at an intensity in
+            [intensity_min, 1]; the default 0.6 gives clear expressions, lower values add
+            subtle ones (AU activations and VA follow the intensity, so the labels stay exact).
 
-    ``accessory_rate`` and ``pitch_range`` draw from a random stream of their own, so at 0 a
-    corpus is exactly what it was before they existed, and at any value the labels, identities
-    and scenes are those of the same seed without them (``LATER_FIELDS``).
+    ``accessory_rate`` to ``low_res_rate`` draw from random streams of their own and
+    ``intensity_min`` rescales the same draw, so at their defaults a corpus is exactly what it
+    was before they existed, and at any value the identities and scenes are those of the same
+    seed without them (``LATER_FIELDS``); only ``intensity_min`` changes labels.
 
-    ``backgrounds`` to ``pitch_range`` are the generator's nuisance settings: the defaults are
+    ``backgrounds`` to ``intensity_min`` are the generator's nuisance settings: the defaults are
     the corpus the tests and the demo were measured on; ``benchmarks/pretrained.py``
     (``TARGET``) renders another domain with them (docs/results.md).
     """
@@ -124,6 +135,10 @@ class SynthConfig:
     noise_max: float = 5.0
     accessory_rate: float = 0.0
     pitch_range: float = 0.0
+    fringe_rate: float = 0.0
+    mask_rate: float = 0.0
+    low_res_rate: float = 0.0
+    intensity_min: float = 0.6
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -156,9 +171,14 @@ class SynthConfig:
             )
         if not 0.0 <= self.noise_max <= 50.0:
             raise ValueError(f"Expected noise_max in [0, 50]. Received: noise_max={self.noise_max}")
-        if not 0.0 <= self.accessory_rate <= 1.0:
+        for rate in ("accessory_rate", "fringe_rate", "mask_rate", "low_res_rate"):
+            if not 0.0 <= getattr(self, rate) <= 1.0:
+                raise ValueError(
+                    f"Expected {rate} in [0, 1]. Received: {rate}={getattr(self, rate)}"
+                )
+        if not 0.05 <= self.intensity_min <= 1.0:
             raise ValueError(
-                f"Expected accessory_rate in [0, 1]. Received: accessory_rate={self.accessory_rate}"
+                f"Expected intensity_min in [0.05, 1]. Received: intensity_min={self.intensity_min}"
             )
         if not 0.0 <= self.pitch_range <= 0.6:
             raise ValueError(
@@ -174,7 +194,16 @@ class SynthConfig:
 # Generator settings added after the first pretraining cards were written. Their defaults render
 # exactly what the generator rendered before them, so a card or settings file that lacks one
 # means its default (``affect_tf.pretrain.setting_differences``).
-LATER_FIELDS: dict[str, float] = {"accessory_rate": 0.0, "pitch_range": 0.0}
+LATER_FIELDS: dict[str, float] = {
+    "accessory_rate": 0.0,
+    "pitch_range": 0.0,
+    "fringe_rate": 0.0,
+    "mask_rate": 0.0,
+    "low_res_rate": 0.0,
+    "intensity_min": 0.6,
+}
+# The keyframe intensity range the generator always drew from; ``intensity_min`` rescales it.
+_INTENSITY_LOW = 0.6
 
 
 @dataclasses.dataclass
@@ -197,6 +226,10 @@ class Identity:
     # beard density in [0, 1] (0: none).
     glasses: tuple[np.ndarray, float] | None = None
     beard: float = 0.0
+    # ``SynthConfig.fringe_rate``: the fringe's lower edge, face-unit y of 9 strands left to
+    # right (None: no fringe). ``mask_rate``: the mask's RGB (None: no mask).
+    fringe: np.ndarray | None = None
+    mask: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -247,13 +280,21 @@ def random_identity(rng: np.random.Generator) -> Identity:
 
 
 def sample_keyframe(
-    rng: np.random.Generator, expression: int | None = None
+    rng: np.random.Generator, expression: int | None = None, intensity_min: float = 0.6
 ) -> tuple[int, np.ndarray, np.ndarray, float]:
-    """Draws an expression, its AU activations, its (valence, arousal) and the asymmetry."""
+    """Draws an expression, its AU activations, its (valence, arousal) and the asymmetry.
+
+    The intensity is drawn in ``[intensity_min, 1]`` (``SynthConfig.intensity_min``).
+    """
     if expression is None:
         expression = int(rng.choice(len(EXPRESSIONS), p=EXPRESSION_PRIOR))
     name = EXPRESSIONS[expression]
-    intensity = float(rng.uniform(0.6, 1.0))
+    intensity = float(rng.uniform(_INTENSITY_LOW, 1.0))
+    if intensity_min != _INTENSITY_LOW:
+        # The same draw mapped linearly onto [intensity_min, 1]: the random stream, and so
+        # every other label and nuisance of the corpus, stays that of the default.
+        frac = (intensity - _INTENSITY_LOW) / (1.0 - _INTENSITY_LOW)
+        intensity = intensity_min + frac * (1.0 - intensity_min)
     if name == "Neutral":
         act = rng.uniform(0.0, 0.25, NUM_AUS) * (rng.random(NUM_AUS) < 0.3)
     else:

@@ -2,9 +2,9 @@
 
 Brows raise/lower and knit, lids tighten, cheeks raise, lip corners pull/depress, lips
 tighten/press/part, jaw drops. Nuisances vary independently of the labels: identity, head roll,
-yaw and pitch, glasses and beards, scale and position, lighting and colour cast, blur, sensor
-noise, background clutter or photographs, JPEG artefacts and partial occlusion. Videos
-interpolate smoothly between expression keyframes.
+yaw and pitch, glasses, beards, fringes and face masks, scale and position, lighting and colour
+cast, blur, sensor noise, low resolution, background clutter or photographs, JPEG artefacts and
+partial occlusion. Videos interpolate smoothly between expression keyframes.
 """
 
 from __future__ import annotations
@@ -130,6 +130,41 @@ def _later_nuisances(config: SynthConfig, video: int, ident: Identity) -> np.nda
     return pitch0 + drift
 
 
+def _newest_nuisances(config: SynthConfig, video: int, ident: Identity) -> np.ndarray:
+    """Adds ``config``'s fringe and mask to ``ident``; returns each frame's low-resolution face
+    width in pixels (0: the frame keeps its resolution).
+
+    A third random stream, for the same reason as ``_later_nuisances``. Every frame draws its
+    chance and its width whatever the rate, so a higher rate only adds low-resolution frames.
+    """
+    rng = np.random.default_rng([config.seed, video, 2])
+    if rng.random() < config.fringe_rate:
+        edge = rng.uniform(-0.5, -0.28) + rng.uniform(-0.12, 0.12) * np.linspace(-1, 1, 9)
+        ident.fringe = edge + rng.uniform(-0.05, 0.05, 9)
+        ident.hair_style = max(ident.hair_style, 1)  # a fringe comes with hair on top
+    if rng.random() < config.mask_rate:
+        colours = [[150, 190, 220], [236, 236, 232], [35, 35, 40]]
+        colour = colours[int(rng.integers(3))] if rng.random() < 0.75 else rng.uniform(40, 230, 3)
+        ident.mask = np.asarray(colour, np.float32)
+    chance, width = (
+        rng.random(config.frames_per_video),
+        rng.uniform(10, 32, config.frames_per_video),
+    )
+    return np.where(chance < config.low_res_rate, width, 0.0)
+
+
+def low_resolution(image: np.ndarray, face_px: float, radius: float) -> np.ndarray:
+    """``image`` shrunk until the face (half-width ``radius`` pixels) is ``face_px`` wide, then
+    scaled back up to its size: what a distant face looks like after a detector's crop."""
+    size = image.shape[0]
+    factor = face_px / (2 * radius)
+    if factor >= 1:
+        return image
+    small = max(8, round(size * factor))
+    shrunk = cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA)
+    return cv2.resize(shrunk, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
 def render_video(
     config: SynthConfig, video: int, expressions: list[int] | None = None
 ) -> list[Frame]:
@@ -144,6 +179,7 @@ def render_video(
     size, count = config.size, config.frames_per_video
     ident = random_identity(rng)
     pitch = _later_nuisances(config, video, ident)
+    low_res = _newest_nuisances(config, video, ident)
     ss = 2
     background = np.zeros((size * ss, size * ss, 3), np.uint8)
     # The default corpus draws exactly what it always drew (same random stream).
@@ -157,7 +193,11 @@ def render_video(
     step = int(rng.integers(3, 9))
     n_keys = count // step + 2
     keys = [
-        sample_keyframe(rng, None if expressions is None else expressions[k % len(expressions)])
+        sample_keyframe(
+            rng,
+            None if expressions is None else expressions[k % len(expressions)],
+            config.intensity_min,
+        )
         for k in range(n_keys)
     ]
     drift = rng.normal(0, 1, (count, 4)).cumsum(axis=0) * np.array(
@@ -191,6 +231,8 @@ def render_video(
             occlude=bool(rng.random() < config.occlusion_rate),
             blink=blink,
         )
+        if low_res[t]:
+            image = low_resolution(image, float(low_res[t]), pose.radius)
         if config.jpeg_min_quality:
             image = jpeg_degrade(image, int(rng.integers(config.jpeg_min_quality, 96)))
         frames.append(
