@@ -167,7 +167,7 @@ def test_fringe_mask_and_low_resolution_change_the_pixels_not_the_labels_or_the_
     """The third random stream: labels, identities' geometry and head positions stay those of
     the seed; each setting draws what it says, and a higher low-resolution rate only adds
     low-resolution frames."""
-    from affect_tf.data.synth.renderer import _newest_nuisances, low_resolution
+    from affect_tf.data.synth.renderer import _fringe_mask_low_res, low_resolution
 
     base = SynthConfig(n=8, size=96, frames_per_video=2, seed=4)
     plain = [f for v in range(4) for f in render_video(base, v)]
@@ -183,14 +183,14 @@ def test_fringe_mask_and_low_resolution_change_the_pixels_not_the_labels_or_the_
             assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() > 0.5, knob
     for video in range(4):
         ident = synth.random_identity(np.random.default_rng([4, video]))
-        assert not _newest_nuisances(base, video, ident).any()
+        assert not _fringe_mask_low_res(base, video, ident).any()
         assert ident.fringe is None and ident.mask is None
         full = dataclasses.replace(base, fringe_rate=1.0, mask_rate=1.0, low_res_rate=1.0)
-        widths = _newest_nuisances(full, video, ident)
+        widths = _fringe_mask_low_res(full, video, ident)
         assert ((widths >= 10) & (widths <= 32)).all()
         assert ident.fringe.shape == (9,) and (ident.fringe < -0.15).all()  # above the eyes
         assert ident.mask.shape == (3,) and ident.hair_style >= 1
-        some = _newest_nuisances(dataclasses.replace(base, low_res_rate=0.5), video, ident)
+        some = _fringe_mask_low_res(dataclasses.replace(base, low_res_rate=0.5), video, ident)
         assert set(np.flatnonzero(some)) <= set(np.flatnonzero(widths))
     # Low resolution keeps the size; a 10 px face leaves a tenth of the detail of a 100 px one.
     sharp = np.zeros((128, 128, 3), np.uint8)

@@ -130,7 +130,7 @@ def _later_nuisances(config: SynthConfig, video: int, ident: Identity) -> np.nda
     return pitch0 + drift
 
 
-def _newest_nuisances(config: SynthConfig, video: int, ident: Identity) -> np.ndarray:
+def _fringe_mask_low_res(config: SynthConfig, video: int, ident: Identity) -> np.ndarray:
     """Adds ``config``'s fringe and mask to ``ident``; returns each frame's low-resolution face
     width in pixels (0: the frame keeps its resolution).
 
@@ -179,7 +179,7 @@ def render_video(
     size, count = config.size, config.frames_per_video
     ident = random_identity(rng)
     pitch = _later_nuisances(config, video, ident)
-    low_res = _newest_nuisances(config, video, ident)
+    low_res = _fringe_mask_low_res(config, video, ident)
     ss = 2
     background = np.zeros((size * ss, size * ss, 3), np.uint8)
     # The default corpus draws exactly what it always drew (same random stream).
