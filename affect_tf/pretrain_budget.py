@@ -63,29 +63,27 @@ class PretrainBudget(FrozenConfig):
         self.synth(64, 0, 1)  # the generator settings are valid
 
     def synth(self, image_size: int, seed: int, n: int) -> SynthConfig:
-        """The generator settings of one part (train stream, validation, test)."""
+        """The generator settings of one part (train stream, validation, test): every task
+        labelled, and this budget's ``frames_per_video`` and nuisance settings."""
+        shared = {name: getattr(self, name) for name in _SHARED_WITH_SYNTH}
         return SynthConfig(
             n=n,
             size=self.scene_size or max(128, 2 * image_size),
-            frames_per_video=self.frames_per_video,
             seed=seed,
             va_rate=1.0,
             expr_rate=1.0,
             au_rate=1.0,
             frame_dropout=0.0,
-            occlusion_rate=self.occlusion_rate,
-            backgrounds=self.backgrounds,
-            yaw_range=self.yaw_range,
-            jpeg_min_quality=self.jpeg_min_quality,
-            noise_max=self.noise_max,
-            accessory_rate=self.accessory_rate,
-            pitch_range=self.pitch_range,
-            fringe_rate=self.fringe_rate,
-            mask_rate=self.mask_rate,
-            low_res_rate=self.low_res_rate,
-            intensity_min=self.intensity_min,
+            **shared,
         )
 
+
+# The budget's fields that are the generator's own (frames_per_video and the nuisances).
+_SHARED_WITH_SYNTH = tuple(
+    f.name
+    for f in dataclasses.fields(PretrainBudget)
+    if f.name in {g.name for g in dataclasses.fields(SynthConfig)}
+)
 
 BUDGETS: dict[str, PretrainBudget] = {
     # Seconds: what the tests run.

@@ -57,11 +57,9 @@ def _draw_fringe(canvas: Canvas, ident: Identity) -> None:
 def _draw_mask(canvas: Canvas, ident: Identity, a: dict[str, float], tip_y: float) -> None:
     """A face mask from the nose bridge to under the chin (it stretches with the jaw, AU26),
     pleats and ear loops; drawn over the mouth and any beard."""
-    fw, fh = ident.face_w, ident.face_h
+    fw = ident.face_w
     jaw = 0.10 * a["AU26"]
-    t = np.linspace(0.04 * math.pi, 0.96 * math.pi, 32)  # the lower arc of the head outline
-    chin = np.stack([fw * 0.97 * np.cos(t), fh * 0.97 * np.sin(t) + 0.02], axis=1)
-    chin[:, 1] += jaw * np.clip(chin[:, 1], 0, None) / fh
+    chin = _lower_arc(ident, a, 0.97, 0.04, 0.96, dy=0.02)
     top_y = tip_y - 0.16
     top = np.array([[-fw * 0.95, top_y + 0.1], [0.0, top_y - 0.04], [fw * 0.95, top_y + 0.1]])
     top = smooth_curve(top)
@@ -97,17 +95,26 @@ def _draw_glasses(canvas: Canvas, ident: Identity) -> None:
 def _draw_beard(canvas: Canvas, ident: Identity, a: dict[str, float], tip_y: float) -> None:
     """Beard over the jaw and chin (it follows the jaw drop, AU26) and a moustache; the lips
     are drawn over it."""
-    fw, fh = ident.face_w, ident.face_h
-    jaw = 0.10 * a["AU26"]
-    t = np.linspace(0.08 * math.pi, 0.92 * math.pi, 32)  # the lower arc of the head outline
-    arc = np.stack([fw * 0.99 * np.cos(t), fh * 0.99 * np.sin(t)], axis=1)
-    arc[:, 1] += jaw * arc[:, 1] / fh
+    arc = _lower_arc(ident, a, 0.99, 0.08, 0.92)
     arc = arc[arc[:, 1] > 0.3]
     top = np.array([[-0.3, tip_y + 0.16], [0.0, tip_y + 0.12], [0.3, tip_y + 0.16]])
     colour = ident.hair * 0.9
     canvas.poly(np.vstack([arc, top]), colour, depth=0.65, alpha=ident.beard)
     moustache = ellipse(0, tip_y + 0.1, ident.mouth_width + 0.04, 0.045, n=24)
     canvas.poly(moustache, colour * 0.9, depth=0.75, alpha=ident.beard)
+
+
+def _lower_arc(
+    ident: Identity, a: dict[str, float], scale: float, t0: float, t1: float, dy: float = 0.0
+) -> np.ndarray:
+    """The lower arc of the head outline at ``scale``, from ``t0`` to ``t1`` half-turns,
+    shifted down by ``dy`` and stretched down with the jaw drop (AU26) as the head's own
+    outline is (for what follows the chin: beard, mask)."""
+    fw, fh = ident.face_w, ident.face_h
+    t = np.linspace(t0 * math.pi, t1 * math.pi, 32)
+    arc = np.stack([fw * scale * np.cos(t), fh * scale * np.sin(t) + dy], axis=1)
+    arc[:, 1] += 0.10 * a["AU26"] * arc[:, 1] / fh
+    return arc
 
 
 def _draw_head(canvas: Canvas, ident: Identity, a: dict[str, float]) -> None:

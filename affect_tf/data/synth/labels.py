@@ -72,6 +72,8 @@ HAIR_COLOURS = np.array(
 
 
 BACKGROUNDS = ("clutter", "photo", "mixed")
+# The keyframe intensity range the generator always drew from; ``intensity_min`` rescales it.
+_INTENSITY_LOW = 0.6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +140,7 @@ class SynthConfig:
     fringe_rate: float = 0.0
     mask_rate: float = 0.0
     low_res_rate: float = 0.0
-    intensity_min: float = 0.6
+    intensity_min: float = _INTENSITY_LOW
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -194,16 +196,17 @@ class SynthConfig:
 # Generator settings added after the first pretraining cards were written. Their defaults render
 # exactly what the generator rendered before them, so a card or settings file that lacks one
 # means its default (``affect_tf.pretrain.setting_differences``).
+_LATER = (
+    "accessory_rate",
+    "pitch_range",
+    "fringe_rate",
+    "mask_rate",
+    "low_res_rate",
+    "intensity_min",
+)
 LATER_FIELDS: dict[str, float] = {
-    "accessory_rate": 0.0,
-    "pitch_range": 0.0,
-    "fringe_rate": 0.0,
-    "mask_rate": 0.0,
-    "low_res_rate": 0.0,
-    "intensity_min": 0.6,
+    f.name: f.default for f in dataclasses.fields(SynthConfig) if f.name in _LATER
 }
-# The keyframe intensity range the generator always drew from; ``intensity_min`` rescales it.
-_INTENSITY_LOW = 0.6
 
 
 @dataclasses.dataclass
@@ -280,7 +283,9 @@ def random_identity(rng: np.random.Generator) -> Identity:
 
 
 def sample_keyframe(
-    rng: np.random.Generator, expression: int | None = None, intensity_min: float = 0.6
+    rng: np.random.Generator,
+    expression: int | None = None,
+    intensity_min: float = _INTENSITY_LOW,
 ) -> tuple[int, np.ndarray, np.ndarray, float]:
     """Draws an expression, its AU activations, its (valence, arousal) and the asymmetry.
 

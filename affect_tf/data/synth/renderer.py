@@ -146,10 +146,8 @@ def _fringe_mask_low_res(config: SynthConfig, video: int, ident: Identity) -> np
         colours = [[150, 190, 220], [236, 236, 232], [35, 35, 40]]
         colour = colours[int(rng.integers(3))] if rng.random() < 0.75 else rng.uniform(40, 230, 3)
         ident.mask = np.asarray(colour, np.float32)
-    chance, width = (
-        rng.random(config.frames_per_video),
-        rng.uniform(10, 32, config.frames_per_video),
-    )
+    chance = rng.random(config.frames_per_video)
+    width = rng.uniform(10, 32, config.frames_per_video)
     return np.where(chance < config.low_res_rate, width, 0.0)
 
 
