@@ -189,28 +189,32 @@ def test_reproduction_verdict_compares_task_differences_with_the_test_sets_sampl
     assert "NOT within noise" in reproduction_verdict(far)
 
 
-def test_synth_knob_ablations_leave_out_one_setting_each_and_the_target_is_unseen():
+def test_synth_knob_designs_change_one_setting_each_and_the_target_is_unseen():
     from affect_tf.data.synth import SynthConfig
     from benchmarks.synth_knobs import RICH, TARGET, variants
 
-    found = variants()
-    assert found["shipped settings (defaults)"] == {} and found["rich (all on)"] == RICH
-    ablations = {k: v for k, v in found.items() if k.startswith("rich without")}
-    assert len(ablations) == len(RICH)
-    for knobs in ablations.values():
+    for design in ("add_one", "leave_one_out"):
+        found = variants(design)
+        assert found["shipped settings (defaults)"] == {} and found["rich (all on)"] == RICH
+        assert len(found) == 2 + len(RICH)
+    for knobs in list(variants("add_one").values())[2:]:
+        # The defaults plus exactly one setting, at its rich value.
+        ((knob, value),) = knobs.items()
+        assert value == RICH[knob] != getattr(SynthConfig, knob)
+    for knobs in list(variants("leave_one_out").values())[2:]:
         changed = [k for k in RICH if knobs[k] != RICH[k]]
         assert len(changed) == 1 and knobs[changed[0]] == getattr(SynthConfig, changed[0])
     for knob, value in TARGET.items():
         assert value not in (RICH[knob], getattr(SynthConfig, knob)), knob
     SynthConfig(**RICH), SynthConfig(**TARGET)  # valid settings
+    with pytest.raises(ValueError, match="Expected design in .*Received: design='both'"):
+        variants("both")
 
 
-def test_synth_knob_findings_name_what_helps_hurts_and_ties():
-    from benchmarks.synth_knobs import findings, markdown
-
-    rich = _runs(2.0, 2.1)  # 2.05 +- 0.05
-    r = {
+def _knob_results(design: str, rows: dict) -> dict:
+    return {
         "config": {
+            "design": design,
             "pretrain_epochs": 12,
             "steps_per_epoch": 64,
             "size": 500,
@@ -222,25 +226,62 @@ def test_synth_knob_findings_name_what_helps_hurts_and_ties():
         },
         "machine": "test",
         "random": _runs(0.5, 0.7),
-        "corpora": {
-            "shipped settings (defaults)": _entry(_runs(1.7, 1.8)),
-            "rich (all on)": _entry(rich),
-            # 2.05 - 1.75 = 0.30 > 0.05 + 0.05: helps.
-            "rich without yaw_range (= 0.45)": _entry(_runs(1.7, 1.8)),
-            # 2.45 - 2.05 = 0.40 > 0.1: removing it helps.
-            "rich without noise_max (= 5.0)": _entry(_runs(2.4, 2.5)),
-            # 0.05 <= 0.1: within the spreads.
-            "rich without pitch_range (= 0.0)": _entry(_runs(2.0, 2.0)),
-        },
+        "corpora": {k: _entry(v) for k, v in rows.items()},
     }
+
+
+def test_synth_knob_findings_add_one_compare_with_the_shipped_settings():
+    from benchmarks.synth_knobs import findings, markdown
+
+    r = _knob_results(
+        "add_one",
+        {
+            "shipped settings (defaults)": _runs(1.0, 1.1),  # 1.05 +- 0.05
+            "rich (all on)": _runs(0.4, 0.5),
+            # 1.45 - 1.05 = 0.40 > 0.05 + 0.05: adding it helps.
+            "shipped + yaw_range (= 0.6)": _runs(1.4, 1.5),
+            # 0.75 - 1.05 = -0.30: adding it costs transfer.
+            "shipped + noise_max (= 10.0)": _runs(0.7, 0.8),
+            # 0.05 <= 0.1: within the spreads.
+            "shipped + pitch_range (= 0.3)": _runs(1.1, 1.1),
+        },
+    )
     text = findings(r)
-    assert "the rich corpus transfers better than the shipped settings (+0.300)" in text
-    assert "costs transfer (P_MTL lost): yaw_range (+0.300)" in text
-    assert "removal helps transfer: noise_max (-0.400)" in text
+    assert "the shipped settings transfer better than the rich corpus (+0.600)" in text
+    assert "help transfer (adding it raises P_MTL by): yaw_range (+0.400)" in text
+    assert "cost transfer: noise_max (-0.300)" in text
     assert "Within the spreads: pitch_range" in text
     page = markdown(r)
-    assert "| rich without yaw_range (= 0.45) | 1.750 ± 0.050 | -0.300 |" in page
+    assert "| vs shipped settings |" in page and "--design add_one" in page
+    assert "| shipped + yaw_range (= 0.6) | 1.450 ± 0.050 | +0.400 |" in page
     assert "| random weights (no pretraining) | 0.600 ± 0.100 |" in page
+
+
+def test_synth_knob_findings_leave_one_out_compare_with_rich():
+    from benchmarks.synth_knobs import findings, markdown
+
+    # Results written before --design existed read as leave_one_out.
+    r = _knob_results(
+        "leave_one_out",
+        {
+            "shipped settings (defaults)": _runs(1.7, 1.8),
+            "rich (all on)": _runs(2.0, 2.1),  # 2.05 +- 0.05
+            # 2.05 - 1.75 = 0.30 > 0.05 + 0.05: removing it costs, so it helps.
+            "rich without yaw_range (= 0.45)": _runs(1.7, 1.8),
+            # 2.45 - 2.05 = 0.40: removing it helps transfer.
+            "rich without noise_max (= 5.0)": _runs(2.4, 2.5),
+            "rich without pitch_range (= 0.0)": _runs(2.0, 2.0),
+        },
+    )
+    del r["config"]["design"]
+    text = findings(r)
+    assert "the rich corpus transfers better than the shipped settings (+0.300)" in text
+    assert "help transfer (removing it lowers P_MTL by): yaw_range (+0.300)" in text
+    assert "cost transfer: noise_max (-0.400)" in text
+    assert "Within the spreads: pitch_range" in text
+    page = markdown(r)
+    assert "| vs rich |" in page and "--design leave_one_out" in page
+    assert "| rich without yaw_range (= 0.45) | 1.750 ± 0.050 | -0.300 |" in page
 
 
 def _entry(runs: list[dict]) -> dict:
