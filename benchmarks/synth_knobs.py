@@ -11,9 +11,8 @@ random weights as reference rows. Every corpus pretrains the ``demo`` backbone
 (small_cnn, 64 px) with ``affect-tf pretrain``'s code, the same budget and seed; each backbone
 is then fine-tuned on ``--size`` labelled faces of a target domain none of them saw
 (``TARGET``: every setting at values no pretraining corpus used, other identities, real-corpus
-label gaps) and tested on held-out faces of that domain, mean +- std over ``--seeds``. The
-shipped settings (all defaults) and random weights are the reference rows. Rendering speed of
-each corpus, images/s on one core, sits beside its transfer.
+label gaps) and tested on held-out faces of that domain, mean +- std over ``--seeds``.
+Rendering speed of each corpus, images/s on one core, sits beside its transfer.
 
     python -m benchmarks.synth_knobs [--design add_one] [--steps-per-epoch 64] [--size 500]
         [--seeds 2] [--quick]
@@ -72,8 +71,22 @@ TARGET = {
 }
 
 
-DESIGNS = ("add_one", "leave_one_out")
 SHIPPED, ALL_ON = "shipped settings (defaults)", "rich (all on)"
+# Per design: the reference corpus its rows compare with, the prefix of its one-setting rows'
+# labels, and what each of those corpora is (for the results page).
+DESIGN_ROWS = {
+    "add_one": (
+        SHIPPED,
+        "shipped + ",
+        "each corpus is the shipped settings plus one setting at its `rich` value",
+    ),
+    "leave_one_out": (
+        ALL_ON,
+        "rich without ",
+        "each corpus is `rich` with one setting back at its default",
+    ),
+}
+DESIGNS = tuple(DESIGN_ROWS)
 
 
 def variants(design: str = "add_one") -> dict[str, dict]:
@@ -85,15 +98,14 @@ def variants(design: str = "add_one") -> dict[str, dict]:
     """
     if design not in DESIGNS:
         raise ValueError(f"Expected design in {DESIGNS}. Received: design={design!r}")
+    prefix = DESIGN_ROWS[design][1]
     out = {SHIPPED: {}, ALL_ON: dict(RICH)}
     for knob, value in RICH.items():
         if design == "add_one":
-            out[f"shipped + {knob} (= {value})"] = {knob: value}
+            out[f"{prefix}{knob} (= {value})"] = {knob: value}
         else:
-            out[f"rich without {knob} (= {getattr(SynthConfig, knob)})"] = {
-                **RICH,
-                knob: getattr(SynthConfig, knob),
-            }
+            default = getattr(SynthConfig, knob)
+            out[f"{prefix}{knob} (= {default})"] = {**RICH, knob: default}
     return out
 
 
@@ -173,21 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _design(r: dict) -> tuple[str, str, str]:
-    """The study's design, its reference corpus and the prefix of its one-setting rows."""
-    if r["config"].get("design", "leave_one_out") == "add_one":
-        return "add_one", SHIPPED, "shipped + "
-    return "leave_one_out", ALL_ON, "rich without "
+def _design(r: dict) -> tuple[str, str, str, str]:
+    """The study's design (results written before ``--design`` existed are leave-one-out),
+    its reference corpus, the prefix of its one-setting rows and what those corpora are."""
+    design = r["config"].get("design", "leave_one_out")
+    return (design, *DESIGN_ROWS[design])
 
 
 def markdown(r: dict) -> str:
     c = r["config"]
-    design, reference, _ = _design(r)
+    design, reference, _, how = _design(r)
     faces = c["pretrain_epochs"] * c["steps_per_epoch"] * get_preset(PRESET).batch_size
-    how = {
-        "add_one": "each corpus is the shipped settings plus one setting at its `rich` value",
-        "leave_one_out": "each corpus is `rich` with one setting back at its default",
-    }[design]
     lines = [
         "## Which SynthAffect settings make pretraining transfer (one setting at a time)",
         "",
@@ -234,7 +242,7 @@ def findings(r: dict) -> str:
     more than the two spreads together. ``leave_one_out``: when removing it from ``rich``
     lowers transfer by as much. The reverse hurts; the rest are within the spreads.
     """
-    design, reference, prefix = _design(r)
+    design, reference, prefix, _ = _design(r)
     ref = r["corpora"][reference]["transfer"]
     helps, hurts, neutral = [], [], []
     for label, x in r["corpora"].items():
