@@ -66,6 +66,22 @@ def jpeg_bytes(size: tuple[int, int] = (32, 32), seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
+def gif_bomb(second: tuple[int, int] = (20000, 20000), frames: int = 1) -> bytes:
+    """A 64 x 64 GIF (screen and first frame) followed by ``frames`` frames that declare
+    ``second``, each with one sub-block of LZW data: the file is tiny, its declaration huge."""
+    import struct
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (120, 80, 60)).save(buffer, format="GIF")
+    body = buffer.getvalue()[:-1]  # without the trailer
+    for _ in range(frames):
+        body += b"\x2c" + struct.pack("<HHHH", 0, 0, *second) + b"\x00\x08"
+        body += bytes([255]) + b"\x00" * 255 + b"\x00"
+    return body + b"\x3b"
+
+
 @pytest.fixture(scope="session")
 def detector():
     """One MTCNN for the whole session: building it loads three networks."""

@@ -56,18 +56,86 @@ def _to_uint8(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` from an encoded image's header, without decoding (None: unreadable,
-    left for the decoder to report)."""
+def _u16le(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 2], "little")
+
+
+def gif_frames(data: bytes) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+    """A GIF's logical screen ``(width, height)`` and every frame's declared ``(width, height)``,
+    read from the block structure without decoding any pixel (a truncated file gives the frames
+    declared before its end)."""
+    screen = (_u16le(data, 6), _u16le(data, 8))
+    packed = data[10] if len(data) > 10 else 0
+    pos = 13 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0)
+    frames: list[tuple[int, int]] = []
+    n = len(data)
+    while pos < n:
+        block = data[pos]
+        if block == 0x21:  # extension: introducer, label, then sub-blocks
+            pos += 2
+        elif block == 0x2C:  # image descriptor: left, top, width, height, packed
+            frames.append((_u16le(data, pos + 5), _u16le(data, pos + 7)))
+            local = data[pos + 9] if pos + 9 < n else 0
+            pos += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0) + 1  # + LZW code size
+        else:  # the trailer (0x3B) or bytes no decoder reads further
+            break
+        while pos < n and data[pos]:  # data sub-blocks, each led by its length, 0 ends them
+            pos += data[pos] + 1
+        pos += 1
+    return screen, frames
+
+
+def decode_pixels(data: bytes) -> tuple[int, str] | None:
+    """The pixels a decoder touches to read ``data``, and the size it declares as text
+    (``"640x480"``; a GIF: its screen and frame count), from the headers alone (None:
+    unreadable, left for the decoder to report).
+
+    One budget for every entry point (conversion, ``predict``, video frames, the serving
+    graphs and the server's pre-check): a still image counts ``width x height``; a GIF counts
+    every frame, each at least its screen, because TensorFlow's GIF decoder reads every frame
+    into memory even when it returns only the first (a 298 KB GIF whose second frame declared
+    20000 x 20000 asked the server for 64 GiB).
+    """
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        (width, height), frames = gif_frames(data)
+        screen = width * height
+        total = sum(max(w * h, screen) for w, h in frames) or screen
+        largest = max(frames, key=lambda f: f[0] * f[1], default=(width, height))
+        text = f"{width}x{height}"
+        if frames:
+            text += f", {len(frames)} frame(s), the largest {largest[0]}x{largest[1]}"
+        return total, text
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        width, height = (int.from_bytes(data[i : i + 4], "big") for i in (16, 20))
+        return width * height, f"{width}x{height}"
+    return _pillow_pixels(data)
+
+
+def _pillow_pixels(data: bytes) -> tuple[int, str] | None:
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except Image.DecompressionBombError:
-        return (1 << 31, 1)  # over every limit: Pillow refused to even describe it
+            return image.size[0] * image.size[1], f"{image.size[0]}x{image.size[1]}"
+    except Image.DecompressionBombError as e:
+        # Pillow refused to describe it (over ~179 MP): its message has the pixel count.
+        digits = [int(t) for t in str(e).replace("(", " ").split() if t.isdigit()]
+        pixels = digits[0] if digits else 1 << 31
+        return pixels, f"over {pixels:,} pixels"
     except Exception:  # noqa: BLE001 - unreadable headers are the decoder's to report
         return None
+
+
+def check_decode_budget(data: bytes, max_pixels: int) -> None:
+    """Raises ``ImageDecodeError`` (``image_too_large``) when ``decode_pixels`` is over
+    ``max_pixels``; headers that cannot be read are left for the decoder to report."""
+    declared = decode_pixels(data)
+    if declared is not None and declared[0] > max_pixels:
+        raise ImageDecodeError(
+            "image_too_large",
+            f"an image of at most {max_pixels:,} pixels (every frame counted)",
+            f"{declared[1]} = {declared[0]:,} pixels",
+        )
 
 
 def decode_rgb(
@@ -78,7 +146,7 @@ def decode_rgb(
     Args:
         data: Encoded JPEG, PNG, BMP, GIF (first frame), WebP or TIFF bytes.
         exif_orientation: Rotate/flip as the EXIF orientation tag says (what a viewer shows).
-        max_pixels: Refuse larger images (width x height, read from the header).
+        max_pixels: Refuse larger images (``decode_pixels``: every frame, from the headers).
 
     Raises:
         ImageDecodeError: ``corrupt_image`` (not an image, truncated, empty) or
@@ -88,10 +156,11 @@ def decode_rgb(
 
     if not data:
         raise ImageDecodeError("corrupt_image", "image bytes", "an empty file")
+    check_decode_budget(data, max_pixels)
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            if width * height > max_pixels:
+            if width * height > max_pixels:  # formats whose size only Pillow reads
                 raise ImageDecodeError(
                     "image_too_large",
                     f"an image of at most {max_pixels:,} pixels",

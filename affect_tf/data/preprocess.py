@@ -30,9 +30,54 @@ def _uint(data: tf.Tensor, start: int, width: int, big_endian: bool) -> tf.Tenso
     )
 
 
+def _gif_pixels(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Every frame of a GIF, each at least its logical screen, summed: TensorFlow's GIF decoder
+    reads all frames into memory even with ``expand_animations=False``. A walk over the blocks
+    (extensions, image descriptors, their length-prefixed sub-blocks), as
+    ``affect_tf.data.images.gif_frames`` does in Python."""
+    data = tf.cast(tf.io.decode_raw(image_bytes, tf.uint8), tf.int64)
+    n = tf.size(data, out_type=tf.int64)
+
+    def at(i):
+        return tf.gather(data, tf.clip_by_value(tf.cast(i, tf.int64), 0, n - 1))
+
+    def u16(i):
+        return at(i) + 256 * at(i + 1)
+
+    def table(packed):  # a colour table follows when bit 7 is set: 3 * 2^(size + 1) bytes
+        size = tf.bitwise.left_shift(tf.constant(6, tf.int64), tf.bitwise.bitwise_and(packed, 7))
+        return tf.where(tf.bitwise.bitwise_and(packed, 0x80) > 0, size, tf.constant(0, tf.int64))
+
+    screen = u16(6) * u16(8)
+    zero = tf.constant(0, tf.int64)
+
+    def body(pos, in_blocks, total, frames):
+        byte = at(pos)
+
+        def sub_block():  # a data sub-block: its length, then that many bytes; 0 ends them
+            return pos + byte + 1, byte != 0, total, frames
+
+        def block():
+            is_ext, is_image = byte == 0x21, byte == 0x2C
+            after_image = pos + 10 + table(at(pos + 9)) + 1  # descriptor, table, LZW size
+            stop = n  # the trailer, or bytes no decoder reads further
+            nxt = tf.where(is_ext, pos + 2, tf.where(is_image, after_image, stop))
+            pixels = tf.where(is_image, tf.maximum(u16(pos + 5) * u16(pos + 7), screen), zero)
+            return nxt, is_ext | is_image, total + pixels, frames + tf.cast(is_image, tf.int64)
+
+        return tf.cond(in_blocks, sub_block, block)
+
+    start = 13 + table(at(10))
+    _, _, total, frames = tf.while_loop(
+        lambda pos, *_: pos < n, body, (start, tf.constant(False), zero, zero)
+    )
+    return tf.where(frames > 0, total, screen)
+
+
 def header_pixels(image_bytes: tf.Tensor) -> tf.Tensor:
-    """Width x height from a JPEG/PNG/GIF/BMP header, without decoding (0 when unknown: the
-    decoder then reports the bytes). Pure TF, so the serving graph guards itself."""
+    """The pixels decoding touches, from JPEG/PNG/GIF/BMP headers without decoding (0 when
+    unknown: the decoder then reports the bytes); a GIF counts every frame, as
+    ``affect_tf.data.images.decode_pixels`` does. Pure TF, so the serving graph guards itself."""
     head = tf.strings.substr(image_bytes, 0, 8)
 
     def jpeg():
@@ -43,7 +88,7 @@ def header_pixels(image_bytes: tf.Tensor) -> tf.Tensor:
         return _uint(image_bytes, 16, 4, True) * _uint(image_bytes, 20, 4, True)
 
     def gif():
-        return _uint(image_bytes, 6, 2, False) * _uint(image_bytes, 8, 2, False)
+        return _gif_pixels(image_bytes)
 
     def bmp():  # height may be negative (top-down rows): take its magnitude
         height = _uint(image_bytes, 22, 4, False)

@@ -49,11 +49,19 @@ _ROUTE = re.compile(
     r"(?P<what>/metadata|:predict|:classify|:regress)?/?$"
 )
 MAX_BODY = 256 * 1024 * 1024
+# TensorFlow's own limit on a tensor's rank; JSON nested deeper is no tensor (and Python's
+# parser recurses once per level: 100,000 levels exhausted its stack).
+MAX_DIMS = 64
 _PHRASES = {s.value for s in HTTPStatus}
 
 
-def _decode_value(value):
+def _decode_value(value, depth: int = 0):
     """JSON value -> Python, ``{"b64": s}`` -> bytes, strings -> UTF-8 bytes."""
+    if depth > MAX_DIMS:
+        raise invalid(
+            f"Expected a tensor of at most {MAX_DIMS} dimensions (TensorFlow's limit). "
+            f"Received: lists nested more than {MAX_DIMS} levels"
+        )
     if isinstance(value, dict):
         if set(value) == {"b64"}:
             try:
@@ -64,10 +72,17 @@ def _decode_value(value):
                 ) from None
         raise invalid(f"Expected a tensor value. Received: an object with keys {sorted(value)}")
     if isinstance(value, list):
-        return [_decode_value(v) for v in value]
+        return [_decode_value(v, depth + 1) for v in value]
     if isinstance(value, str):
         return value.encode("utf-8")
     return value
+
+
+def _brief(value) -> str:
+    """A JSON value named in an error, never recursing into it (it may be nested deeply)."""
+    if isinstance(value, (list, dict)):
+        return f"{'an empty ' if not value else 'a '}{'list' if isinstance(value, list) else 'object'}"
+    return json.dumps(value)[:80]
 
 
 def parse_predict_body(body: dict, input_names: list[str]) -> tuple[dict, str]:
@@ -82,7 +97,7 @@ def parse_predict_body(body: dict, input_names: list[str]) -> tuple[dict, str]:
         rows = body["instances"]
         if not isinstance(rows, list) or not rows:
             raise invalid(
-                "Expected 'instances' to be a non-empty list. Received: " + json.dumps(rows)[:80]
+                "Expected 'instances' to be a non-empty list. Received: " + _brief(rows)
             )
         named = [isinstance(r, dict) and "b64" not in r for r in rows]
         if all(named):
@@ -157,7 +172,12 @@ def predict_json(manager: ModelManager, what: str, spec: tuple, raw: bytes) -> d
         )
     try:
         body = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except RecursionError:
+        raise invalid(
+            f"Expected JSON nested at most {MAX_DIMS} levels (a tensor's rank). Received: "
+            "nesting deeper than the parser's limit"
+        ) from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an over-long integer
         raise invalid(f"JSON Parse error: {e}") from None
     served = manager.resolve(name, version, label)
     if not isinstance(body, dict):
@@ -167,7 +187,7 @@ def predict_json(manager: ModelManager, what: str, spec: tuple, raw: bytes) -> d
     signature = body.get("signature_name") or "serving_default"
     if not isinstance(signature, str):
         raise invalid(
-            f"Expected 'signature_name' to be a string. Received: {json.dumps(signature)[:80]}"
+            f"Expected 'signature_name' to be a string. Received: {_brief(signature)}"
         )
     inputs, style = parse_predict_body(body, served.input_names(signature))
     return format_predict(served.predict(signature, inputs), style)
@@ -183,6 +203,8 @@ class RestApp:
 
     def __call__(self, environ: dict, start_response):
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
+        # PEP 3333: PATH_INFO holds the percent-decoded bytes as Latin-1; names are UTF-8.
+        path = path.encode("latin-1", "replace").decode("utf-8", "replace")
         start = time.perf_counter()
         name, code = "", grpc.StatusCode.OK
         content_type = "application/json"

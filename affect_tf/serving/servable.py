@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from affect_tf.data.images import header_size
+from affect_tf.data.images import decode_pixels
 from affect_tf.export import WARMUP_FILE
 from affect_tf.serving.batching import Batcher, BatchingParameters
 from affect_tf.serving.errors import CODE_NAMES, ServingError, clean_tf_message, invalid
@@ -23,6 +23,14 @@ log = logging.getLogger("affect_tf.serving")
 PIXEL_INPUTS = ("landmarks", "bbox")
 MAX_COORD = 1e6
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+
+
+def _describe(error: Exception) -> str:
+    """What numpy found wrong with a request's value, in a line."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if "inhomogeneous" in text or "sequence" in text:
+        return "rows of different lengths (a ragged array)"
+    return text[:200]
 
 
 def read_signature_defs(saved_model_dir: str | Path) -> dict:
@@ -140,10 +148,11 @@ class ServedVersion:
                             f"Expected pixel coordinates in input {key!r} within "
                             f"±{MAX_COORD:,.0f}. Received: {np.abs(array).max():.3g}"
                         )
-            except (TypeError, ValueError):
+            except (TypeError, ValueError) as e:
+                # Describing the value must not fail again (a ragged list cannot be an array).
                 raise invalid(
-                    f"Expected input {key!r} of type {spec.dtype.name}. Received: "
-                    f"{np.asarray(value).dtype} values"
+                    f"Expected input {key!r} as a rectangular array of {spec.dtype.name} values. "
+                    f"Received: {_describe(e)}"
                 ) from None
             shape = spec.shape.as_list()
             if array.ndim != len(shape) or any(
@@ -177,7 +186,8 @@ class ServedVersion:
         return arrays
 
     def _check_images(self, images: np.ndarray) -> None:
-        """Encoded images: a known format, and sizes (from the headers) within the limits."""
+        """Encoded images: a known format, and the pixels decoding them touches (from the
+        headers, every GIF frame counted: ``decode_pixels``) within the limits."""
         total = 0
         for i, data in enumerate(images.reshape(-1)):
             if not data.startswith(IMAGE_MAGIC):
@@ -185,14 +195,15 @@ class ServedVersion:
                     f"Expected input 'image'[{i}] to be JPEG, PNG, GIF or BMP bytes. "
                     f"Received: {len(data)} bytes starting {data[:8]!r}"
                 )
-            size = header_size(data)
-            if size is None:
+            declared = decode_pixels(data)
+            if declared is None:
                 continue  # the decoder reports a corrupt image, naming its row
-            pixels = size[0] * size[1]
+            pixels, size = declared
             if pixels > self.limits.max_image_pixels:
                 raise invalid(
                     f"Expected input 'image'[{i}] of at most {self.limits.max_image_pixels:,} "
-                    f"pixels (--max_image_pixels). Received: {size[0]}x{size[1]}"
+                    f"pixels, every frame counted (--max_image_pixels). Received: {size} = "
+                    f"{pixels:,} pixels"
                 )
             total += pixels
             if total > self.limits.max_request_pixels:

@@ -4,6 +4,8 @@ front saved and loaded as ``.keras``."""
 
 from __future__ import annotations
 
+import io
+
 import keras
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import tensorflow as tf
 import affect_tf
 from affect_tf.data.preprocess import FaceAligner, preprocess_face, with_aligner
 from affect_tf.model import AffectModel, get_preset
-from tests.conftest import jpeg_bytes
+from tests.conftest import gif_bomb, jpeg_bytes
 
 LANDMARKS = [[10.0, 12.0, 22.0, 12.0, 16.0, 18.0, 11.0, 24.0, 21.0, 24.0]]
 
@@ -131,3 +133,47 @@ def test_a_jpeg_gives_the_same_face_through_predict_and_the_serving_graph(export
     )
     np.testing.assert_allclose(table["valence"], served["valence"].numpy(), atol=1e-5)
     np.testing.assert_allclose(table["arousal"], served["arousal"].numpy(), atol=1e-5)
+
+
+def _animated(frames: int, size: tuple[int, int]) -> bytes:
+    from PIL import Image
+
+    images = [Image.new("RGB", size, (30 * i, 10, 10)) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:])
+    return buffer.getvalue()
+
+
+def test_every_gif_frame_counts_in_the_graph_and_in_python_alike():
+    """The serving graph's pure-TF walk over a GIF's blocks and the Python one agree: a still
+    GIF is its screen, an animation every frame, a bomb its declared 20000 x 20000 frame."""
+    from affect_tf.data.images import decode_pixels
+    from affect_tf.data.preprocess import header_pixels
+
+    cases = {
+        "still": (_animated(1, (37, 23)), 37 * 23),
+        "animated": (_animated(5, (40, 30)), 5 * 40 * 30),
+        "bomb": (gif_bomb((20000, 20000)), 64 * 64 + 20000 * 20000),
+        "many frames": (gif_bomb((64, 64), 300), 301 * 64 * 64),
+        "truncated": (gif_bomb((20000, 20000))[:-200], 64 * 64 + 20000 * 20000),
+    }
+    for name, (data, pixels) in cases.items():
+        assert decode_pixels(data)[0] == pixels, name
+        assert int(header_pixels(tf.constant(data))) == pixels, name
+        pipeline = tf.data.Dataset.from_tensors(tf.constant(data)).map(header_pixels)
+        assert int(next(iter(pipeline))) == pixels, name
+
+
+def test_a_gif_bomb_is_refused_by_the_graph_and_by_pillow(exported):
+    """Before: the graph checked the GIF's screen (64 x 64) and then decoded a second frame
+    that declared 20000 x 20000. Now the SavedModel itself and ``decode_rgb`` refuse it."""
+    from affect_tf.data.images import ImageDecodeError, decode_rgb
+
+    bomb = gif_bomb((20000, 20000))
+    signature = tf.saved_model.load(str(exported["version"])).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 100000000 pixels"):
+        signature(image=tf.constant([bomb]))
+    with pytest.raises(ImageDecodeError, match="20000x20000") as error:
+        decode_rgb(bomb)
+    assert error.value.reason == "image_too_large"
+    assert decode_rgb(_animated(3, (40, 30))).rgb.shape == (30, 40, 3)  # first frame

@@ -17,6 +17,7 @@ import pytest
 
 from affect_tf.serving import AffectClient, ServingClientError
 from affect_tf.serving.server import launch
+from tests.conftest import gif_bomb
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
@@ -246,3 +247,148 @@ def test_a_version_swap_under_load_loses_no_request(served):
     assert load.stop(), "a client is still waiting on a request after the swap"
     assert load.errors == [], load.errors[:5]
     assert len(load.latencies) >= count and max(load.latencies) < 10
+
+
+def _rest_raw(served, path: str, body: bytes) -> tuple[int, str]:
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", served["server"].rest_port, timeout=60)
+    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    status, data = response.status, response.read()
+    connection.close()
+    return status, json.loads(data).get("error", "")
+
+
+def _grpc_raw(served, inputs: dict, signature: str = "serving_default"):
+    """A Predict call with hand-built TensorProtos; (status code name, details)."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{served['server'].grpc_port}",
+        options=[("grpc.max_send_message_length", 64 << 20)],
+    )
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "affect"
+    request.model_spec.signature_name = signature
+    for key, proto in inputs.items():
+        request.inputs[key].CopyFrom(proto)
+    try:
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+        return "OK", ""
+    except grpc.RpcError as e:
+        return e.code().name, e.details()
+    finally:
+        channel.close()
+
+
+def test_animated_gif_bomb_is_refused_from_every_frame(served):
+    """Before: a 298 KB GIF whose second frame declared 20000 x 20000 killed the server (the
+    in-graph decoder reads every frame; the limit looked at the first). Now every frame counts,
+    over REST and gRPC, and the server's RSS barely moves."""
+    import base64
+    import json
+
+    bombs = [gif_bomb((20000, 20000)), gif_bomb((10000, 10000)), gif_bomb((2000, 2000), 20)]
+    pid = served["server"].process.pid
+    before = rss_mib(pid)
+    for bomb in bombs:
+        body = json.dumps({"instances": [{"b64": base64.b64encode(bomb).decode()}]}).encode()
+        status, error = _rest_raw(served, "/v1/models/affect:predict", body)
+        assert status == 400 and "every frame counted" in error, (status, error)
+        client = AffectClient(
+            "127.0.0.1", "grpc", grpc_port=served["server"].grpc_port, retries=0
+        )
+        with pytest.raises(ServingClientError, match="INVALID_ARGUMENT.*--max_image_pixels"):
+            client.predict_raw({"image": np.array([bomb], dtype=object)})
+    assert "20000x20000" in _rest_raw(
+        served,
+        "/v1/models/affect:predict",
+        json.dumps({"instances": [{"b64": base64.b64encode(bombs[0]).decode()}]}).encode(),
+    )[1]
+    grown = rss_mib(pid) - before
+    assert grown < 150, f"RSS grew {grown:.0f} MiB under 7 GIF bombs"
+    assert served["load"].errors == [], served["load"].errors[:5]
+
+
+def test_declared_tensor_shapes_are_checked_before_any_allocation(served):
+    """Before: a 6 KB PredictRequest declaring 2^27 strings took +2.1 GB and 19 s; float tensors
+    of huge shape gave UNKNOWN; a dtype enum TF does not know gave UNKNOWN; [-1] was taken as 1.
+    Now each is INVALID_ARGUMENT naming the input, in milliseconds, and RSS stays flat."""
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    def proto(dtype: int, dims: list[int], strings: list[bytes] = ()):
+        shape = tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims]
+        )
+        return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, string_val=list(strings))
+
+    image = served["image"]
+    pid = served["server"].process.pid
+    before = rss_mib(pid)
+    cases = [
+        ({"image": proto(types_pb2.DT_STRING, [2**27], [image])}, "one string per element"),
+        ({"image": proto(types_pb2.DT_STRING, [2**31], [image])}, "one string per element"),
+        ({"image": proto(types_pb2.DT_STRING, [-1], [image])}, "non-negative dimensions"),
+        ({"image": proto(999, [1], [image])}, "declare a TensorFlow dtype. Received: dtype=999"),
+    ]
+    aligned = [
+        ({"image": proto(types_pb2.DT_FLOAT, [2**20, 48, 48, 3])}, "at most 268,435,456 bytes"),
+        ({"image": proto(types_pb2.DT_FLOAT, [-5, 48, 48, 3])}, "non-negative dimensions"),
+    ]
+    start = time.monotonic()
+    for signature, group in (("serving_default", cases), ("serving_aligned", aligned)):
+        for inputs, expected in group:
+            code, details = _grpc_raw(served, inputs, signature)
+            assert code == "INVALID_ARGUMENT" and expected in details, (code, details)
+            assert "'image'" in details
+    assert time.monotonic() - start < 10
+    grown = rss_mib(pid) - before
+    assert grown < 150, f"RSS grew {grown:.0f} MiB under declared-shape amplification"
+    assert served["load"].errors == [], served["load"].errors[:5]
+
+
+def test_hostile_json_gets_400_not_500(served):
+    """Before: nesting of 900 / 5,000 / 100,000 levels, more than 64 dimensions, a ragged
+    serving_aligned input and an integer of 5,001 digits each got 500. Now 400 with the field."""
+    import json
+
+    path = "/v1/models/affect:predict"
+    crop = [[[0.0] * 3] * 48] * 48
+    cases = {
+        "nested 900": b'{"instances": ' + b"[" * 900 + b"]" * 900 + b"}",
+        "nested 5000": b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "nested 100000": b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        "65 dims": b'{"instances": ' + b"[" * 65 + b"1" + b"]" * 65 + b"}",
+        "ragged aligned": json.dumps(
+            {"signature_name": "serving_aligned", "instances": [crop, crop[:40]]}
+        ).encode(),
+        "5001 digits": b'{"instances": [' + b"7" * 5001 + b"]}",
+    }
+    for name, body in cases.items():
+        status, error = _rest_raw(served, path, body)
+        assert status == 400, (name, status, error)
+        assert error.startswith(("Expected", "JSON Parse error")), (name, error)
+    _, error = _rest_raw(served, path, cases["ragged aligned"])
+    assert "ragged" in error and "'image'" in error
+    assert served["load"].errors == [], served["load"].errors[:5]
+
+
+def test_error_messages_name_what_was_sent(served):
+    """Before: a PNG bomb's 400 said ``Received: 2147483648x1`` and a percent-encoded
+    non-ASCII model name came back decoded as Latin-1. Now the size and the name are the
+    client's own."""
+    import base64
+    import json
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (20000, 20000)).save(buffer, format="PNG")
+    body = json.dumps({"instances": [{"b64": base64.b64encode(buffer.getvalue()).decode()}]})
+    status, error = _rest_raw(served, "/v1/models/affect:predict", body.encode())
+    assert status == 400 and "20000x20000" in error, error
+    status, error = _rest_raw(served, "/v1/models/%C3%A9motion:predict", b'{"instances": []}')
+    assert status == 404 and "émotion" in error, error
