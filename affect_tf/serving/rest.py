@@ -81,7 +81,8 @@ def _decode_value(value, depth: int = 0):
 def _brief(value) -> str:
     """A JSON value named in an error, never recursing into it (it may be nested deeply)."""
     if isinstance(value, (list, dict)):
-        return f"{'an empty ' if not value else 'a '}{'list' if isinstance(value, list) else 'object'}"
+        kind = "list" if isinstance(value, list) else "object"
+        return f"an empty {kind}" if not value else f"a {kind}"
     return json.dumps(value)[:80]
 
 
@@ -96,9 +97,7 @@ def parse_predict_body(body: dict, input_names: list[str]) -> tuple[dict, str]:
     if has_rows:
         rows = body["instances"]
         if not isinstance(rows, list) or not rows:
-            raise invalid(
-                "Expected 'instances' to be a non-empty list. Received: " + _brief(rows)
-            )
+            raise invalid("Expected 'instances' to be a non-empty list. Received: " + _brief(rows))
         named = [isinstance(r, dict) and "b64" not in r for r in rows]
         if all(named):
             keys = set(rows[0])
@@ -186,9 +185,7 @@ def predict_json(manager: ModelManager, what: str, spec: tuple, raw: bytes) -> d
         )
     signature = body.get("signature_name") or "serving_default"
     if not isinstance(signature, str):
-        raise invalid(
-            f"Expected 'signature_name' to be a string. Received: {_brief(signature)}"
-        )
+        raise invalid(f"Expected 'signature_name' to be a string. Received: {_brief(signature)}")
     inputs, style = parse_predict_body(body, served.input_names(signature))
     return format_predict(served.predict(signature, inputs), style)
 

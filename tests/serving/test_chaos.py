@@ -298,16 +298,17 @@ def test_animated_gif_bomb_is_refused_from_every_frame(served):
         body = json.dumps({"instances": [{"b64": base64.b64encode(bomb).decode()}]}).encode()
         status, error = _rest_raw(served, "/v1/models/affect:predict", body)
         assert status == 400 and "every frame counted" in error, (status, error)
-        client = AffectClient(
-            "127.0.0.1", "grpc", grpc_port=served["server"].grpc_port, retries=0
-        )
+        client = AffectClient("127.0.0.1", "grpc", grpc_port=served["server"].grpc_port, retries=0)
         with pytest.raises(ServingClientError, match="INVALID_ARGUMENT.*--max_image_pixels"):
             client.predict_raw({"image": np.array([bomb], dtype=object)})
-    assert "20000x20000" in _rest_raw(
-        served,
-        "/v1/models/affect:predict",
-        json.dumps({"instances": [{"b64": base64.b64encode(bombs[0]).decode()}]}).encode(),
-    )[1]
+    assert (
+        "20000x20000"
+        in _rest_raw(
+            served,
+            "/v1/models/affect:predict",
+            json.dumps({"instances": [{"b64": base64.b64encode(bombs[0]).decode()}]}).encode(),
+        )[1]
+    )
     grown = rss_mib(pid) - before
     assert grown < 150, f"RSS grew {grown:.0f} MiB under 7 GIF bombs"
     assert served["load"].errors == [], served["load"].errors[:5]
