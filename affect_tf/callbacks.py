@@ -89,7 +89,8 @@ def plot_history(history: dict, path: Path) -> Path:
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with replaced_atomically(path) as partial:
+        fig.savefig(partial, dpi=90)
     plt.close(fig)
     return path
 

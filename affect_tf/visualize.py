@@ -10,6 +10,7 @@ import pandas as pd
 
 from affect_tf.data import targets as tg
 from affect_tf.data.targets import active_aus
+from affect_tf.files import replaced_atomically
 
 _GREEN = (60, 200, 90)
 _WHITE = (255, 255, 255)
@@ -62,6 +63,46 @@ def overlay_image(image: np.ndarray, rows: pd.DataFrame, au_threshold: float = 0
     for _, row in rows.iterrows():
         draw_face(out, row, au_threshold)
     return out
+
+
+def write_jpeg(path: str | Path, rgb: np.ndarray, quality: int = 92) -> Path:
+    """Encodes RGB pixels with OpenCV and writes them with Python's file I/O, complete or
+    absent (``replaced_atomically``): any file name Python can hold works (a non-UTF-8 name
+    passed to ``cv2.imwrite`` as a surrogate-escaped string crashed the process).
+
+    Raises:
+        OSError: The file cannot be written (``affect_tf.files.OutOfSpaceError`` when the disk
+            is full).
+    """
+    import cv2
+
+    ok, encoded = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    if not ok:
+        raise ValueError(f"Expected an image OpenCV can encode. Received: shape={rgb.shape}")
+    with replaced_atomically(path) as partial:
+        partial.write_bytes(encoded.tobytes())
+    return Path(path)
+
+
+def overlay_paths(sources: list[str], root: Path | None, out_dir: Path) -> dict[str, Path]:
+    """Where each input's overlay goes: its path relative to ``root`` (the input folder; None:
+    its name) with ``.jpg`` added unless it already ends so, numbered ``-2``, ``-3`` where two
+    would still meet (``same.jpg`` and ``same.png`` used to be written to one file)."""
+    paths: dict[str, Path] = {}
+    used: set[Path] = set()
+    for source in sources:
+        relative = Path(source).relative_to(root) if root is not None else Path(Path(source).name)
+        name = relative.name if relative.suffix.lower() == ".jpg" else relative.name + ".jpg"
+        path = out_dir / relative.parent / name
+        stem, number = path.name[: -len(".jpg")], 2
+        while path in used:
+            path = path.with_name(f"{stem}-{number}.jpg")
+            number += 1
+        used.add(path)
+        paths[source] = path
+    return paths
 
 
 def write_overlay_video(

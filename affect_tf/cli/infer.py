@@ -85,18 +85,15 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _write_overlays(table, target: Path, out_dir: Path, au_threshold: float) -> None:
     """One overlay per input image, at the image's path relative to the input folder (frames
-    ``clip1/00000.jpg`` and ``clip2/00000.jpg`` must not overwrite each other)."""
-    import cv2
-
+    ``clip1/00000.jpg`` and ``clip2/00000.jpg`` must not overwrite each other), its extension
+    kept (``same.jpg`` and ``same.png`` neither)."""
     from affect_tf.inference import read_image
-    from affect_tf.visualize import overlay_image
+    from affect_tf.visualize import overlay_image, overlay_paths, write_jpeg
 
-    for source, rows in table.groupby("source", sort=False):
-        relative = Path(source).relative_to(target) if target.is_dir() else Path(Path(source).name)
-        path = (out_dir / relative).with_suffix(".jpg")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        drawn = overlay_image(read_image(source), rows, au_threshold)
-        cv2.imwrite(str(path), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+    groups = dict(list(table.groupby("source", sort=False)))
+    paths = overlay_paths(list(groups), target if target.is_dir() else None, out_dir)
+    for source, rows in groups.items():
+        write_jpeg(paths[source], overlay_image(read_image(source), rows, au_threshold))
 
 
 def _live_window(au_threshold: float):

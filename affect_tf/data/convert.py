@@ -145,7 +145,7 @@ class Converter:
         """
         # Imported here: the TF graph code is only needed once a sample really is converted.
         from affect_tf.face.align import box_from_landmarks, landmarks_from_box
-        from affect_tf.face.detect import box_iou, select_face
+        from affect_tf.face.detect import box_iou, select_face, too_thin
 
         detect = not sample.aligned and sample.landmarks is None and sample.bbox is None
         image = load_image(sample.path, exif_orientation=detect)
@@ -174,6 +174,9 @@ class Converter:
                         "landmarks_from_box", str(sample.path), "no detection matched the box"
                     )
         else:
+            thin = too_thin(image.rgb)
+            if thin:
+                raise SkipSample("image_too_thin", thin)
             face = select_face(self.detector.detect(image.rgb), self.policy)  # type: ignore[arg-type]
             if face is None:
                 raise SkipSample("no_face", f"MTCNN found no face in the {w}x{h} image")

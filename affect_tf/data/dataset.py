@@ -26,6 +26,7 @@ from affect_tf.data.label_graph import (
     pair_stats,
 )
 from affect_tf.data.preprocess import preprocess_face
+from affect_tf.files import is_input_file
 from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -34,7 +35,8 @@ LABEL_KEYS = tuple(k for k in ex.FEATURE_SPEC if k != ex.IMAGE)
 
 
 def resolve_files(data: str | Path | Sequence[str | Path]) -> list[str]:
-    """TFRecord files from a path, a folder (``*.tfrecord*``), a glob or a list of those.
+    """TFRecord files from a path, a folder (``*.tfrecord*``), a glob or a list of those;
+    hidden and partial files (a killed job's) are never among them (``is_input_file``).
 
     Raises:
         FileNotFoundError: When nothing matches.
@@ -45,12 +47,14 @@ def resolve_files(data: str | Path | Sequence[str | Path]) -> list[str]:
         path = Path(item)
         if path.is_dir():
             files += sorted(
-                str(p) for p in path.glob("*.tfrecord*") if not p.name.endswith(".json")
+                str(p)
+                for p in path.glob("*.tfrecord*")
+                if not p.name.endswith(".json") and is_input_file(p)
             )
         elif path.is_file():
             files.append(str(path))
-        else:
-            files += sorted(glob.glob(str(item)))
+        else:  # glob leaves hidden files out unless the pattern names them
+            files += sorted(f for f in glob.glob(str(item)) if is_input_file(f))
     if not files:
         raise FileNotFoundError(
             "Expected TFRecord files (a file, folder or glob). "

@@ -33,6 +33,8 @@ AU: Final[str] = "au"
 AU_MASK: Final[str] = "au_mask"
 VIDEO_ID: Final[str] = "video_id"
 FRAME: Final[str] = "frame"
+# A frame index is an int64 in the tf.Example; negative indices mean nothing.
+MAX_FRAME: Final[int] = 2**63 - 1
 SOURCE: Final[str] = "source"
 
 # Features the TFX Transform graph emits (``affect_tf.pipeline.transform``): the aligned face
@@ -106,6 +108,10 @@ class FaceRecord(FaceLabels):
         """
         if not isinstance(self.image, bytes | bytearray) or not self.image:
             raise LabelError("Expected non-empty encoded image bytes. Received: field=image")
+        if not isinstance(self.frame, int) or not 0 <= self.frame <= MAX_FRAME:
+            raise LabelError(
+                f"Expected frame as an integer in [0, {MAX_FRAME}]. Received: frame={self.frame!r}"
+            )
         bbox = np.asarray(self.bbox, dtype=np.float64)
         if bbox.shape != (4,) or not np.all(np.isfinite(bbox)) or bbox[2] <= 0 or bbox[3] <= 0:
             raise LabelError(

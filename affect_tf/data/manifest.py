@@ -36,6 +36,7 @@ from affect_tf.data.corpus import (
     require_dir,
     va_in_range,
 )
+from affect_tf.data.examples import MAX_FRAME
 from affect_tf.labels import AUS, au_index, expression_index
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
@@ -273,12 +274,36 @@ def _read_grouping(row: dict[str, Any], sample: Sample) -> None:
     """Images without a video id are their own "video" (the split unit)."""
     sample.video_id = str(row.get("video_id") or row["path"]).strip()
     if not _is_missing(row.get("frame")):
-        try:
-            sample.frame = int(float(row["frame"]))
-        except (ValueError, OverflowError):  # "abc", or inf / nan
+        frame = parse_frame(row["frame"])
+        if frame is None:
             raise _Skip(
-                "frame_invalid", f"field=frame: expected an integer, got {row['frame']!r}"
-            ) from None
+                "frame_invalid",
+                f"field=frame: expected an integer in [0, {MAX_FRAME}], got {row['frame']!r}",
+            )
+        sample.frame = frame
+
+
+def parse_frame(value: Any) -> int | None:
+    """A frame index from a manifest cell (``7``, ``"7"``, ``7.0``), or None when it is not a
+    whole number in [0, ``MAX_FRAME``] (``-3``, ``2.5``, ``1e30``, ``"abc"``, a 23-digit
+    number that does not fit the tf.Example's int64)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        frame = value
+    else:
+        text = str(value).strip()
+        try:
+            frame = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return None
+            if not number.is_integer():  # 2.5, inf, nan
+                return None
+            frame = int(number)
+    return frame if 0 <= frame <= MAX_FRAME else None
 
 
 def read_manifest(root: str | Path, report: SkipReport | None = None) -> Iterator[Sample]:

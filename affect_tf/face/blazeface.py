@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf.face.detect import Detection, Policy, check_rgb, select_face, shrunk
+from affect_tf.face.detect import Detection, Policy, check_rgb, select_face, shrunk, too_thin
 
 log = logging.getLogger(__name__)
 
@@ -366,6 +366,8 @@ class BlazeFaceDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Every face in an RGB ``(H, W, 3)`` uint8 image, with its 5 points from the mesh
         (images larger than ``max_side`` at that size)."""
+        if too_thin(image):
+            return []  # callers that report skips say why (``too_thin``)
         image, factor = shrunk(check_rgb(image), self.max_side)
         tracks = {}
         detections = []

@@ -90,6 +90,23 @@ class FaceDetector(Protocol):
         """The face near ``box`` (the previous video frame's), or None when it is lost."""
 
 
+# No detector finds a face in an image thinner than this (BlazeFace's smallest anchors are
+# 8 px at its 128 px input); a 1 x 20000 image made OpenCV's resize fail on a 0-px side.
+MIN_DETECT_SIDE = 8
+
+
+def too_thin(image: np.ndarray) -> str | None:
+    """Why no face can be sought in ``image`` (a side under ``MIN_DETECT_SIDE`` px), in the
+    house form, or None when it can be."""
+    height, width = np.shape(image)[:2]
+    if min(height, width) < MIN_DETECT_SIDE:
+        return (
+            f"Expected an image at least {MIN_DETECT_SIDE} px on each side to look for a face. "
+            f"Received: {width}x{height}"
+        )
+    return None
+
+
 def shrunk(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """``image`` shrunk (area interpolation) so its longest side is ``max_side``, and the factor
     its coordinates were divided by (1.0 and the image itself when it is not larger)."""
@@ -98,7 +115,7 @@ def shrunk(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
         return image, 1.0
     import cv2
 
-    size = (round(image.shape[1] / factor), round(image.shape[0] / factor))
+    size = (max(1, round(image.shape[1] / factor)), max(1, round(image.shape[0] / factor)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), factor
 
 

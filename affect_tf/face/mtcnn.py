@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from affect_tf.face.detect import POLICIES, Detection, Policy, check_rgb, select_face, shrunk
+from affect_tf.face.detect import (
+    POLICIES,
+    Detection,
+    Policy,
+    check_rgb,
+    select_face,
+    shrunk,
+    too_thin,
+)
 
 _KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
@@ -60,6 +68,8 @@ class MTCNNDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Detects every face in an RGB ``(H, W, 3)`` uint8 image (large ones at ``max_side``)."""
+        if too_thin(image):
+            return []  # callers that report skips say why (``too_thin``)
         image, factor = shrunk(check_rgb(image), self.max_side)
         results = self._mtcnn.detect_faces(image, min_face_size=self.min_face_size)
         detections = _to_detections(results, self.min_score)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from affect_tf.data.images import MAX_IMAGE_PIXELS, ImageDecodeError, decode_rgb
+from affect_tf.files import is_input_file
 from affect_tf.inference.errors import InferenceError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -48,14 +49,19 @@ def read_image(source) -> np.ndarray:
 
 
 def expand_inputs(inputs) -> list:
-    """Paths, folders (their images, sorted), bytes and arrays -> a flat list of items."""
+    """Paths, folders (their images, sorted; hidden and partial files left out), bytes and
+    arrays -> a flat list of items."""
     if isinstance(inputs, (str, Path, bytes, np.ndarray)):
         inputs = [inputs]
     items: list = []
     for item in inputs:
         if isinstance(item, (str, Path)) and Path(item).is_dir():
             items.extend(
-                sorted(p for p in Path(item).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+                sorted(
+                    p
+                    for p in Path(item).rglob("*")
+                    if p.suffix.lower() in IMAGE_SUFFIXES and is_input_file(p)
+                )
             )
         else:
             items.append(item)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from affect_tf.data import targets as tg
+from affect_tf.face.detect import too_thin
 from affect_tf.inference.backends import _KerasBackend, load_backend
 from affect_tf.inference.clock import StageClock
 from affect_tf.inference.errors import InferenceError
@@ -160,6 +161,9 @@ class AffectRecognizer:
             try:
                 with clock("decode"):  # the wait for the decoding thread
                     image = decoded.result()
+                thin = too_thin(image)
+                if thin:
+                    raise InferenceError(f"{thin} ({source})")
                 with clock("detect"):
                     detections = self.detector.detect(image)
                 if not detections:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from affect_tf.data import targets as tg
+from affect_tf.data.images import MAX_IMAGE_PIXELS
 from affect_tf.face.detect import Detection, box_iou
 from affect_tf.inference.clock import StageClock
 from affect_tf.inference.errors import InferenceError
@@ -126,6 +127,15 @@ def open_video(source: str | Path | int):
                 "Expected a video OpenCV can decode (mp4, avi, mkv, ...). "
                 f"Received: path={str(path)!r} (cannot be opened)"
             )
+    width, height = (
+        int(capture.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT)
+    )
+    if width * height > MAX_IMAGE_PIXELS:  # the budget every image entry point keeps
+        capture.release()
+        raise InferenceError(
+            f"Expected video frames of at most {MAX_IMAGE_PIXELS:,} pixels. Received: "
+            f"{width}x{height} in {parsed!r}"
+        )
     fps = float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if not isinstance(parsed, int) else 0
     return capture, fps, (total if total > 0 else None)
