@@ -123,8 +123,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
     assert result.stdout.split("rc=2")[1].split() == ["filler"]  # nothing else left
 
     result = _full_disk(
-        f"{filler} && affect-tf train --data {data} --val-data {data} --preset tiny --epochs 1 --out $FULL/run "
-        "--steps-per-epoch 2 --batch-size 8; echo rc=$?",
+        f"{filler} && affect-tf train --data {data} --val-data {data} --preset tiny "
+        "--epochs 1 --out $FULL/run --steps-per-epoch 2 --batch-size 8; echo rc=$?",
         tmp_path,
     )
     assert "rc=2" in result.stdout, result.stdout + result.stderr[-3000:]
