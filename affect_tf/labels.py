@@ -79,6 +79,9 @@ _EXPRESSION_ALIASES: Final[dict[str, str]] = {
     "contempt": "Other",
 }
 
+# A frame index is an int64 in the tf.Example; negative indices mean nothing.
+MAX_FRAME: Final[int] = 2**63 - 1
+
 # --- AffectNet -----------------------------------------------------------------------------
 # AffectNet codes: 0 Neutral, 1 Happy, 2 Sad, 3 Surprise, 4 Fear, 5 Disgust, 6 Anger,
 # 7 Contempt, 8 None, 9 Uncertain, 10 Non-Face. Contempt has no ABAW class of its own -> Other.
@@ -95,6 +98,32 @@ AFFECTNET_TO_ABAW: Final[dict[int, int]] = {
 # Codes whose rows are dropped, with the reason name used in skip reports.
 AFFECTNET_DROPPED: Final[dict[int, str]] = {8: "none", 9: "uncertain", 10: "non_face"}
 AFFECTNET_VA_NOT_ANNOTATED: Final[float] = -2.0
+
+# --- FER+ ---------------------------------------------------------------------------------
+# FER+ vote columns (Microsoft's label.csv after the file name and box): 8 emotions, then
+# "unknown" and "NF" (not a face). Contempt has no ABAW class of its own -> Other.
+FERPLUS_VOTES: Final[tuple[str, ...]] = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
+FERPLUS_TO_ABAW: Final[dict[int, int]] = {
+    0: EXPRESSIONS.index("Neutral"),
+    1: EXPRESSIONS.index("Happiness"),
+    2: EXPRESSIONS.index("Surprise"),
+    3: EXPRESSIONS.index("Sadness"),
+    4: EXPRESSIONS.index("Anger"),
+    5: EXPRESSIONS.index("Disgust"),
+    6: EXPRESSIONS.index("Fear"),
+    7: EXPRESSIONS.index("Other"),
+}
 
 # --- Aff-Wild2 (ABAW) ----------------------------------------------------------------------
 # Aff-Wild2 uses the ABAW order directly; these are its "no label" markers.

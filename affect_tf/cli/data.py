@@ -96,7 +96,12 @@ def add_commands(sub) -> None:
     p = sub.add_parser("convert", help="convert a corpus to GZIP tf.Examples")
     p.add_argument("--format", required=True, choices=sorted(READERS))
     p.add_argument("--root", required=True, help="corpus folder (see docs/datasets.md)")
-    p.add_argument("--split", choices=SPLITS, default="train", help="AffectNet/Aff-Wild2 split")
+    p.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="train",
+        help="the corpus split: AffectNet/Aff-Wild2/FER+ (test: FER+ only)",
+    )
     p.add_argument("--out", required=True, help="output .tfrecord.gz")
     p.add_argument(
         "--policy",

@@ -8,6 +8,7 @@ from pathlib import Path
 from affect_tf.data.affectnet import read_affectnet
 from affect_tf.data.affwild2 import read_affwild2
 from affect_tf.data.corpus import CorpusError, Sample, SkipReport
+from affect_tf.data.ferplus import read_ferplus
 from affect_tf.data.manifest import read_manifest
 
 Reader = Callable[[str | Path, str, SkipReport], Iterator[Sample]]
@@ -16,9 +17,11 @@ Reader = Callable[[str | Path, str, SkipReport], Iterator[Sample]]
 READERS: dict[str, Reader] = {
     "affectnet": read_affectnet,
     "affwild2": read_affwild2,
+    "ferplus": read_ferplus,
     "manifest": lambda root, split, report: read_manifest(root, report),
 }
-SPLITS: tuple[str, ...] = ("train", "validation")
+# Which splits exist is each reader's own (``test``: FER+ only); an absent one is a CorpusError.
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 
 def read_corpus(

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from affect_tf.errors import UserError
-from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS, VA_RANGE, FaceLabels
+from affect_tf.labels import MAX_FRAME, NUM_AUS, NUM_EXPRESSIONS, VA_RANGE, FaceLabels
 
 # --- feature keys (the one source of truth) --------------------------------------------------
 IMAGE: Final[str] = "image"
@@ -33,8 +33,6 @@ AU: Final[str] = "au"
 AU_MASK: Final[str] = "au_mask"
 VIDEO_ID: Final[str] = "video_id"
 FRAME: Final[str] = "frame"
-# A frame index is an int64 in the tf.Example; negative indices mean nothing.
-MAX_FRAME: Final[int] = 2**63 - 1
 SOURCE: Final[str] = "source"
 
 # Features the TFX Transform graph emits (``affect_tf.pipeline.transform``): the aligned face

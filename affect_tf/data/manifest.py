@@ -36,8 +36,7 @@ from affect_tf.data.corpus import (
     require_dir,
     va_in_range,
 )
-from affect_tf.data.examples import MAX_FRAME
-from affect_tf.labels import AUS, au_index, expression_index
+from affect_tf.labels import AUS, MAX_FRAME, au_index, expression_index
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
 BOX_COLUMNS = (

@@ -366,9 +366,10 @@ class BlazeFaceDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Every face in an RGB ``(H, W, 3)`` uint8 image, with its 5 points from the mesh
         (images larger than ``max_side`` at that size)."""
+        image = check_rgb(image)
         if too_thin(image):
             return []  # callers that report skips say why (``too_thin``)
-        image, factor = shrunk(check_rgb(image), self.max_side)
+        image, factor = shrunk(image, self.max_side)
         tracks = {}
         detections = []
         candidates = self._candidates(image)

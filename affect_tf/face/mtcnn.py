@@ -68,9 +68,10 @@ class MTCNNDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Detects every face in an RGB ``(H, W, 3)`` uint8 image (large ones at ``max_side``)."""
+        image = check_rgb(image)
         if too_thin(image):
             return []  # callers that report skips say why (``too_thin``)
-        image, factor = shrunk(check_rgb(image), self.max_side)
+        image, factor = shrunk(image, self.max_side)
         results = self._mtcnn.detect_faces(image, min_face_size=self.min_face_size)
         detections = _to_detections(results, self.min_score)
         return [d.scaled(factor) for d in detections] if factor > 1 else detections

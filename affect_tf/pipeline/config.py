@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from affect_tf.data import SPLITS
 from affect_tf.errors import UserError
 from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS
 from affect_tf.model.config import PRESETS
@@ -25,7 +26,7 @@ from affect_tf.tflite import VARIANTS as TFLITE_VARIANTS
 
 ENV_PREFIX = "AFFECT_"
 CONFIG_ENV = "AFFECT_CONFIG"
-CORPUS_FORMATS = ("synth", "manifest", "affectnet", "affwild2")
+CORPUS_FORMATS = ("synth", "manifest", "affectnet", "affwild2", "ferplus")
 # ``tf.distribute`` choices of the Trainer (``affect_tf.pipeline.trainer.choose_strategy``).
 STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 # The ABAW metric names TFMA reports (``affect_tf.pipeline.evaluation``) that may carry a
@@ -47,11 +48,13 @@ class PipelineConfig:
             ``metadata.sqlite`` (ML Metadata), ``serving/affect/<version>/`` (the TF Serving
             layout), ``tflite/<version>/``, ``summary.json``.
         corpus_format: ``synth`` (SynthAffect rendered inside FaceExampleGen, no files needed),
-            ``manifest``, ``affectnet`` or ``affwild2``.
+            ``manifest``, ``affectnet``, ``affwild2`` or ``ferplus`` (ready-cropped faces: no
+            detector runs).
         corpus_root: The corpus folder (not used for ``synth``).
         detector: The face detector FaceExampleGen uses on images without boxes and landmarks
             (``blazeface`` or ``mtcnn``; ``affect_tf.face.DETECTORS``).
-        corpus_split: Which of the corpus' own splits to read (``train``/``validation``);
+        corpus_split: Which of the corpus' own splits to read (``train``/``validation``;
+            ``test`` for FER+);
             FaceExampleGen then splits it by video into train/eval.
         synth_n, synth_size, synth_frames_per_video, synth_seed: SynthAffect settings.
         eval_percent: Share of videos (hash of ``video_id``) in the eval split.
@@ -159,8 +162,8 @@ class PipelineConfig:
                 fail("corpus_root", f"the corpus folder for corpus_format={self.corpus_format!r}")
             if not Path(self.corpus_root).is_dir():
                 fail("corpus_root", "an existing folder")
-        if self.corpus_split not in ("train", "validation"):
-            fail("corpus_split", "'train' or 'validation'")
+        if self.corpus_split not in SPLITS:
+            fail("corpus_split", f"one of {SPLITS}")
         if self.detector not in DETECTORS:
             fail("detector", f"a face detector in {DETECTORS}")
         if self.synth_n < 16:
