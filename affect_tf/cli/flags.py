@@ -9,13 +9,14 @@ from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS, SMALLEST_MIN_FA
 
 
 def add_detector_flag(parser: argparse.ArgumentParser) -> None:
-    """``--detector {blazeface,mtcnn}`` and ``--min-face N``: which face detector finds the
-    faces, and the smallest face it looks for."""
+    """``--detector {blazeface,mtcnn,none}`` and ``--min-face N``: which face detector finds
+    the faces (``none``: the whole image is the face), and the smallest face it looks for."""
     parser.add_argument(
         "--detector",
         choices=DETECTORS,
         default=DEFAULT_DETECTOR,
-        help=f"face detector (default {DEFAULT_DETECTOR}; see docs/faces.md)",
+        help=f"face detector (default {DEFAULT_DETECTOR}; none: each image is one ready-cropped "
+        "face; see docs/faces.md)",
     )
     parser.add_argument(
         "--min-face",

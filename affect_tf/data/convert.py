@@ -179,7 +179,15 @@ class Converter:
                 raise SkipSample("image_too_thin", thin)
             face = select_face(self.detector.detect(image.rgb), self.policy)  # type: ignore[arg-type]
             if face is None:
-                raise SkipSample("no_face", f"MTCNN found no face in the {w}x{h} image")
+                if self.detector_name == "none":
+                    raise SkipSample(
+                        "no_face",
+                        f"a blank or uniform {w}x{h} image (--detector none takes the whole "
+                        "image as the face)",
+                    )
+                raise SkipSample(
+                    "no_face", f"{self.detector_name} found no face in the {w}x{h} image"
+                )
             bbox, landmarks = face.box, face.landmarks
         record = FaceRecord(image=image.data, bbox=bbox, landmarks=landmarks, **sample.labels())
         try:

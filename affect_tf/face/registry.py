@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from affect_tf.face.detect import POLICIES, FaceDetector, Policy
 
-DETECTORS: tuple[str, ...] = ("blazeface", "mtcnn")
+# ``none``: the whole image is the face (ready-cropped faces; ``affect_tf.face.whole``).
+DETECTORS: tuple[str, ...] = ("blazeface", "mtcnn", "none")
 DEFAULT_DETECTOR = "blazeface"
 SMALLEST_MIN_FACE = 4  # pixels: below this ``min_face`` asks for faces no detector can see
 
@@ -15,7 +16,7 @@ def make_detector(
     """A face detector by name (``DETECTORS``); ``kwargs`` go to its class.
 
     Args:
-        name: ``blazeface`` or ``mtcnn``.
+        name: ``blazeface``, ``mtcnn`` or ``none`` (the whole image is the face).
         policy: Which face ``detect_one`` keeps.
         min_face: The smallest face side (pixels) to look for (``--min-face``); None: the
             detector's default (BlazeFace 40, MTCNN 20).
@@ -26,6 +27,10 @@ def make_detector(
     check_detector(name, min_face)
     if policy not in POLICIES:
         raise ValueError(f"Expected policy in {POLICIES}. Received: policy={policy!r}")
+    if name == "none":
+        from affect_tf.face.whole import WholeImageDetector
+
+        return WholeImageDetector(policy=policy)
     if name == "blazeface":
         from affect_tf.face.blazeface import BlazeFaceDetector
 

@@ -167,7 +167,15 @@ class AffectRecognizer:
                 with clock("detect"):
                     detections = self.detector.detect(image)
                 if not detections:
-                    raise InferenceError(f"Expected a face in the image. Received: {source} (none)")
+                    why = (
+                        "a blank or uniform image; --detector none takes the whole image as the "
+                        "face"
+                        if getattr(self.detector, "name", "") == "none"
+                        else "none found"
+                    )
+                    raise InferenceError(
+                        f"Expected a face in the image. Received: {source} ({why})"
+                    )
             except InferenceError as e:
                 if on_error == "raise":
                     raise

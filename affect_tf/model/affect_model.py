@@ -148,14 +148,22 @@ class AffectModel(keras.Model):
         base = super().metrics
         return [*base, *(m for m in self.task_losses.values() if all(m is not b for b in base))]
 
-    def logit_offsets(self, tau: float = 1.0) -> list[float] | None:
-        """``τ·log π`` of the training class priors (logit adjustment); None without priors."""
+    def logit_offsets(self, tau: float = 1.0, floor: float | None = None) -> list[float] | None:
+        """``τ·log π`` of the training class priors (logit adjustment), each prior clipped to at
+        least ``floor`` (default: the config's ``logit_prior_floor``); None without priors.
+
+        The clip is what keeps the option safe on real corpora: at τ = 1 a class at 0.07 %
+        sits 6.5 nats below a class at 49 %, and a model trained so predicted that rare class
+        for almost every face (accuracy 1.5 % on a held-out real corpus, 4 % on FER+ Valid).
+        """
         if self.class_priors is None:
             return None
         priors = np.asarray(self.class_priors, np.float64)
-        # A class never seen in training gets the smallest prior seen (not log 0).
-        floor = priors[priors > 0].min() if (priors > 0).any() else 1.0
-        return (tau * np.log(np.maximum(priors, floor) / max(priors.sum(), 1e-12))).tolist()
+        priors = priors / max(priors.sum(), 1e-12)
+        floor = self.affect_config.logit_prior_floor if floor is None else floor
+        if floor <= 0:  # no clip: a class never seen still gets the smallest prior seen, not log 0
+            floor = priors[priors > 0].min() if (priors > 0).any() else 1.0
+        return (tau * np.log(np.maximum(priors, floor))).tolist()
 
     def backbone_variable_paths(self) -> list[str]:
         """Paths of the backbone's trainable variables (``BackboneScaledAdamW``)."""
