@@ -7,6 +7,7 @@ This module is the one source of truth for label names and their order. Everythi
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Final
 
 # ABAW3 order; index = class id everywhere in the project.
@@ -82,6 +83,31 @@ _EXPRESSION_ALIASES: Final[dict[str, str]] = {
 # A frame index is an int64 in the tf.Example; negative indices mean nothing.
 MAX_FRAME: Final[int] = 2**63 - 1
 
+
+def check_expression_dist(values, field: str = "expression_dist") -> list[float]:
+    """A soft expression label normalised to sum 1.
+
+    Raises:
+        ValueError: Not 8 finite numbers >= 0 with a positive sum (the message names
+            ``field``).
+    """
+    try:
+        numbers = [float(v) for v in values]
+    except (TypeError, ValueError):
+        numbers = []
+    total = sum(numbers)
+    if (
+        len(numbers) != NUM_EXPRESSIONS
+        or not all(math.isfinite(v) and v >= 0 for v in numbers)
+        or not total > 0
+    ):
+        raise ValueError(
+            f"Expected {field} as {NUM_EXPRESSIONS} non-negative numbers (one per class, "
+            f"{', '.join(EXPRESSIONS)}) with a positive sum. Received: {field}={values!r}"
+        )
+    return [v / total for v in numbers]
+
+
 # --- AffectNet -----------------------------------------------------------------------------
 # AffectNet codes: 0 Neutral, 1 Happy, 2 Sad, 3 Surprise, 4 Fear, 5 Disgust, 6 Anger,
 # 7 Contempt, 8 None, 9 Uncertain, 10 Non-Face. Contempt has no ABAW class of its own -> Other.
@@ -148,6 +174,9 @@ class FaceLabels:
         frame: Frame number within the video (0 for still images; Aff-Wild2: the 1-based
             image number).
         source: Corpus name, e.g. ``"affectnet"``; evaluation slices by it.
+        expression_dist: The annotators' distribution over the 8 classes (a soft label, e.g.
+            FER+'s 10 votes), summing to 1, or None; only with ``expr_mask``. The expression
+            loss trains on it where present; metrics use ``expression`` (the majority).
     """
 
     valence: float = 0.0
@@ -160,6 +189,7 @@ class FaceLabels:
     video_id: str = ""
     frame: int = 0
     source: str = ""
+    expression_dist: list[float] | None = None
 
     @property
     def has_any_label(self) -> bool:

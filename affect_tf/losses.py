@@ -60,17 +60,22 @@ def masked_cross_entropy(
     label_smoothing: float = 0.0,
     from_logits: bool = True,
     logit_offsets: Sequence[float] | None = None,
+    soft_labels: bool = True,
 ):
     """Softmax cross-entropy over the 8 expressions, averaged over the valid examples.
 
     Args:
-        y_true: ``(B, 2)`` class index, expr_mask.
+        y_true: ``(B, 10)`` class index, expr_mask, 8-class distribution (``(B, 2)``: no
+            distributions).
         y_pred: ``(B, 8)`` logits (or probabilities with ``from_logits=False``).
         class_weights: Per-class weights (e.g. inverse frequency); the mean is weighted by them.
         label_smoothing: Mass moved uniformly onto all classes.
         logit_offsets: Added to the logits inside the loss only (logit adjustment, Menon et
             al. 2021: ``τ·log π_c`` with the training class priors π), so that the raw logits
             the model outputs are balanced across classes.
+        soft_labels: Train on an example's distribution (``targets.expression_distribution``:
+            the annotators' votes) where it has one, on its class where not (the FER+ paper's
+            cross-entropy scheme); False: always on the class.
     """
     if class_weights is not None and len(class_weights) != NUM_EXPRESSIONS:
         raise ValueError(
@@ -82,6 +87,10 @@ def masked_cross_entropy(
         y_pred = y_pred + ops.convert_to_tensor(list(logit_offsets), "float32")
     classes = y_pred.shape[-1] or NUM_EXPRESSIONS
     target = ops.one_hot(ops.clip(labels, 0, classes - 1), classes)
+    if soft_labels and y_true.shape[-1] == 2 + NUM_EXPRESSIONS:
+        dist = ops.cast(tg.expression_distribution(y_true), "float32")
+        has = ops.sum(dist, axis=-1, keepdims=True) > 0
+        target = ops.where(has, dist / ops.maximum(ops.sum(dist, -1, keepdims=True), _EPS), target)
     if label_smoothing:
         target = target * (1.0 - label_smoothing) + label_smoothing / classes
     log_probs = (
@@ -135,6 +144,7 @@ def affect_loss(
     label_smoothing: float = 0.0,
     log_vars=None,
     logit_offsets: Sequence[float] | None = None,
+    soft_labels: bool = True,
 ):
     """The composite multi-task loss: λ_va·CCC loss + λ_expr·CE + λ_au·BCE.
 
@@ -142,7 +152,8 @@ def affect_loss(
         y_true, y_pred: Dicts keyed by output name (``va``, ``expression``, ``au``); a task
             missing from either is left out.
         weights: λ per task (α/β in Kollias et al.); default 1 each.
-        class_weights, pos_weights, label_smoothing, logit_offsets: Passed to the task losses.
+        class_weights, pos_weights, label_smoothing, logit_offsets, soft_labels: Passed to the
+            task losses.
         log_vars: Optional per-task log-variances ``s`` (learned uncertainty weighting,
             Kendall et al.): each task term becomes ``exp(−s)·L + s``, in the order va,
             expression, au.
@@ -161,6 +172,7 @@ def affect_loss(
             class_weights,
             label_smoothing,
             logit_offsets=logit_offsets,
+            soft_labels=soft_labels,
         )
     if tg.AU in y_true and tg.AU in y_pred:
         terms[tg.AU] = masked_binary_cross_entropy(y_true[tg.AU], y_pred[tg.AU], pos_weights)

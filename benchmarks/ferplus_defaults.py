@@ -187,9 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         results["baselines"][study] = majority_baseline([valid])
         arms = results["studies"].setdefault(study, {})
         wanted = args.arms.split(",") if args.arms else list(STUDIES[study])
-        for arm in wanted:
-            runs = arms.setdefault(arm, [])
-            for seed in range(seeds):
+        # Seed-major: every arm's first seed comes before any arm's second (a partial run is
+        # still a comparison).
+        for seed in range(seeds):
+            for arm in wanted:
+                runs = arms.setdefault(arm, [])
                 if any(r["seed"] == seed for r in runs):
                     continue
                 print(f"== {study} / {arm} / seed {seed}", flush=True)

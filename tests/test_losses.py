@@ -144,3 +144,45 @@ def test_logit_adjustment_by_hand():
     assert float(masked_cross_entropy(y_true, np.zeros((3, 8), np.float32))) == pytest.approx(
         np.log(8), rel=1e-5
     )
+
+
+def test_soft_labels_by_hand():
+    """A row with a distribution trains on it; a row without one on its class; the mask still
+    rules; ``soft_labels=False`` ignores the distributions."""
+    from affect_tf.losses import masked_cross_entropy
+
+    logits = np.array([[2.0, 0, 0, 0, 1.0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 3.0]] * 2, np.float32)
+    dist = [0.6, 0, 0, 0, 0.4, 0, 0, 0]
+    y_true = np.array(
+        [
+            [0, 1, *dist],  # soft: 0.6 Neutral + 0.4 Happiness
+            [7, 1, *[0] * 8],  # hard: Other
+            [4, 0, *dist],  # masked out
+            [7, 0, *[0] * 8],  # masked out
+        ],
+        np.float32,
+    )
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    soft = -(0.6 * log_p[0, 0] + 0.4 * log_p[0, 4])
+    hard = -log_p[1, 7]
+    assert float(masked_cross_entropy(y_true, logits)) == pytest.approx((soft + hard) / 2, 1e-5)
+    only_classes = (-log_p[0, 0] + hard) / 2
+    assert float(masked_cross_entropy(y_true, logits, soft_labels=False)) == pytest.approx(
+        only_classes, 1e-5
+    )
+    # The two-column layout (no distributions) still works.
+    assert float(masked_cross_entropy(y_true[:, :2], logits)) == pytest.approx(only_classes, 1e-5)
+
+
+def test_logit_adjustment_clips_rare_priors():
+    """At the held-out corpus's skew (a class at 0.07 %), the offsets span at most
+    log(0.49 / floor), not 6.5 nats; floor 0 keeps the old, unclipped offsets."""
+    from affect_tf.model import AffectModel, get_preset
+
+    priors = np.array([0.49, 0.019, 0.0015, 0.016, 0.40, 0.020, 0.028, 0.0007])
+    priors = priors / priors.sum()
+    model = AffectModel(get_preset("tiny", imbalance="logit_adjustment"), class_priors=priors)
+    offsets = np.array(model.logit_offsets())
+    assert offsets.max() - offsets.min() == pytest.approx(np.log(priors[0] / 0.05), rel=1e-6)
+    unclipped = np.array(model.logit_offsets(floor=0.0))
+    assert unclipped.max() - unclipped.min() == pytest.approx(np.log(0.49 / 0.0007), rel=1e-6)

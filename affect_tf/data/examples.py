@@ -18,7 +18,14 @@ import numpy as np
 import tensorflow as tf
 
 from affect_tf.errors import UserError
-from affect_tf.labels import MAX_FRAME, NUM_AUS, NUM_EXPRESSIONS, VA_RANGE, FaceLabels
+from affect_tf.labels import (
+    MAX_FRAME,
+    NUM_AUS,
+    NUM_EXPRESSIONS,
+    VA_RANGE,
+    FaceLabels,
+    check_expression_dist,
+)
 
 # --- feature keys (the one source of truth) --------------------------------------------------
 IMAGE: Final[str] = "image"
@@ -29,6 +36,8 @@ AROUSAL: Final[str] = "arousal"
 VA_MASK: Final[str] = "va_mask"
 EXPRESSION: Final[str] = "expression"
 EXPR_MASK: Final[str] = "expr_mask"
+# The annotators' distribution over the 8 classes (a soft label); all zeros: none.
+EXPRESSION_DIST: Final[str] = "expression_dist"
 AU: Final[str] = "au"
 AU_MASK: Final[str] = "au_mask"
 VIDEO_ID: Final[str] = "video_id"
@@ -61,18 +70,25 @@ FEATURE_SPEC: Final[dict[str, tf.io.FixedLenFeature]] = {
     VA_MASK: tf.io.FixedLenFeature([], tf.int64),
     EXPRESSION: tf.io.FixedLenFeature([], tf.int64),
     EXPR_MASK: tf.io.FixedLenFeature([], tf.int64),
+    # Written on every example since it exists; files from before read as "no distribution".
+    EXPRESSION_DIST: tf.io.FixedLenFeature(
+        [NUM_EXPRESSIONS], tf.float32, default_value=[0.0] * NUM_EXPRESSIONS
+    ),
     AU: tf.io.FixedLenFeature([NUM_AUS], tf.int64),
     AU_MASK: tf.io.FixedLenFeature([NUM_AUS], tf.int64),
     VIDEO_ID: tf.io.FixedLenFeature([], tf.string),
     FRAME: tf.io.FixedLenFeature([], tf.int64),
     SOURCE: tf.io.FixedLenFeature([], tf.string),
 }
+# Features an example may lack (written by older versions): they parse to their default.
+OPTIONAL_KEYS: Final[tuple[str, ...]] = (EXPRESSION_DIST,)
 LABEL_KEYS: Final[tuple[str, ...]] = (
     VALENCE,
     AROUSAL,
     VA_MASK,
     EXPRESSION,
     EXPR_MASK,
+    EXPRESSION_DIST,
     AU,
     AU_MASK,
 )
@@ -136,6 +152,16 @@ class FaceRecord(FaceLabels):
                 f"Expected expression in [0, {NUM_EXPRESSIONS - 1}]. "
                 f"Received: expression={self.expression!r}"
             )
+        if self.expression_dist is not None:
+            if not self.expr_mask:
+                raise LabelError(
+                    "Expected expression_dist only with an expression label. Received: "
+                    "expression_dist with expr_mask=0"
+                )
+            try:
+                check_expression_dist(self.expression_dist)
+            except ValueError as e:
+                raise LabelError(str(e)) from None
         for name in ("au", "au_mask"):
             values = list(getattr(self, name))
             if len(values) != NUM_AUS or any(v not in (0, 1) for v in values):
@@ -183,6 +209,11 @@ def encode_example(record: FaceRecord) -> tf.train.Example:
         VA_MASK: _ints([record.va_mask]),
         EXPRESSION: _ints([record.expression if record.expr_mask else 0]),
         EXPR_MASK: _ints([record.expr_mask]),
+        EXPRESSION_DIST: _floats(
+            check_expression_dist(record.expression_dist)
+            if record.expression_dist is not None
+            else [0.0] * NUM_EXPRESSIONS
+        ),
         AU: _ints(au),
         AU_MASK: _ints(record.au_mask),
         VIDEO_ID: _bytes(record.video_id),
@@ -234,7 +265,7 @@ def decode_example(serialized: bytes) -> FaceRecord:
     def ints(key: str) -> list[int]:
         return [int(v) for v in f[key].int64_list.value]
 
-    missing = [key for key in FEATURE_SPEC if key not in f]
+    missing = [key for key in FEATURE_SPEC if key not in f and key not in OPTIONAL_KEYS]
     if missing:
         raise LabelError(f"Expected every contract feature. Received: missing keys={missing}")
     return FaceRecord(
@@ -246,6 +277,7 @@ def decode_example(serialized: bytes) -> FaceRecord:
         va_mask=ints(VA_MASK)[0],
         expression=ints(EXPRESSION)[0],
         expr_mask=ints(EXPR_MASK)[0],
+        expression_dist=floats(EXPRESSION_DIST) if any(floats(EXPRESSION_DIST)) else None,
         au=ints(AU),
         au_mask=ints(AU_MASK),
         video_id=f[VIDEO_ID].bytes_list.value[0].decode("utf-8"),

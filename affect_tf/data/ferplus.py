@@ -6,7 +6,8 @@ split, each with ``fer*.png`` and a header-less ``label.csv``: image file, face 
 ``"(0, 0, 48, 48)"``, then 10 vote counts (``labels.FERPLUS_VOTES``: 8 emotions, unknown, not a
 face). The FER+ paper's majority-vote rules: a face whose top vote is ``unknown`` or ``NF`` is
 dropped, and so is one whose top votes are tied; its label is the emotion with the most votes
-(contempt -> Other). Each drop is counted by reason in the ``SkipReport``.
+(contempt -> Other). Each drop is counted by reason in the ``SkipReport``. The 8 emotions'
+votes, normalised, travel as the soft label ``expression_dist``.
 
 The images are ready-cropped faces: every sample is ``aligned`` (the whole image is the face),
 so no detector runs (most find nothing at 48 px). Every image is its own split unit.
@@ -40,6 +41,16 @@ def majority_label(votes: list[int]) -> tuple[int | None, str | None]:
     if winners[0] == _NOT_A_FACE:
         return None, "top_vote_not_a_face"
     return FERPLUS_TO_ABAW[winners[0]], None
+
+
+def vote_distribution(votes: list[int]) -> list[float]:
+    """The 8 emotions' votes in ABAW class order, normalised (unknown and NF left out): the
+    soft label the expression loss trains on (the FER+ paper's cross-entropy scheme)."""
+    dist = [0.0] * len(FERPLUS_TO_ABAW)
+    for ferplus_index, abaw_index in FERPLUS_TO_ABAW.items():
+        dist[abaw_index] = float(votes[ferplus_index])
+    total = sum(dist)
+    return [v / total for v in dist]
 
 
 def parse_votes(cells: list[str]) -> list[int]:
@@ -101,6 +112,7 @@ def read_ferplus(
                 aligned=True,
                 expression=expression,
                 expr_mask=1,
+                expression_dist=vote_distribution(votes),
                 video_id=f"{SPLIT_DIRS[split]}/{name}",
                 frame=0,
                 source="ferplus",

@@ -4,6 +4,8 @@ Columns (CSV header or JSONL keys); only ``path`` is required, every label is op
 
 - ``path``: the image, relative to the manifest's folder or absolute.
 - ``expression``: a name (``Happiness``, ``happy``, ...) or an index 0-7.
+- ``expression_dist``: a soft label, 8 numbers >= 0 in the ABAW class order (CSV ``p;p;...``,
+  JSONL a list), normalised; without ``expression`` its most-voted class is the label.
 - ``valence``, ``arousal``: floats in [-1, 1], both or neither.
 - ``AU1`` ... ``AU26``: 0/1 for any subset of the 12 ABAW AUs.
 - ``box_x, box_y, box_w, box_h`` (or AffectNet's ``face_x, face_y, face_width, face_height``).
@@ -36,7 +38,7 @@ from affect_tf.data.corpus import (
     require_dir,
     va_in_range,
 )
-from affect_tf.labels import AUS, MAX_FRAME, au_index, expression_index
+from affect_tf.labels import AUS, MAX_FRAME, au_index, check_expression_dist, expression_index
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
 BOX_COLUMNS = (
@@ -48,6 +50,7 @@ _AU_COLUMN = re.compile(r"^au\d+$", re.IGNORECASE)
 KNOWN_COLUMNS = {
     "path",
     "expression",
+    "expression_dist",
     "valence",
     "arousal",
     "landmarks",
@@ -200,6 +203,24 @@ def _read_expression(row: dict[str, Any], sample: Sample) -> None:
         except ValueError as e:
             raise _Skip("expression_invalid", f"field=expression: {e}") from None
         sample.expr_mask = 1
+    dist = row.get("expression_dist")
+    if _is_missing(dist):
+        return
+    if isinstance(dist, str):  # CSV: 8 numbers "p;p;...", in the ABAW class order
+        dist = [d for d in re.split(r"[;\s]+", dist.strip().strip("[]")) if d]
+    try:
+        sample.expression_dist = check_expression_dist(dist)
+    except ValueError as e:
+        raise _Skip("expression_dist_invalid", str(e)) from None
+    if not sample.expr_mask:  # the distribution alone: its most-voted class is the label
+        top = max(sample.expression_dist)
+        winners = [i for i, v in enumerate(sample.expression_dist) if v == top]
+        if len(winners) > 1:
+            raise _Skip(
+                "expression_dist_invalid",
+                "field=expression_dist: tied top classes and no expression column to decide",
+            )
+        sample.expression, sample.expr_mask = winners[0], 1
 
 
 def _read_va(row: dict[str, Any], sample: Sample) -> None:

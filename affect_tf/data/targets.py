@@ -4,7 +4,8 @@ Keras hands a loss or metric only ``(y_true, y_pred)`` per output, so each task'
 its ``y_true`` tensor. The layout is fixed here, once:
 
 - ``va``: ``(B, 3)`` = valence, arousal, va_mask
-- ``expression``: ``(B, 2)`` = class index, expr_mask
+- ``expression``: ``(B, 10)`` = class index, expr_mask, then the 8-class distribution (a soft
+  label; all zeros where the example has none)
 - ``au``: ``(B, 24)`` = 12 occurrences, then 12 masks
 """
 
@@ -40,10 +41,10 @@ SERVING_OUTPUT_SHAPES: Final[dict[str, tuple[int, ...]]] = {
     VALENCE: (),
     AROUSAL: (),
 }
-TARGET_WIDTHS: Final[dict[str, int]] = {VA: 3, EXPRESSION: 2, AU: 2 * NUM_AUS}
+TARGET_WIDTHS: Final[dict[str, int]] = {VA: 3, EXPRESSION: 2 + NUM_EXPRESSIONS, AU: 2 * NUM_AUS}
 TARGET_LAYOUT: Final[dict[str, str]] = {
     VA: "valence, arousal, va_mask",
-    EXPRESSION: "class index, expr_mask",
+    EXPRESSION: "class index, expr_mask, 8-class distribution (zeros: none)",
     AU: "12 occurrences, then 12 masks",
 }
 
@@ -91,6 +92,11 @@ def targets_from_features(features: dict) -> dict:
     expression = ops.stack(
         [ops.cast(features[ex.EXPRESSION], f32), ops.cast(features[ex.EXPR_MASK], f32)], axis=-1
     )
+    if ex.EXPRESSION_DIST in features:
+        dist = ops.cast(features[ex.EXPRESSION_DIST], f32)
+    else:  # label-only callers that parsed no distribution
+        dist = ops.zeros((*ops.shape(expression)[:-1], NUM_EXPRESSIONS), f32)
+    expression = ops.concatenate([expression, dist], axis=-1)
     au = ops.concatenate(
         [ops.cast(features[ex.AU], f32), ops.cast(features[ex.AU_MASK], f32)], axis=-1
     )
@@ -103,8 +109,13 @@ def split_va(y_true):
 
 
 def split_expression(y_true):
-    """``(B, 2)`` -> class indices ``(B,)`` int32, mask ``(B,)``."""
+    """``(B, 10)`` -> class indices ``(B,)`` int32, mask ``(B,)`` (the majority label)."""
     return ops.cast(y_true[..., 0], "int32"), y_true[..., 1]
+
+
+def expression_distribution(y_true):
+    """``(B, 10)`` -> the soft labels ``(B, 8)`` (rows of zeros: none)."""
+    return y_true[..., 2 : 2 + NUM_EXPRESSIONS]
 
 
 def split_au(y_true):

@@ -133,6 +133,7 @@ class AffectModel(keras.Model):
             label_smoothing=config.label_smoothing,
             log_vars=self.task_log_vars if config.uncertainty else None,
             logit_offsets=self.logit_offsets() if config.imbalance == "logit_adjustment" else None,
+            soft_labels=config.soft_labels,
         )
         for task, value in terms.items():
             self.task_losses[task].update_state(value)
@@ -273,7 +274,7 @@ def _check_targets(y, tasks: Sequence[str]) -> None:
     """Fails clearly on targets that would silently train nothing (wrong layout, missing task)."""
     if not isinstance(y, dict):
         raise ValueError(
-            "Expected targets as a dict {'va': (B, 3), 'expression': (B, 2), 'au': (B, 24)} "
+            "Expected targets as a dict {'va': (B, 3), 'expression': (B, 10), 'au': (B, 24)} "
             f"(see affect_tf.data.targets). Received: {type(y).__name__}"
         )
     for task in tasks:
@@ -282,7 +283,9 @@ def _check_targets(y, tasks: Sequence[str]) -> None:
                 f"Expected a target for the trained task {task!r}. Received: keys={sorted(y)}"
             )
         shape = tuple(y[task].shape)
-        if len(shape) != 2 or shape[-1] != tg.TARGET_WIDTHS[task]:
+        # The expression target may leave the distributions out (class and mask only).
+        widths = (tg.TARGET_WIDTHS[task], 2) if task == tg.EXPRESSION else (tg.TARGET_WIDTHS[task],)
+        if len(shape) != 2 or shape[-1] not in widths:
             raise ValueError(
                 f"Expected targets[{task!r}] of shape (B, {tg.TARGET_WIDTHS[task]}) "
                 f"({tg.TARGET_LAYOUT[task]}; see affect_tf.data.targets). Received: shape={shape}"

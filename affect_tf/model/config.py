@@ -38,6 +38,9 @@ class AffectConfig(FrozenConfig):
         loss_weights: λ per task (va, expression, au).
         uncertainty: Learn the task weights (Kendall et al.) instead of fixed λ.
         label_smoothing: For the expression cross-entropy.
+        soft_labels: Train the expression head on an example's annotator distribution
+            (``expression_dist``, e.g. FER+'s votes) where it has one; False: on its majority
+            class only. Examples without a distribution train on their class either way.
         class_weighting: Weight AU positives by negatives/positives in the training labels.
         imbalance: Expression class imbalance: ``none``; ``class_weights`` (inverse-frequency
             weighted cross-entropy); ``logit_adjustment`` (Menon et al.: ``log prior`` added to
@@ -85,6 +88,7 @@ class AffectConfig(FrozenConfig):
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     uncertainty: bool = False
     label_smoothing: float = 0.05
+    soft_labels: bool = True
     class_weighting: bool = True
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4

@@ -90,8 +90,12 @@ def raw_schema():
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tensorflow_transform.tf_metadata import schema_utils
 
-    schema = schema_utils.schema_from_feature_spec(ex.FEATURE_SPEC)
+    # FaceExampleGen writes every feature, so the schema requires each one (TFT's schema has no
+    # FixedLenFeature defaults; the library's parser keeps them for files from older versions).
+    spec = {k: tf.io.FixedLenFeature(v.shape, v.dtype) for k, v in ex.FEATURE_SPEC.items()}
+    schema = schema_utils.schema_from_feature_spec(spec)
     features = {f.name: f for f in schema.feature}
+    features[ex.EXPRESSION_DIST].float_domain.CopyFrom(schema_pb2.FloatDomain(min=0.0, max=1.0))
     for key in (ex.VALENCE, ex.AROUSAL):
         features[key].float_domain.CopyFrom(
             schema_pb2.FloatDomain(min=VA_RANGE[0], max=VA_RANGE[1])

@@ -37,12 +37,15 @@ def test_feature_spec_has_every_contract_key():
         "va_mask",
         "expression",
         "expr_mask",
+        "expression_dist",
         "au",
         "au_mask",
         "video_id",
         "frame",
         "source",
     }
+    assert ex.OPTIONAL_KEYS == ("expression_dist",)
+    assert ex.FEATURE_SPEC["expression_dist"].shape == [8]
     assert ex.FEATURE_SPEC["au"].shape == [12]
     assert ex.FEATURE_SPEC["landmarks"].shape == [10]
 
@@ -115,3 +118,27 @@ def test_read_tfrecord_gzip(tmp_path):
         for i in range(4):
             w.write(ex.serialize_example(make_record(frame=i)))
     assert [r.frame for r in ex.read_tfrecord(path)] == [0, 1, 2, 3]
+
+
+def test_soft_labels_round_trip_and_files_without_them_still_parse():
+    """The vote distribution is normalised, travels through the tf.Example and back; an
+    example written before the field existed parses to zeros (no distribution)."""
+    record = make_record(expression=4, expression_dist=[1, 0, 0, 0, 7, 0, 2, 0])
+    back = ex.decode_example(ex.serialize_example(record))
+    np.testing.assert_allclose(back.expression_dist, [0.1, 0, 0, 0, 0.7, 0, 0.2, 0], atol=1e-7)
+    assert ex.decode_example(ex.serialize_example(make_record())).expression_dist is None
+    old = ex.encode_example(make_record())
+    del old.features.feature["expression_dist"]  # what older versions wrote
+    parsed = ex.parse_example(tf.constant(old.SerializeToString()))
+    assert parsed["expression_dist"].numpy().tolist() == [0.0] * 8
+    assert ex.decode_example(old.SerializeToString()).expression_dist is None
+    for bad, match in (
+        ([1, 2, 3], "8 non-negative"),
+        ([0] * 8, "positive sum"),
+        ([-1, 1, 0, 0, 0, 0, 0, 1], "8 non-negative"),
+        ([float("nan")] + [1] * 7, "8 non-negative"),
+    ):
+        with pytest.raises(LabelError, match=match):
+            make_record(expression_dist=bad).validate()
+    with pytest.raises(LabelError, match="expr_mask=0"):
+        make_record(expr_mask=0, expression_dist=[1] * 8).validate()

@@ -63,6 +63,9 @@ def test_reader_keeps_the_given_splits_and_counts_every_drop(ferplus):
     train = list(read_corpus("ferplus", ferplus, "train", report))
     assert [s.path.name for s in train] == ["fer0.png", "fer1.png", "fer5.png"]
     assert [EXPRESSIONS[s.expression] for s in train] == ["Neutral", "Other", "Fear"]
+    # The soft label: the 8 emotions' votes in ABAW order, normalised (unknown, NF left out).
+    assert train[0].expression_dist == [8 / 9, 0, 0, 0, 1 / 9, 0, 0, 0]
+    assert train[2].expression_dist == [0.1, 0, 0, 0.9, 0, 0, 0, 0]
     assert all(s.aligned and s.expr_mask == 1 and s.va_mask == 0 for s in train)
     assert not any(any(s.au_mask) for s in train) and {s.source for s in train} == {"ferplus"}
     assert report.skipped == {
@@ -105,5 +108,6 @@ def test_convert_takes_the_whole_crop_as_the_face_without_a_detector(ferplus, tm
     records = list(read_tfrecord(str(out)))
     assert [EXPRESSIONS[r.expression] for r in records] == ["Neutral", "Other"]
     assert all(tuple(r.bbox) == (0.0, 0.0, 48.0, 48.0) for r in records)
+    np.testing.assert_allclose(records[1].expression_dist, [0, 0, 0, 0, 0, 0, 0, 1.0])
     assert result.report.skipped["corrupt_image"] == 1
     assert "fer5.png" in result.report.examples["corrupt_image"][0]

@@ -151,3 +151,33 @@ def test_manifests_as_users_have_them(tmp_path):
     assert [s.path.name for s in kept] == ["b.jpg", "b.jpg", "c.jpg"]
     assert report.skipped == {"frame_invalid": 1} and report.notes["duplicate_row"] == 1
     assert "repeats line 3" in json.dumps(report.to_dict())
+
+
+def test_soft_labels_from_a_column(tmp_path):
+    """``expression_dist``: 8 numbers in the ABAW order (CSV ``p;p;...``, JSONL a list),
+    normalised; without ``expression`` its top class is the label; bad ones are counted skips
+    naming the field."""
+    write_csv(
+        tmp_path,
+        "path,expression,expression_dist\n"
+        "a.jpg,Happiness,0;0;0;0;8;0;2;0\n"  # with its majority class
+        "b.jpg,,1;0;0;0;0;0;0;3\n"  # the distribution alone: Other
+        "c.jpg,0,1;2;3\n"  # wrong length
+        "d.jpg,0,1;-1;0;0;0;0;0;1\n"  # negative
+        "e.jpg,,1;0;0;0;1;0;0;0\n"  # tied, no expression to decide
+        "f.jpg,2,\n",  # no distribution
+    )
+    report = SkipReport()
+    a, b, f = list(read_manifest(tmp_path, report))
+    assert a.expression == 4 and a.expression_dist == [0, 0, 0, 0, 0.8, 0, 0.2, 0]
+    assert (b.expression, b.expr_mask) == (7, 1) and b.expression_dist[7] == 0.75
+    assert f.expression_dist is None
+    assert report.skipped == {"expression_dist_invalid": 3}
+    assert "field=expression_dist" in " ".join(report.examples["expression_dist_invalid"])
+    rows = [{"path": "g.jpg", "expression_dist": [0, 1, 0, 0, 0, 0, 0, 1]}]
+    (tmp_path / "manifest.csv").unlink()
+    (tmp_path / "manifest.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    report = SkipReport()
+    assert list(read_manifest(tmp_path, report)) == [] and report.skipped == {
+        "expression_dist_invalid": 1
+    }
