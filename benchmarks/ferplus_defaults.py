@@ -60,24 +60,27 @@ def converted(root: Path, out: Path, split: str) -> str:
     return str(path)
 
 
-def skewed(source: str, out: Path, seed: int = 0) -> tuple[str, dict[str, int]]:
-    """The examples of ``source`` subsampled to the ``SKEW`` shares (the class whose share its
-    faces fill first sets the total), and the count per class."""
+def subset(source: str, out: Path, name: str, shares: dict[str, float] | None, total: int,
+           seed: int = 0) -> tuple[str, dict[str, int]]:  # fmt: skip
+    """``total`` examples of ``source`` drawn without replacement, each class at its share
+    (``shares``: class name -> share; None: the source's own shares, a stratified sample), and
+    the count per class. Written once and reused."""
     import tensorflow as tf
 
     from affect_tf.data.examples import read_tfrecord, serialize_example
 
-    path = out / "train_skewed.tfrecord.gz"
+    path = out / f"{name}.tfrecord.gz"
     records = list(read_tfrecord(source))
     by_class = {c: [r for r in records if r.expression == c] for c in range(len(EXPRESSIONS))}
-    shares = {EXPRESSIONS.index(name): share for name, share in SKEW.items()}
-    total = min(len(by_class[c]) / share for c, share in shares.items())
+    if shares is None:
+        shares = {EXPRESSIONS[c]: len(v) / len(records) for c, v in by_class.items()}
     rng = np.random.default_rng(seed)
     chosen, counts = [], {}
-    for c, share in shares.items():
-        k = max(1, int(round(total * share)))
-        chosen += [by_class[c][i] for i in rng.choice(len(by_class[c]), k, replace=False)]
-        counts[EXPRESSIONS[c]] = k
+    for name_, share in shares.items():
+        pool = by_class[EXPRESSIONS.index(name_)]
+        k = min(len(pool), max(1, int(round(total * share))))
+        chosen += [pool[i] for i in rng.choice(len(pool), k, replace=False)]
+        counts[name_] = k
     if not path.is_file():
         rng.shuffle(chosen)
         with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
@@ -125,15 +128,15 @@ def summary(runs: list[dict]) -> dict:
 def markdown(results: dict) -> str:
     """The tables of every study run so far."""
     lines = [
-        "FER+ Train -> Valid (3,396 faces), `python -m benchmarks.ferplus_defaults`; preset "
+        "FER+ Train (a sample) -> Valid (3,396 faces), `python -m benchmarks.ferplus_defaults`; preset "
         f"`{results['config']['preset']}`, {results['config']['epochs']} epochs, mean ± std "
         "over seeds; 8-class macro F1 (ABAW P_EXPR) and accuracy on Valid.",
         "",
     ]
     for study, arms in results.get("studies", {}).items():
         base = results.get("baselines", {}).get(study, {})
-        lines += [f"**{study}**" + (f" (training counts {results['skew_counts']})"
-                                    if study == "skew" else ""), ""]  # fmt: skip
+        counts = results.get("train_counts", {}).get(study, {})
+        lines += [f"**{study}** (training faces per class: {counts})", ""]
         lines += ["| arm | macro F1 | accuracy | worst seed F1 | s/run |", "|---|---|---|---|---|"]
         for arm, runs in arms.items():
             if not runs:
@@ -162,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--skew-seeds", type=int, default=1)
+    parser.add_argument(
+        "--train-size", type=int, default=8000, help="faces of FER+ Train (stratified sample)"
+    )
+    parser.add_argument("--skew-size", type=int, default=6000, help="faces of the skewed subset")
     parser.add_argument("--out", default="runs/ferplus_defaults")
     parser.add_argument("--json", default="benchmarks/results/ferplus_defaults.json")
     parser.add_argument("--md", default="docs/results.md")
@@ -179,11 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     results.setdefault("studies", {})
     results.setdefault("baselines", {})
     for study in args.study.split(","):
-        data = train
-        seeds = args.seeds
         if study == "skew":
-            data, results["skew_counts"] = skewed(train, out)
+            data, counts = subset(train, out, "train_skewed", SKEW, args.skew_size)
             seeds = args.skew_seeds
+        else:
+            data, counts = subset(train, out, "train_subset", None, args.train_size)
+            seeds = args.seeds
+        results.setdefault("train_counts", {})[study] = counts
         results["baselines"][study] = majority_baseline([valid])
         arms = results["studies"].setdefault(study, {})
         wanted = args.arms.split(",") if args.arms else list(STUDIES[study])

@@ -82,6 +82,38 @@ def gif_bomb(second: tuple[int, int] = (20000, 20000), frames: int = 1) -> bytes
     return body + b"\x3b"
 
 
+#           neutral happy surprise sad anger disgust fear contempt unknown NF
+FERPLUS_ROWS = {
+    "fer0.png": [8, 1, 0, 0, 0, 0, 0, 0, 1, 0],  # Neutral
+    "fer1.png": [0, 0, 0, 0, 0, 0, 0, 6, 4, 0],  # contempt -> Other
+    "fer2.png": [0, 0, 0, 0, 0, 0, 3, 0, 5, 2],  # top vote unknown: dropped
+    "fer3.png": [0, 4, 0, 0, 0, 0, 0, 0, 0, 6],  # top vote not a face: dropped
+    "fer4.png": [0, 5, 5, 0, 0, 0, 0, 0, 0, 0],  # tied: dropped
+    "fer5.png": [1, 0, 0, 0, 0, 0, 9, 0, 0, 0],  # Fear
+}
+
+
+def _write_ferplus_split(root, folder: str, rows: dict, extra_lines: tuple[str, ...] = ()) -> None:
+    split = root / folder
+    split.mkdir(parents=True)
+    lines = []
+    for i, (name, votes) in enumerate(rows.items()):
+        grey = np.full((48, 48), 40 * i, np.uint8)
+        grey[10:20, 10:38] = 255 - 40 * i
+        Image.fromarray(grey).save(split / name)
+        lines.append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+    (split / "label.csv").write_text("\n".join([*lines, *extra_lines]) + "\n")
+
+
+def write_ferplus(root: Path) -> Path:
+    """A tiny FER+ layout (Microsoft's ``FER2013{Train,Valid,Test}/label.csv``): Train has
+    ``FERPLUS_ROWS`` and one row of 3 votes, Valid one Sadness face, Test one Disgust face."""
+    _write_ferplus_split(root, "FER2013Train", FERPLUS_ROWS, ('bad.png,"(0, 0, 48, 48)",1,2,3',))
+    _write_ferplus_split(root, "FER2013Valid", {"fer9.png": [0, 0, 0, 7, 3, 0, 0, 0, 0, 0]})
+    _write_ferplus_split(root, "FER2013Test", {"fer8.png": [0, 0, 0, 0, 2, 8, 0, 0, 0, 0]})
+    return root
+
+
 @pytest.fixture(scope="session")
 def detector():
     """One MTCNN for the whole session: building it loads three networks."""

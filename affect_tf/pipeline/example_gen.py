@@ -50,7 +50,26 @@ FINGERPRINT_PATTERNS = {
     "manifest": "manifest.*",
     "affectnet": "*.csv",
     "affwild2": "*_Challenge/*",
+    "ferplus": "FER2013*/label.csv",
 }
+# Corpora whose own splits the pipeline keeps (FER+: Train -> train, Valid -> eval, as the
+# published results are measured) instead of splitting one of them by video: pipeline split ->
+# (the input pattern that fingerprints it, the reader's split).
+GIVEN_SPLITS: dict[str, dict[str, tuple[str, str]]] = {
+    "ferplus": {
+        "train": ("FER2013Train/label.csv", "train"),
+        "eval": ("FER2013Valid/label.csv", "validation"),
+    },
+}
+
+
+def corpus_split_of(format: str, split_pattern: str, default: str) -> str:
+    """The reader's split for one input split of FaceExampleGen (``default`` for corpora split
+    by video)."""
+    for pattern, split in GIVEN_SPLITS.get(format, {}).values():
+        if pattern == split_pattern:
+            return split
+    return default
 
 
 def read_samples(format: str, root: str, split: str) -> tuple[list[Sample], SkipReport]:
@@ -158,25 +177,28 @@ def faces_to_examples(
             | "Videos" >> beam.Create(list(videos), reshuffle=True)
             | "RenderSynthAffect" >> beam.FlatMap(_synth_video, synth)
         )
-    samples, report = read_samples(format, exec_properties["input_base"], config[SPLIT_KEY])
+    split = corpus_split_of(format, split_pattern, config[SPLIT_KEY])
+    samples, report = read_samples(format, exec_properties["input_base"], split)
     detector = config.get(DETECTOR_KEY, DEFAULT_DETECTOR)
     skip_dir = Path(config[SKIP_DIR_KEY])
     skip_dir.mkdir(parents=True, exist_ok=True)
-    (skip_dir / "reader.json").write_text(
+    # One reader report and one skip file per input split (FER+ reads two).
+    (skip_dir / f"reader_{split}.json").write_text(
         json.dumps({"samples": len(samples), **_report_lines(report)})
     )
     results = (
         pipeline
-        | "Samples" >> beam.Create(samples, reshuffle=True)
-        | "ToExamples"
+        | f"Samples_{split}" >> beam.Create(samples, reshuffle=True)
+        | f"ToExamples_{split}"
         >> beam.ParDo(_SampleToExample(len(samples), detector)).with_outputs(
             _SKIP, _NOTE, main="ok"
         )
     )
     _ = (
         (results[_SKIP], results[_NOTE])
-        | "SkipsAndNotes" >> beam.Flatten()
-        | "WriteSkips" >> beam.io.WriteToText(str(skip_dir / "convert"), file_name_suffix=".jsonl")
+        | f"SkipsAndNotes_{split}" >> beam.Flatten()
+        | f"WriteSkips_{split}"
+        >> beam.io.WriteToText(str(skip_dir / f"convert_{split}"), file_name_suffix=".jsonl")
     )
     return results.ok
 
@@ -199,10 +221,9 @@ def merge_skip_report(skip_dir: str | Path) -> tuple[SkipReport, int | None, int
     skip_dir = Path(skip_dir)
     report = SkipReport()
     samples = None
-    reader = skip_dir / "reader.json"
-    if reader.is_file():
+    for reader in sorted(skip_dir.glob("reader*.json")):
         data = json.loads(reader.read_text())
-        samples = data["samples"]
+        samples = (samples or 0) + data["samples"]
         report.skipped.update(data["skipped"])
         report.notes.update(data["notes"])
         for reason, examples in data["examples"].items():

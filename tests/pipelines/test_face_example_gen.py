@@ -109,3 +109,33 @@ def test_conversion_workers_log_progress_with_skips(tmp_path, caplog, monkeypatc
     assert len(outputs[0]) == 1 and "missing_file" in str(outputs[1][0].value)
     assert "FaceExampleGen: 1/2 samples converted" in caplog.text
     assert "3/2" in caplog.text and "'missing_file': 1" in caplog.text
+
+
+def test_ferplus_keeps_its_own_splits(tmp_path):
+    """FER+ Train -> train, Valid -> eval (not a hash split of one of them), both read without
+    a detector, the skips of both splits in one report, the vote distributions on board."""
+    from tests.conftest import write_ferplus
+
+    root = write_ferplus(tmp_path / "ferplus")
+    examples = _run(root, tmp_path / "out", fmt="ferplus")
+    assert sorted(_videos(str(tmp_path / "out" / "Split-train" / "*"))) == [
+        "FER2013Train/fer0.png",
+        "FER2013Train/fer1.png",
+        "FER2013Train/fer5.png",
+    ]
+    assert _videos(str(tmp_path / "out" / "Split-eval" / "*")) == ["FER2013Valid/fer9.png"]
+    report = json.loads((tmp_path / "out" / "skip_report.json").read_text())
+    assert report["samples"] == 4 and report["written"] == 4
+    assert report["skipped"] == {
+        "top_vote_unknown": 1,
+        "top_vote_not_a_face": 1,
+        "tied_votes": 1,
+        "votes_invalid": 1,
+    }
+    assert examples.get_int_custom_property("skipped") == 4
+    ds = tf.data.TFRecordDataset(
+        tf.io.gfile.glob(str(tmp_path / "out" / "Split-eval" / "*")), compression_type="GZIP"
+    )
+    (parsed,) = [ex.parse_example(s) for s in ds]
+    dist = parsed[ex.EXPRESSION_DIST].numpy()
+    assert abs(dist - [0, 0.3, 0, 0, 0, 0.7, 0, 0]).max() < 1e-6  # anger 3, sadness 7

@@ -53,8 +53,9 @@ class Executor(BaseExampleGenExecutor):
 
 
 class FaceExampleGen(FileBasedExampleGen):
-    """Reads a corpus (``synth``, ``manifest``, ``affectnet``, ``affwild2``) into tf.Examples
-    split by video into ``train`` and ``eval``.
+    """Reads a corpus (``synth``, ``manifest``, ``affectnet``, ``affwild2``, ``ferplus``) into
+    tf.Examples split by video into ``train`` and ``eval``; a corpus with splits of its own
+    (``example_gen.GIVEN_SPLITS``: FER+ Train -> train, Valid -> eval) keeps them.
 
     Args:
         corpus_format: One of ``affect_tf.pipeline.config.CORPUS_FORMATS``.
@@ -81,25 +82,35 @@ class FaceExampleGen(FileBasedExampleGen):
         from tfx import types
         from tfx.types import standard_artifacts
 
-        input_config = example_gen_pb2.Input(
-            splits=[
-                example_gen_pb2.Input.Split(
-                    name="corpus", pattern=eg.FINGERPRINT_PATTERNS[corpus_format]
-                )
-            ]
-        )
-        output_config = example_gen_pb2.Output(
-            split_config=example_gen_pb2.SplitConfig(
+        given = eg.GIVEN_SPLITS.get(corpus_format)
+        if given:  # the corpus' own splits, kept (TFX names the outputs after the inputs)
+            input_config = example_gen_pb2.Input(
                 splits=[
-                    example_gen_pb2.SplitConfig.Split(
-                        name="train", hash_buckets=100 - eval_percent
-                    ),
-                    example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
-                ],
-                # Frames of one video (or one subject) stay together.
-                partition_feature_name="video_id",
+                    example_gen_pb2.Input.Split(name=name, pattern=pattern)
+                    for name, (pattern, _) in given.items()
+                ]
             )
-        )
+            output_config = example_gen_pb2.Output()
+        else:
+            input_config = example_gen_pb2.Input(
+                splits=[
+                    example_gen_pb2.Input.Split(
+                        name="corpus", pattern=eg.FINGERPRINT_PATTERNS[corpus_format]
+                    )
+                ]
+            )
+            output_config = example_gen_pb2.Output(
+                split_config=example_gen_pb2.SplitConfig(
+                    splits=[
+                        example_gen_pb2.SplitConfig.Split(
+                            name="train", hash_buckets=100 - eval_percent
+                        ),
+                        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_percent),
+                    ],
+                    # Frames of one video (or one subject) stay together.
+                    partition_feature_name="video_id",
+                )
+            )
         corpus_config = json.dumps(
             {
                 eg.FORMAT_KEY: corpus_format,
