@@ -14,8 +14,6 @@ to its 64 px grey input; a face it cannot answer (contempt -> Other) counts as w
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import numpy as np
 
 from affect_tf.labels import EXPRESSIONS
 from benchmarks.common import write_section
-from benchmarks.ferplus_defaults import FERPLUS, converted
+from benchmarks.ferplus_defaults import FERPLUS, ferplus_splits, load_results, save_results
 
 # Barsoum et al. 2016 (FER+ Test, 8 classes, accuracy) and later in-the-wild methods: the
 # figures the data folder's README quotes.
@@ -126,17 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="benchmarks/results/ferplus.json")
     parser.add_argument("--md", default="docs/results.md")
     args = parser.parse_args(argv)
-    root = Path(args.root)
-    if not (root / "FER2013Test" / "label.csv").is_file():
-        print(f"FER+ not found at {root} (see ../shared/data/ferplus/README.md): skipped")
-        return 0
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    train, valid, test = (converted(root, out, s) for s in ("train", "validation", "test"))
+    files = ferplus_splits(args.root, out, ("train", "validation", "test"))
+    if files is None:
+        return 0
+    train, valid, test = files
     faces, labels = test_faces(test)
     path = Path(args.json)
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results.update(config=vars(args), machine=platform.platform())
+    results = load_results(path, args)
     results["fer"] = fer_on(faces, labels)
     from affect_tf.training import evaluate
 
@@ -150,9 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             **{k: report[k] for k in ("expr_acc", "expr_f1", "expr_f1_per_class")},
         }
         print(f"   Test accuracy {report['expr_acc']:.3f}, macro F1 {report['expr_f1']:.3f}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2, default=float))
-    path.write_text(json.dumps(results, indent=2, default=float))
+        save_results(path, results)
+    save_results(path, results)
     write_section(args.md, "ferplus", markdown(results))
     print(f"wrote {path} and {args.md}")
     return 0

@@ -60,6 +60,30 @@ def converted(root: Path, out: Path, split: str) -> str:
     return str(path)
 
 
+def ferplus_splits(root: str | Path, out: str | Path, splits: tuple[str, ...]) -> list[str] | None:
+    """The FER+ splits as tf.Examples under ``out``, or None (said in one line) when FER+ is
+    not at ``root``: benchmarks need ``../shared``, tests never do."""
+    root, out = Path(root), Path(out)
+    if not (root / "FER2013Train" / "label.csv").is_file():
+        print(f"FER+ not found at {root} (see ../shared/data/ferplus/README.md): skipped")
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    return [converted(root, out, split) for split in splits]
+
+
+def load_results(path: Path, args: argparse.Namespace) -> dict:
+    """The results so far (a resumed run keeps them) with this run's settings."""
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results.update(config=vars(args), machine=platform.platform())
+    return results
+
+
+def save_results(path: Path, results: dict) -> None:
+    """The JSON after every finished run (a killed study resumes from it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, default=float))
+
+
 def subset(source: str, out: Path, name: str, shares: dict[str, float] | None, total: int,
            seed: int = 0) -> tuple[str, dict[str, int]]:  # fmt: skip
     """``total`` examples of ``source`` drawn without replacement, each class at its share
@@ -173,16 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="benchmarks/results/ferplus_defaults.json")
     parser.add_argument("--md", default="docs/results.md")
     args = parser.parse_args(argv)
-    root = Path(args.root)
-    if not (root / "FER2013Train" / "label.csv").is_file():
-        print(f"FER+ not found at {root} (see ../shared/data/ferplus/README.md): skipped")
-        return 0
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    train, valid = converted(root, out, "train"), converted(root, out, "validation")
+    files = ferplus_splits(args.root, out, ("train", "validation"))
+    if files is None:
+        return 0
+    train, valid = files
     path = Path(args.json)
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results.update(config=vars(args), machine=platform.platform())
+    results = load_results(path, args)
     results.setdefault("studies", {})
     results.setdefault("baselines", {})
     for study in args.study.split(","):
@@ -211,9 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run)
                 print(f"   F1 {run['expr_f1']:.3f} acc {run['expr_acc']:.3f} "
                       f"({run['seconds']:.0f} s)", flush=True)  # fmt: skip
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(results, indent=2, default=float))
-    path.write_text(json.dumps(results, indent=2, default=float))
+                save_results(path, results)
+    save_results(path, results)
     write_section(args.md, "ferplus_defaults", markdown(results))
     print(f"wrote {path} and {args.md}")
     return 0
