@@ -292,3 +292,36 @@ def _entry(runs: list[dict]) -> dict:
         "images_per_s": 100.0,
         "transfer": runs,
     }
+
+
+def test_ferplus_subsets_baseline_and_scores_by_hand(tmp_path):
+    """The FER+ study's subsets (a stratified sample; a skewed one at given shares), the
+    majority baseline and the Test scores, checked by hand; FER+ itself is not needed."""
+    import tensorflow as tf
+
+    from affect_tf.data import examples as ex
+    from affect_tf.data.examples import read_tfrecord
+    from benchmarks.ferplus import scores
+    from benchmarks.ferplus_defaults import ferplus_splits, majority_baseline, subset
+    from tests.data.test_examples import make_record
+
+    counts = {0: 60, 4: 30, 6: 10}  # Neutral, Happiness, Surprise
+    path = tmp_path / "all.tfrecord.gz"
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for expression, n in counts.items():
+            for _ in range(n):
+                writer.write(ex.serialize_example(make_record(expression=expression)))
+    stratified, got = subset(str(path), tmp_path, "s", None, 50)
+    assert got == {"Neutral": 30, "Anger": 0, "Disgust": 0, "Fear": 0, "Happiness": 15,
+                   "Sadness": 0, "Surprise": 5, "Other": 0}  # fmt: skip
+    assert len(list(read_tfrecord(stratified))) == 50
+    skewed, got = subset(str(path), tmp_path, "k", {"Neutral": 0.8, "Surprise": 0.02}, 50)
+    assert got == {"Neutral": 40, "Surprise": 1}  # at least one face of a share
+    base = majority_baseline([str(path)])
+    # Always Neutral: accuracy 0.6, its F1 2 * 0.6 / 1.6 = 0.75, the other 7 classes 0.
+    assert base == {"class": "Neutral", "expr_acc": 0.6, "expr_f1": pytest.approx(0.75 / 8)}
+    result = scores(np.array([0, 0, 4, 4]), np.array([0, 4, 4, 4]))
+    # Neutral: tp 1, fn 1 -> F1 2/3; Happiness: tp 2, fp 1 -> F1 0.8; macro over all 8.
+    assert result["expr_acc"] == 0.75
+    assert result["expr_f1"] == pytest.approx((2 / 3 + 0.8) / 8)
+    assert ferplus_splits(tmp_path / "nowhere", tmp_path, ("train",)) is None
