@@ -101,6 +101,7 @@ def _targets(features: dict) -> dict[str, np.ndarray]:
         if ex.FEATURE_SPEC[key].shape
         else np.asarray(features[key]).reshape(-1)
         for key in ex.LABEL_KEYS
+        if key in features or key not in ex.OPTIONAL_KEYS  # metrics need the majority only
     }
     return {k: np.asarray(v, np.float64) for k, v in tg.targets_from_features(batch).items()}
 
