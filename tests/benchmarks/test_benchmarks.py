@@ -325,3 +325,22 @@ def test_ferplus_subsets_baseline_and_scores_by_hand(tmp_path):
     assert result["expr_acc"] == 0.75
     assert result["expr_f1"] == pytest.approx((2 / 3 + 0.8) / 8)
     assert ferplus_splits(tmp_path / "nowhere", tmp_path, ("train",)) is None
+    from benchmarks.ferplus_defaults import check_disjoint
+
+    check_disjoint([skewed])
+    with pytest.raises(RuntimeError, match="Expected disjoint splits"):
+        check_disjoint([str(path), stratified])  # the sample's faces are in the source
+
+
+def test_ferplus_splits_are_each_their_own(tmp_path):
+    """Each split converts from its own folder (a study once validated on Train)."""
+    from benchmarks.ferplus_defaults import ferplus_splits
+    from tests.conftest import write_ferplus
+
+    root = write_ferplus(tmp_path / "ferplus")
+    train, valid, test = ferplus_splits(root, tmp_path / "out", ("train", "validation", "test"))
+    from affect_tf.data.examples import read_tfrecord
+
+    assert [r.video_id for r in read_tfrecord(valid)] == ["FER2013Valid/fer9.png"]
+    assert [r.video_id for r in read_tfrecord(test)] == ["FER2013Test/fer8.png"]
+    assert len(list(read_tfrecord(train))) == 3
