@@ -123,7 +123,7 @@ def test_tiny_and_huge_images(blazeface):
 def test_registry_errors(monkeypatch):
     from affect_tf.face.registry import DETECTORS, make_detector
 
-    assert DETECTORS == ("blazeface", "mtcnn")
+    assert DETECTORS == ("blazeface", "mtcnn", "none")
     with pytest.raises(ValueError, match="blazeface.*mtcnn.*Received: detector='retina'"):
         make_detector("retina")
     with pytest.raises(ValueError, match="policy"):
