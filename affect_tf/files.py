@@ -88,10 +88,16 @@ def out_of_space(path: Path, partial: Path, error: BaseException) -> OutOfSpaceE
         free = shutil.disk_usage(path.parent).free
     except OSError:
         free = 0
+    if written == 0:
+        received = f"the disk is full ({free / 1e6:,.1f} MB free on it)"
+    else:
+        received = (
+            f"the disk filled after {written / 1e6:,.1f} MB of it ({free / 1e6:,.1f} MB free "
+            f"now); free at least {written / 1e6:,.1f} MB more"
+        )
     return OutOfSpaceError(
-        f"Expected free space to write {path}. Received: the disk filled after "
-        f"{written / 1e6:,.1f} MB of it ({free / 1e6:,.1f} MB free on that disk now); free at "
-        f"least {max(written, 1) / 1e6:,.1f} MB more and run again (nothing was written)",
+        f"Expected free space to write {path}. Received: {received}; nothing was written "
+        "under that name"
     )
 
 

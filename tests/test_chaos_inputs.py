@@ -174,3 +174,26 @@ def test_frames_no_tf_example_can_hold_are_counted_skips(tmp_path, capsys):
     from affect_tf.data.examples import read_tfrecord
 
     assert sorted(r.frame for r in read_tfrecord(str(out))) == [4, 7]
+
+
+def test_out_of_space_is_said_once_by_the_outermost_writer(tmp_path):
+    """ENOSPC (and TensorFlow's ResourceExhaustedError) inside nested atomic writes: one
+    OutOfSpaceError naming the inner output, what it had written, and no file left."""
+    import errno
+
+    import tensorflow as tf
+
+    from affect_tf.files import OutOfSpaceError, replaced_atomically
+
+    with pytest.raises(OutOfSpaceError, match=r"write .*data\.bin\. .*filled after 0\.2 MB"):
+        with replaced_atomically(tmp_path / "data.bin.report.json"):
+            with replaced_atomically(tmp_path / "data.bin") as partial:
+                partial.write_bytes(b"x" * 200_000)
+                raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OutOfSpaceError, match="the disk is full"):
+        with replaced_atomically(tmp_path / "x.tfrecord"):
+            raise tf.errors.ResourceExhaustedError(None, None, "x; No space left on device")
+    with pytest.raises(tf.errors.ResourceExhaustedError):  # out of memory is not out of space
+        with replaced_atomically(tmp_path / "y.tfrecord"):
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+    assert list(tmp_path.iterdir()) == []
