@@ -46,6 +46,8 @@ STUDIES: dict[str, dict[str, dict]] = {
         "sampling": {"imbalance": "sampling"},
     },
 }
+# Hard (the majority class) vs soft (the 10 votes' distribution) expression targets.
+STUDIES["labels"] = {"soft": {"soft_labels": True}, "hard": {"soft_labels": False}}
 # The skew also runs logit adjustment as it was before its priors were clipped: the collapse
 # the guard exists for.
 STUDIES["skew"] = {
