@@ -344,3 +344,14 @@ def test_ferplus_splits_are_each_their_own(tmp_path):
     assert [r.video_id for r in read_tfrecord(valid)] == ["FER2013Valid/fer9.png"]
     assert [r.video_id for r in read_tfrecord(test)] == ["FER2013Test/fer8.png"]
     assert len(list(read_tfrecord(train))) == 3
+
+
+def test_ferplus_sections_are_rendered_from_the_committed_json():
+    """The FER+ study and benchmark of record in docs/results.md come from their JSON."""
+    from benchmarks import ferplus, ferplus_defaults
+
+    page = (ROOT / "docs/results.md").read_text()
+    for key, module in (("ferplus_defaults", ferplus_defaults), ("ferplus", ferplus)):
+        results = json.loads((ROOT / f"benchmarks/results/{key}.json").read_text())
+        section = page.split(f"<!-- section:{key} -->\n", 1)[1].split(f"<!-- /section:{key}")[0]
+        assert section == module.markdown(results).strip() + "\n", key
