@@ -84,6 +84,13 @@ _EXPRESSION_ALIASES: Final[dict[str, str]] = {
 MAX_FRAME: Final[int] = 2**63 - 1
 
 
+def unique_top(values) -> int | None:
+    """The index of the largest value, or None when several share it (a tie decides nothing)."""
+    top = max(values)
+    winners = [i for i, v in enumerate(values) if v == top]
+    return winners[0] if len(winners) == 1 else None
+
+
 def check_expression_dist(values, field: str = "expression_dist") -> list[float]:
     """A soft expression label normalised to sum 1.
 

@@ -71,8 +71,8 @@ def write_jpeg(path: str | Path, rgb: np.ndarray, quality: int = 92) -> Path:
     passed to ``cv2.imwrite`` as a surrogate-escaped string crashed the process).
 
     Raises:
-        OSError: The file cannot be written (``affect_tf.files.OutOfSpaceError`` when the disk
-            is full).
+        OSError: The file cannot be written.
+        affect_tf.files.OutOfSpaceError: The disk is full.
     """
     import cv2
 

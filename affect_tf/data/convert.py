@@ -145,7 +145,7 @@ class Converter:
         """
         # Imported here: the TF graph code is only needed once a sample really is converted.
         from affect_tf.face.align import box_from_landmarks, landmarks_from_box
-        from affect_tf.face.detect import box_iou, select_face, too_thin
+        from affect_tf.face.detect import box_iou, no_face_reason, select_face, too_thin
 
         detect = not sample.aligned and sample.landmarks is None and sample.bbox is None
         image = load_image(sample.path, exif_orientation=detect)
@@ -179,15 +179,7 @@ class Converter:
                 raise SkipSample("image_too_thin", thin)
             face = select_face(self.detector.detect(image.rgb), self.policy)  # type: ignore[arg-type]
             if face is None:
-                if self.detector_name == "none":
-                    raise SkipSample(
-                        "no_face",
-                        f"a blank or uniform {w}x{h} image (--detector none takes the whole "
-                        "image as the face)",
-                    )
-                raise SkipSample(
-                    "no_face", f"{self.detector_name} found no face in the {w}x{h} image"
-                )
+                raise SkipSample("no_face", f"{no_face_reason(self.detector)} ({w}x{h})")
             bbox, landmarks = face.box, face.landmarks
         record = FaceRecord(image=image.data, bbox=bbox, landmarks=landmarks, **sample.labels())
         try:

@@ -268,6 +268,7 @@ def decode_example(serialized: bytes) -> FaceRecord:
     missing = [key for key in FEATURE_SPEC if key not in f and key not in OPTIONAL_KEYS]
     if missing:
         raise LabelError(f"Expected every contract feature. Received: missing keys={missing}")
+    dist = floats(EXPRESSION_DIST)
     return FaceRecord(
         image=f[IMAGE].bytes_list.value[0],
         bbox=floats(BBOX),
@@ -277,7 +278,7 @@ def decode_example(serialized: bytes) -> FaceRecord:
         va_mask=ints(VA_MASK)[0],
         expression=ints(EXPRESSION)[0],
         expr_mask=ints(EXPR_MASK)[0],
-        expression_dist=floats(EXPRESSION_DIST) if any(floats(EXPRESSION_DIST)) else None,
+        expression_dist=dist if any(dist) else None,  # all zeros (or absent): none
         au=ints(AU),
         au_mask=ints(AU_MASK),
         video_id=f[VIDEO_ID].bytes_list.value[0].decode("utf-8"),

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from affect_tf.data.corpus import CorpusError, Sample, SkipReport, require_dir
-from affect_tf.labels import FERPLUS_TO_ABAW, FERPLUS_VOTES
+from affect_tf.labels import FERPLUS_TO_ABAW, FERPLUS_VOTES, unique_top
 
 SPLIT_DIRS = {"train": "FER2013Train", "validation": "FER2013Valid", "test": "FER2013Test"}
 LABEL_FILE = "label.csv"
@@ -30,17 +30,16 @@ _UNKNOWN, _NOT_A_FACE = FERPLUS_VOTES.index("unknown"), FERPLUS_VOTES.index("NF"
 def majority_label(votes: list[int]) -> tuple[int | None, str | None]:
     """``(ABAW class, None)`` by the FER+ majority-vote rules, or ``(None, skip reason)``:
     ``top_vote_unknown``, ``top_vote_not_a_face``, ``tied_votes`` or ``no_votes``."""
-    top = max(votes)
-    if top <= 0:
+    if max(votes) <= 0:
         return None, "no_votes"
-    winners = [i for i, v in enumerate(votes) if v == top]
-    if len(winners) > 1:
+    top = unique_top(votes)
+    if top is None:
         return None, "tied_votes"
-    if winners[0] == _UNKNOWN:
+    if top == _UNKNOWN:
         return None, "top_vote_unknown"
-    if winners[0] == _NOT_A_FACE:
+    if top == _NOT_A_FACE:
         return None, "top_vote_not_a_face"
-    return FERPLUS_TO_ABAW[winners[0]], None
+    return FERPLUS_TO_ABAW[top], None
 
 
 def vote_distribution(votes: list[int]) -> list[float]:

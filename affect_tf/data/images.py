@@ -156,23 +156,14 @@ def decode_rgb(
 
     if not data:
         raise ImageDecodeError("corrupt_image", "image bytes", "an empty file")
-    check_decode_budget(data, max_pixels)
+    check_decode_budget(data, max_pixels)  # every format's size, before any pixel
     try:
         with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > max_pixels:  # formats whose size only Pillow reads
-                raise ImageDecodeError(
-                    "image_too_large",
-                    f"an image of at most {max_pixels:,} pixels",
-                    f"{width}x{height} = {width * height:,} pixels",
-                )
             image.load()
             fmt, mode = image.format, image.mode
             # EXIF tag 0x0112 (Orientation): 1 is upright; 2-8 flip and/or rotate.
             rotated = exif_orientation and image.getexif().get(0x0112, 1) not in (1, 0)
             rgb = _to_uint8(ImageOps.exif_transpose(image) if rotated else image)
-    except ImageDecodeError:
-        raise
     except Image.DecompressionBombError as e:  # over Pillow's own ~179 MP, refused at open
         raise ImageDecodeError(
             "image_too_large", f"an image of at most {max_pixels:,} pixels", str(e)

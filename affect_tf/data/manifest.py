@@ -38,7 +38,14 @@ from affect_tf.data.corpus import (
     require_dir,
     va_in_range,
 )
-from affect_tf.labels import AUS, MAX_FRAME, au_index, check_expression_dist, expression_index
+from affect_tf.labels import (
+    AUS,
+    MAX_FRAME,
+    au_index,
+    check_expression_dist,
+    expression_index,
+    unique_top,
+)
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
 BOX_COLUMNS = (
@@ -213,14 +220,13 @@ def _read_expression(row: dict[str, Any], sample: Sample) -> None:
     except ValueError as e:
         raise _Skip("expression_dist_invalid", str(e)) from None
     if not sample.expr_mask:  # the distribution alone: its most-voted class is the label
-        top = max(sample.expression_dist)
-        winners = [i for i, v in enumerate(sample.expression_dist) if v == top]
-        if len(winners) > 1:
+        top = unique_top(sample.expression_dist)
+        if top is None:
             raise _Skip(
                 "expression_dist_invalid",
                 "field=expression_dist: tied top classes and no expression column to decide",
             )
-        sample.expression, sample.expr_mask = winners[0], 1
+        sample.expression, sample.expr_mask = top, 1
 
 
 def _read_va(row: dict[str, Any], sample: Sample) -> None:

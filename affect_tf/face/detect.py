@@ -107,6 +107,15 @@ def too_thin(image: np.ndarray) -> str | None:
     return None
 
 
+def no_face_reason(detector) -> str:
+    """Why ``detector`` found no face, in words: its own ``no_face`` text where it has one
+    (``--detector none``: a blank or uniform image), else that its search found none."""
+    return (
+        getattr(detector, "no_face", None)
+        or f"{getattr(detector, 'name', 'the detector')} found no face"
+    )
+
+
 def shrunk(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """``image`` shrunk (area interpolation) so its longest side is ``max_side``, and the factor
     its coordinates were divided by (1.0 and the image itself when it is not larger)."""

@@ -20,6 +20,7 @@ class WholeImageDetector:
 
     name = "none"
     min_score = 0.0
+    no_face = "a blank or uniform image; --detector none takes the whole image as the face"
 
     def __init__(self, policy: Policy = "largest") -> None:
         self.policy = policy

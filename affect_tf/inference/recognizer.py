@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from affect_tf.data import targets as tg
-from affect_tf.face.detect import too_thin
+from affect_tf.face.detect import no_face_reason, too_thin
 from affect_tf.inference.backends import _KerasBackend, load_backend
 from affect_tf.inference.clock import StageClock
 from affect_tf.inference.errors import InferenceError
@@ -167,14 +167,9 @@ class AffectRecognizer:
                 with clock("detect"):
                     detections = self.detector.detect(image)
                 if not detections:
-                    why = (
-                        "a blank or uniform image; --detector none takes the whole image as the "
-                        "face"
-                        if getattr(self.detector, "name", "") == "none"
-                        else "none found"
-                    )
                     raise InferenceError(
-                        f"Expected a face in the image. Received: {source} ({why})"
+                        "Expected a face in the image. Received: "
+                        f"{source} ({no_face_reason(self.detector)})"
                     )
             except InferenceError as e:
                 if on_error == "raise":
