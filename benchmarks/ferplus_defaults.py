@@ -48,6 +48,19 @@ STUDIES: dict[str, dict[str, dict]] = {
 }
 # Hard (the majority class) vs soft (the 10 votes' distribution) expression targets.
 STUDIES["labels"] = {"soft": {"soft_labels": True}, "hard": {"soft_labels": False}}
+# The training recipe, each arm one change from the preset's values: backbone schedule (the
+# SynthAffect-pretrained backbone fine-tuned at once at the full rate, kept frozen, or a random
+# start), learning rate, augmentation, input size (FER+ faces are 48 px).
+STUDIES["recipe"] = {
+    "preset": {},
+    "no_warmup_full_rate": {"warmup_epochs": 0, "backbone_lr_scale": 1.0},
+    "frozen": {"schedule": "frozen"},
+    "random_start": {"schedule": "scratch", "weights": ""},
+    "lr_1e-3": {"learning_rate": 1e-3},
+    "lr_4e-3": {"learning_rate": 4e-3},
+    "augment": {"augment": True},
+    "size_48": {"image_size": 48},
+}
 # The skew also runs logit adjustment as it was before its priors were clipped: the collapse
 # the guard exists for.
 STUDIES["skew"] = {
@@ -159,7 +172,10 @@ def run_arm(preset: str, overrides: dict, train: str, valid: str, out: Path, see
     seconds = time.perf_counter() - start
     metrics = evaluate(result.model, [valid])
     keep = ("expr_f1", "expr_acc", "expr_f1_per_class")
-    return {"seed": seed, "seconds": seconds, **{k: metrics[k] for k in keep}}
+    # The validation P_MTL per epoch (here the expression macro F1): where it peaks says how
+    # many epochs the recipe needs.
+    curve = [float(v) for v in result.history.get("val_p_mtl", [])]
+    return {"seed": seed, "seconds": seconds, "val_curve": curve, **{k: metrics[k] for k in keep}}
 
 
 def summary(runs: list[dict]) -> dict:

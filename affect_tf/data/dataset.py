@@ -106,6 +106,7 @@ def balance_expressions(
     unlabelled: int,
     size: int,
     seed: int | None = None,
+    cached: bool = False,
 ) -> tf.data.Dataset:
     """Class-balanced sampling of aligned ``(image, targets, ...)`` elements, ``size`` of them.
 
@@ -119,7 +120,13 @@ def balance_expressions(
         unlabelled: Training examples without an expression label.
         size: Elements to draw (one epoch).
         seed: Sampling seed.
+        cached: ``ds`` ends in an in-memory ``cache()``: it is filled by one pass first, else
+            each class's stream decodes the whole file before the cache completes (every face
+            decoded 8 times: 41 s vs 9 s for the first epoch of 8,000 FER+ faces).
     """
+    if cached and tf.executing_eagerly():
+        for _ in ds.batch(1024):
+            pass
     counts = np.asarray(counts, np.float64)
     present = [c for c in range(NUM_EXPRESSIONS) if counts[c] > 0]
     if len(present) < 2:
@@ -181,7 +188,7 @@ def make_dataset(
     if cache:
         ds = ds.cache()
     if balance is not None:
-        ds = balance_expressions(ds, *balance, seed=seed)
+        ds = balance_expressions(ds, *balance, seed=seed, cached=cache)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
@@ -381,7 +388,7 @@ def make_transformed_dataset(
     if cache:
         ds = ds.cache()
     if balance is not None:
-        ds = balance_expressions(ds, *balance, seed=seed)
+        ds = balance_expressions(ds, *balance, seed=seed, cached=cache)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(AUTOTUNE)
