@@ -149,6 +149,29 @@ def subset(source: str, out: Path, name: str, shares: dict[str, float] | None, t
     return str(path), counts
 
 
+def skewed_layout(root: Path, out: Path, files: dict[str, str]) -> Path:
+    """A FER+ folder (``FER2013{Train,Valid}/label.csv``, images linked, not copied) holding
+    only the faces of each split's tf.Example file in ``files`` (folder -> file): the skewed
+    subset for the pipeline (``AFFECT_CORPUS_FORMAT=ferplus AFFECT_CORPUS_ROOT=out``)."""
+    from affect_tf.data.examples import read_tfrecord
+
+    for folder, path in files.items():
+        keep = {r.video_id.split("/", 1)[1] for r in read_tfrecord(path)}
+        target = out / folder
+        target.mkdir(parents=True, exist_ok=True)
+        lines = [
+            line
+            for line in (root / folder / "label.csv").read_text().splitlines()
+            if line.split(",", 1)[0] in keep
+        ]
+        for name in keep:
+            link = target / name
+            if not link.exists():
+                link.symlink_to((root / folder / name).resolve())
+        (target / "label.csv").write_text("\n".join(lines) + "\n")
+    return out
+
+
 def majority_baseline(files: list[str]) -> dict:
     """Accuracy and 8-class macro F1 of always answering the most frequent class of ``files``."""
     from affect_tf.data.examples import read_tfrecord
@@ -245,7 +268,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report", action="store_true", help="only render --json into --md (runs nothing)"
     )
+    parser.add_argument(
+        "--skewed-layout",
+        help="only write FER+ Train and Valid skewed as the held-out corpus, as a FER+ folder here",
+    )
     args = parser.parse_args(argv)
+    if args.skewed_layout:
+        files = ferplus_splits(args.root, Path(args.out), ("train", "validation"))
+        if files is None:
+            return 0
+        train, _ = subset(files[0], Path(args.out), "train_skewed", SKEW, args.skew_size)
+        valid, counts = subset(files[1], Path(args.out), "valid_skewed", SKEW, 2000)
+        layout = {"FER2013Train": train, "FER2013Valid": valid}
+        print(f"wrote {skewed_layout(Path(args.root), Path(args.skewed_layout), layout)} "
+              f"(Valid: {counts})")  # fmt: skip
+        return 0
     if args.report:
         write_section(
             args.md, "ferplus_defaults", markdown(json.loads(Path(args.json).read_text()))

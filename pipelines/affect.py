@@ -58,7 +58,10 @@ def create_pipeline(
     data = _data_components(config, inputs, trainer_overrides or {})
     example_gen, schema_gen, transform = data[0], data[1], data[-1]
     trainer, latest_model = _trainer(config, example_gen, schema_gen, transform, overrides)
-    deployment = _deployment(config, example_gen, schema_gen, transform, trainer)
+    from affect_tf.pipeline.example_gen import given_splits
+
+    test = "test" in given_splits(config.corpus_format, inputs.input_base)
+    deployment = _deployment(config, example_gen, schema_gen, transform, trainer, test)
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
@@ -155,12 +158,15 @@ def _trainer(config: PipelineConfig, example_gen, schema_gen, transform, overrid
     return trainer, latest_model
 
 
-def _deployment(config: PipelineConfig, example_gen, schema_gen, transform, trainer) -> list:
-    """The baseline resolver, Evaluator, Pusher and TFLiteExport."""
+def _deployment(
+    config: PipelineConfig, example_gen, schema_gen, transform, trainer, test: bool
+) -> list:
+    """The baseline resolver, Evaluator (the gate), the TestEvaluator when the corpus gives a
+    Test split (a report, never gated on), Pusher and TFLiteExport."""
     from tfx import v1 as tfx
 
     from affect_tf.pipeline.components.tflite_export import TFLiteExport
-    from affect_tf.pipeline.evaluation import eval_config
+    from affect_tf.pipeline.evaluation import TEST_EVALUATOR, eval_config
 
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -177,6 +183,20 @@ def _deployment(config: PipelineConfig, example_gen, schema_gen, transform, trai
             dict(config.thresholds), config.max_p_mtl_drop, config.au_threshold, config.min_gain
         ),
     )
+    # The corpus' own Test split (FER+), when given: reported, never gated on.
+    report = []
+    if test:
+        report.append(
+            tfx.components.Evaluator(
+                examples=example_gen.outputs["examples"],
+                model=trainer.outputs["model"],
+                schema=schema_gen.outputs["schema"],
+                example_splits=["test"],
+                eval_config=eval_config(
+                    {}, config.max_p_mtl_drop, config.au_threshold, config.min_gain, gated=False
+                ),  # fmt: skip
+            ).with_id(TEST_EVALUATOR)
+        )
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -192,7 +212,7 @@ def _deployment(config: PipelineConfig, example_gen, schema_gen, transform, trai
         variants=" ".join(config.tflite_variants),
         parity_examples=config.parity_examples,
     )
-    return [baseline, evaluator, pusher, tflite]
+    return [baseline, evaluator, *report, pusher, tflite]
 
 
 def compile_kubeflow(config: PipelineConfig, output_file: str, image: str) -> str:

@@ -44,6 +44,8 @@ from affect_tf.report import (
 
 METRIC_NAME = "affect"
 GATE_FAILURES = "gate_failures"
+# The component id of the Evaluator that reports on a corpus' own Test split (FER+).
+TEST_EVALUATOR = "TestEvaluator"
 # The scalar keys of the evaluation report (the per-AU dict becomes ``au_f1/<AU>`` below).
 SCALAR_KEYS = tuple(key for key in REPORT_KEYS if not key.endswith("_per_au"))
 PER_CLASS_KEYS = tuple(f"expr_f1/{name}" for name in EXPRESSIONS) + tuple(
@@ -224,6 +226,7 @@ def eval_config(
     max_p_mtl_drop: float,
     au_threshold: float = 0.5,
     min_gain: float = DEFAULT_MIN_GAIN,
+    gated: bool = True,
 ) -> config_pb2.EvalConfig:
     """The Evaluator's config: our metrics, slices overall and by source, the gate.
 
@@ -234,6 +237,8 @@ def eval_config(
             (both over the tasks the eval split labels).
         au_threshold: AU decision threshold.
         min_gain: Each measured task at least this far above its trivial baseline.
+        gated: False for a report only (the TestEvaluator: no baseline, no thresholds, its
+            blessing used by nothing).
     """
     import json
 
@@ -264,7 +269,7 @@ def eval_config(
                     ),
                     config_pb2.MetricConfig(class_name="ExampleCount"),
                 ],
-                thresholds={GATE_FAILURES: gate_threshold, "p_mtl": p_mtl},
+                thresholds={GATE_FAILURES: gate_threshold, "p_mtl": p_mtl} if gated else {},
             )
         ],
     )

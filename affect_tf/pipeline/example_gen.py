@@ -53,14 +53,28 @@ FINGERPRINT_PATTERNS = {
     "ferplus": "FER2013*/label.csv",
 }
 # Corpora whose own splits the pipeline keeps (FER+: Train -> train, Valid -> eval, as the
-# published results are measured) instead of splitting one of them by video: pipeline split ->
-# (the input pattern that fingerprints it, the reader's split).
+# published results are measured; Test -> test, reported on only) instead of splitting one of
+# them by video: pipeline split -> (the input pattern that fingerprints it, the reader's split).
 GIVEN_SPLITS: dict[str, dict[str, tuple[str, str]]] = {
     "ferplus": {
         "train": ("FER2013Train/label.csv", "train"),
         "eval": ("FER2013Valid/label.csv", "validation"),
+        "test": ("FER2013Test/label.csv", "test"),
     },
 }
+# Given splits that are read only when the corpus has them: reported on (the pipeline's
+# TestEvaluator), never trained, validated or gated on.
+REPORT_SPLITS = ("test",)
+
+
+def given_splits(format: str, root: str) -> dict[str, tuple[str, str]]:
+    """The corpus' own splits that ``root`` holds (``GIVEN_SPLITS``; a report split only when
+    its file is there)."""
+    return {
+        name: (pattern, split)
+        for name, (pattern, split) in GIVEN_SPLITS.get(format, {}).items()
+        if name not in REPORT_SPLITS or (Path(root) / pattern).is_file()
+    }
 
 
 def corpus_split_of(format: str, split_pattern: str, default: str) -> str:

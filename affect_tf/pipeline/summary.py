@@ -216,6 +216,7 @@ def summarize(config: PipelineConfig) -> dict:
     out["data"] = _data_summary(outputs)
     out["model"] = _model_summary(outputs)
     evaluation = _evaluation(out, outputs.get("Evaluator", {}), config)
+    out["test"] = _test_summary(outputs)
     out["pushed"], out["tflite_checks"] = _pushed_summary(outputs)
     out["artifacts"] = {
         "pipeline_root": config.pipeline_root,
@@ -227,6 +228,17 @@ def summarize(config: PipelineConfig) -> dict:
     config.summary_path.parent.mkdir(parents=True, exist_ok=True)
     config.summary_path.write_text(json.dumps(out, indent=2, default=str))
     return out
+
+
+def _test_summary(outputs: dict) -> dict | None:
+    """The TestEvaluator's overall metrics on the corpus' own Test split (None when the
+    corpus gives none): a report, not part of the gate."""
+    from affect_tf.pipeline.evaluation import TEST_EVALUATOR
+
+    evaluation = outputs.get(TEST_EVALUATOR, {}).get("ModelEvaluation")
+    if evaluation is None:
+        return None
+    return {"metrics": _metrics(evaluation.uri)[0], "evaluation": evaluation.uri}
 
 
 def _data_summary(outputs: dict) -> dict:
@@ -328,6 +340,13 @@ def _anomalies(uri: str) -> dict:
     return found
 
 
+def _per_class(title: str, metrics: dict) -> list[str]:
+    """One line of the per-class expression F1 (none when the split has no expressions)."""
+    per_class = metrics.get("expr_f1_per_class") or {}
+    values = ", ".join(f"{k} {v:.2f}" for k, v in per_class.items() if v is not None)
+    return [title + values] if values else []
+
+
 def format_summary(summary: dict) -> str:
     """The human-readable lines ``make demo`` prints."""
     lines = []
@@ -352,15 +371,14 @@ def format_summary(summary: dict) -> str:
                 "  trivial baselines on it: "
                 + ", ".join(f"{k} {v:.3f} (gain {m['gain'][k]:+.3f})" for k, v in trivial.items())
             )
-        per_class = {k: v for k, v in (m.get("expr_f1_per_class") or {}).items() if v is not None}
-        if per_class:
-            lines.append(
-                "  expression F1 per class: "
-                + ", ".join(f"{k} {v:.2f}" for k, v in per_class.items())
-            )
+        lines += _per_class("  expression F1 per class: ", m)
         per_au = {k: v for k, v in (m.get("au_f1_per_au") or {}).items() if v is not None}
         if per_au:
             lines.append("  AU F1: " + ", ".join(f"{k} {v:.2f}" for k, v in per_au.items()))
+    test = (summary.get("test") or {}).get("metrics")
+    if test:
+        lines.append(f"  test split [n={test.get('n')}] (not gated): {format_report(test)}")
+        lines += _per_class("  test expression F1 per class: ", test)
     for note in (summary.get("gate") or {}).get("notes", []):
         lines.append(f"  note: {note}")
     base = (summary.get("baseline") or {}).get("metrics")

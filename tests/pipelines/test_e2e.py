@@ -168,3 +168,65 @@ def test_partial_label_corpus_is_blessed_with_default_thresholds(tmp_path, tasks
         assert m["va"] is None and m["p_mtl"] == pytest.approx(m["expr_f1"])
     text = format_summary(summary)
     assert "AU F1 n/a (n=0)" in text and "over " in text
+
+
+def _ferplus_from_synth(root: Path, sizes: dict[str, int]) -> Path:
+    """A FER+ layout (``FER2013{Train,Valid,Test}/label.csv`` + 48 px grey PNGs) of SynthAffect
+    renders, 8 of 10 votes on the rendered expression (contempt for Other), 2 on neutral."""
+    import csv
+
+    from PIL import Image
+
+    from affect_tf.data.synth import SynthConfig, write_corpus
+    from affect_tf.labels import EXPRESSIONS, FERPLUS_TO_ABAW
+
+    synth = root / "synth"
+    n = 2 * sum(sizes.values())  # some renders label other tasks only
+    write_corpus(SynthConfig(n=n, size=48, frames_per_video=1, seed=5), synth, workers=1,
+                 progress=False)  # fmt: skip
+    column = {abaw: ferplus for ferplus, abaw in FERPLUS_TO_ABAW.items()}
+    rows = iter([r for r in csv.DictReader((synth / "manifest.csv").open()) if r["expression"]])
+    for folder, size in sizes.items():
+        (root / folder).mkdir(parents=True)
+        lines = []
+        for i in range(size):
+            row = next(rows)
+            votes = [0] * 10
+            votes[0] += 2
+            votes[column[EXPRESSIONS.index(row["expression"])]] += 8
+            Image.open(synth / row["path"]).convert("L").save(root / folder / f"f{i}.png")
+            lines.append(f'f{i}.png,"(0, 0, 48, 48)",' + ",".join(map(str, votes)))
+        (root / folder / "label.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_ferplus_pipeline_reports_the_test_split(tmp_path):
+    """FER+'s own splits through the real pipeline: Train trains, Valid gates, Test is
+    evaluated by the TestEvaluator (never gated on) and shown in the summary."""
+    from tfx import v1 as tfx
+
+    from affect_tf.pipeline.config import PipelineConfig
+    from affect_tf.pipeline.inputs import prepare_inputs
+    from affect_tf.pipeline.summary import format_summary, summarize
+    from pipelines.affect import create_pipeline
+
+    sizes = {"FER2013Train": 320, "FER2013Valid": 80, "FER2013Test": 64}
+    corpus = _ferplus_from_synth(tmp_path / "ferplus", sizes)
+    config = PipelineConfig.load(
+        {},
+        output_root=str(tmp_path / "out"),
+        corpus_format="ferplus",
+        corpus_root=str(corpus),
+        preset="tiny",
+        epochs=3,
+        tflite_variants=("fp32",),
+        parity_examples=16,
+    )
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, prepare_inputs(config)))
+    summary = summarize(config)
+    assert summary["data"]["examples_per_split"] == {"train": 320, "eval": 80, "test": 64}
+    assert summary["metrics"]["n"] == 80  # the gate is on Valid
+    test = summary["test"]["metrics"]
+    assert test["n"] == 64 and test["tasks_measured"] == ["expression"]
+    assert 0.0 <= test["expr_acc"] <= 1.0 and test["va"] is None
+    assert "test split [n=64] (not gated)" in format_summary(summary)

@@ -112,7 +112,7 @@ def test_conversion_workers_log_progress_with_skips(tmp_path, caplog, monkeypatc
 
 
 def test_ferplus_keeps_its_own_splits(tmp_path):
-    """FER+ Train -> train, Valid -> eval (not a hash split of one of them), both read without
+    """FER+ Train -> train, Valid -> eval, Test -> test (not a hash split of one), read without
     a detector, the skips of both splits in one report, the vote distributions on board."""
     from tests.conftest import write_ferplus
 
@@ -124,8 +124,10 @@ def test_ferplus_keeps_its_own_splits(tmp_path):
         "FER2013Train/fer5.png",
     ]
     assert _videos(str(tmp_path / "out" / "Split-eval" / "*")) == ["FER2013Valid/fer9.png"]
+    # Test -> test, for the TestEvaluator's report only.
+    assert _videos(str(tmp_path / "out" / "Split-test" / "*")) == ["FER2013Test/fer8.png"]
     report = json.loads((tmp_path / "out" / "skip_report.json").read_text())
-    assert report["samples"] == 4 and report["written"] == 4
+    assert report["samples"] == 5 and report["written"] == 5
     assert report["skipped"] == {
         "top_vote_unknown": 1,
         "top_vote_not_a_face": 1,
@@ -139,3 +141,21 @@ def test_ferplus_keeps_its_own_splits(tmp_path):
     (parsed,) = [ex.parse_example(s) for s in ds]
     dist = parsed[ex.EXPRESSION_DIST].numpy()
     assert abs(dist - [0, 0.3, 0, 0, 0, 0.7, 0, 0]).max() < 1e-6  # anger 3, sadness 7
+
+
+def test_ferplus_without_test_folder_has_no_test_split(tmp_path):
+    """The Test split is optional (a user's subset of FER+ may have only Train and Valid)."""
+    import shutil
+
+    from affect_tf.pipeline.example_gen import given_splits
+    from tests.conftest import write_ferplus
+
+    root = write_ferplus(tmp_path / "ferplus")
+    assert sorted(given_splits("ferplus", str(root))) == ["eval", "test", "train"]
+    shutil.rmtree(root / "FER2013Test")
+    assert sorted(given_splits("ferplus", str(root))) == ["eval", "train"]
+    _run(root, tmp_path / "out", fmt="ferplus")
+    assert sorted(p.name for p in (tmp_path / "out").glob("Split-*")) == [
+        "Split-eval",
+        "Split-train",
+    ]

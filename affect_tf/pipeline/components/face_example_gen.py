@@ -55,7 +55,8 @@ class Executor(BaseExampleGenExecutor):
 class FaceExampleGen(FileBasedExampleGen):
     """Reads a corpus (``synth``, ``manifest``, ``affectnet``, ``affwild2``, ``ferplus``) into
     tf.Examples split by video into ``train`` and ``eval``; a corpus with splits of its own
-    (``example_gen.GIVEN_SPLITS``: FER+ Train -> train, Valid -> eval) keeps them.
+    (``example_gen.GIVEN_SPLITS``: FER+ Train -> train, Valid -> eval, and Test -> test when
+    the folder has it, for the TestEvaluator's report) keeps them.
 
     Args:
         corpus_format: One of ``affect_tf.pipeline.config.CORPUS_FORMATS``.
@@ -82,7 +83,7 @@ class FaceExampleGen(FileBasedExampleGen):
         from tfx import types
         from tfx.types import standard_artifacts
 
-        given = eg.GIVEN_SPLITS.get(corpus_format)
+        given = eg.given_splits(corpus_format, input_base)
         if given:  # the corpus' own splits, kept (TFX names the outputs after the inputs)
             input_config = example_gen_pb2.Input(
                 splits=[
