@@ -32,9 +32,12 @@ demo: setup
 	AFFECT_OUTPUT_ROOT=$(DEMO_OUT) bash scripts/demo.sh
 
 # One run of every benchmark -> benchmarks/results/benchmarks.json and docs/benchmarks.md
-# (about 10 min on 2 cores; BENCH_ARGS=--quick: under 3).
+# (about 10 min on 2 cores; BENCH_ARGS=--quick: under 3), then the benchmark of record on real
+# faces when ../shared/data/ferplus is there (FER+ Train -> Test, about 25 min per preset;
+# skipped with one line when it is not; FERPLUS_ARGS=--presets demo,mobile).
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.ferplus $(FERPLUS_ARGS)
 
 lint: setup
 	$(BIN)/ruff check affect_tf pipelines tests benchmarks

@@ -346,12 +346,53 @@ def test_ferplus_splits_are_each_their_own(tmp_path):
     assert len(list(read_tfrecord(train))) == 3
 
 
+def test_ferplus_skewed_layout_keeps_only_the_subsets_faces(tmp_path):
+    """The skewed subset as a FER+ folder: each split's label.csv holds exactly the rows of its
+    tf.Example file, the images linked from the source folder."""
+    from affect_tf.data.ferplus import read_ferplus
+    from benchmarks.ferplus_defaults import ferplus_splits, skewed_layout, subset
+    from tests.conftest import write_ferplus
+
+    root = write_ferplus(tmp_path / "ferplus")
+    train, valid = ferplus_splits(root, tmp_path / "conv", ("train", "validation"))
+    # Train holds Neutral (fer0), Other (fer1), Fear (fer5): keep Neutral and Fear.
+    kept, _ = subset(train, tmp_path / "conv", "k", {"Neutral": 0.5, "Fear": 0.5}, 2)
+    out = skewed_layout(root, tmp_path / "skewed", {"FER2013Train": kept, "FER2013Valid": valid})
+    samples = list(read_ferplus(out, "train"))
+    assert sorted(s.video_id for s in samples) == ["FER2013Train/fer0.png", "FER2013Train/fer5.png"]
+    assert (out / "FER2013Train" / "fer0.png").is_symlink()
+    assert len(list(read_ferplus(out, "validation"))) == 1
+
+
+def test_decision_rule_offsets_by_hand():
+    """Offsets fitted for macro F1 recover an under-predicted class; cross-fitting scores each
+    half with the other half's offsets."""
+    from benchmarks.ferplus_decision import cross_fit, fit_offsets, scores
+
+    # Class 4 (Happiness) always 0.5 nats behind Neutral: argmax never answers it.
+    logits = np.full((8, 8), -5.0)
+    logits[:, 0], logits[:, 4] = 0.0, -0.5
+    labels = np.array([0, 0, 0, 0, 4, 4, 4, 4])
+    logits[4:, 4] = -0.2  # the Happiness faces are a little closer
+    plain = scores(logits, labels, np.zeros(8))
+    assert plain == (pytest.approx((2 * 0.5 / 1.5) / 8), 0.5)  # Neutral F1 2/3, rest 0
+    offsets = fit_offsets(logits, labels)
+    assert 0.2 < offsets[4] <= 0.5 and offsets[0] == 0.0  # between the two groups' gaps
+    assert scores(logits, labels, offsets) == (pytest.approx(2 / 8), 1.0)
+    result = cross_fit(np.tile(logits, (2, 1)), np.tile(labels, 2))
+    assert result["tuned"]["expr_acc"] == 1.0 and result["argmax"]["expr_acc"] == 0.5
+
+
 def test_ferplus_sections_are_rendered_from_the_committed_json():
     """The FER+ study and benchmark of record in docs/results.md come from their JSON."""
-    from benchmarks import ferplus, ferplus_defaults
+    from benchmarks import ferplus, ferplus_decision, ferplus_defaults
 
     page = (ROOT / "docs/results.md").read_text()
-    for key, module in (("ferplus_defaults", ferplus_defaults), ("ferplus", ferplus)):
+    for key, module in (
+        ("ferplus_defaults", ferplus_defaults),
+        ("ferplus", ferplus),
+        ("ferplus_decision", ferplus_decision),
+    ):
         results = json.loads((ROOT / f"benchmarks/results/{key}.json").read_text())
         section = page.split(f"<!-- section:{key} -->\n", 1)[1].split(f"<!-- /section:{key}")[0]
         assert section == module.markdown(results).strip() + "\n", key
