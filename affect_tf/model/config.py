@@ -175,7 +175,8 @@ PRESETS: dict[str, AffectConfig] = {
     ),
     # What `make demo` trains inside the TFX pipeline in a few minutes on CPU, from the shipped
     # SynthAffect backbone, fine-tuned at once at the full rate: on FER+ (Train -> Valid,
-    # docs/results.md "recipe") that beat 2 frozen warm-up epochs then 0.1x by about 0.1 macro F1.
+    # docs/results.md "recipe") that beat 2 frozen warm-up epochs then 0.1x by 0.10 macro F1
+    # (0.406 +- 0.015 vs 0.302 +- 0.001, 3 seeds).
     "demo": AffectConfig(
         name="demo",
         backbone="small_cnn",
