@@ -194,7 +194,7 @@ def _deployment(
                 example_splits=["test"],
                 eval_config=eval_config(
                     {}, config.max_p_mtl_drop, config.au_threshold, config.min_gain, gated=False
-                ),  # fmt: skip
+                ),
             ).with_id(TEST_EVALUATOR)
         )
     pusher = tfx.components.Pusher(
