@@ -11,6 +11,7 @@ recompute them.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,13 +21,15 @@ import tensorflow as tf
 
 from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
-from affect_tf.data.dataset import make_dataset, measure_priors
+from affect_tf.data.dataset import LabelPriors, make_dataset, make_mixed_dataset, measure_priors
 from affect_tf.fitting import FitData, FitResult, fit
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
 from affect_tf.model.affect_model import probabilities
 from affect_tf.model.config import AffectConfig
 from affect_tf.report import evaluate_run
 from affect_tf.smoothing import parse_smooth, smooth_by_video
+
+log = logging.getLogger(__name__)
 
 
 def train(
@@ -43,6 +46,8 @@ def train(
     seed: int = 0,
     warm_start: str | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    corpora: Sequence[Sequence[str]] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> FitResult:
     """Trains an AffectModel on tf.Example files (``affect-tf train``) with ``fitting.fit``.
 
@@ -61,8 +66,15 @@ def train(
         warm_start: An earlier ``.keras`` model of the same architecture to start from.
         strategy: A ``tf.distribute`` strategy (``distribute.connect`` for a multi-worker
             run: ``config.batch_size`` is then the global batch, split between the workers).
+        corpora, weights: Several corpora (each one's files) mixed by weight
+            (``affect_tf.data.mixing``); ``train_files`` is then ignored.
     """
-    data = _fit_data(config, train_files, val_files, eval_percent, steps_per_epoch, seed)
+    if corpora is not None:
+        data = _mixed_fit_data(
+            config, corpora, weights, val_files, eval_percent, steps_per_epoch, seed
+        )
+    else:
+        data = _fit_data(config, train_files, val_files, eval_percent, steps_per_epoch, seed)
     return fit(
         config,
         data,
@@ -129,6 +141,59 @@ def _fit_data(
         split=val_split,
         eval_percent=eval_percent,
     ).apply(tf.data.experimental.assert_cardinality(val_steps))
+    return FitData(train_ds, val_ds, steps, val_steps, priors, val_priors)
+
+
+def _mixed_fit_data(
+    config: AffectConfig,
+    corpora: Sequence[Sequence[str]],
+    weights: Sequence[float],
+    val_files: Sequence[str] | None,
+    eval_percent: int,
+    steps_per_epoch: int | None,
+    seed: int,
+) -> FitData:
+    """``_fit_data`` for corpora mixed by weight: each corpus' own statistics for its
+    class-balanced stream, their mixture for the model (class weights, label graph)."""
+    train_split, val_split = (None, None) if val_files else ("train", "eval")
+    parts = []
+    for files in corpora:
+        priors = measure_priors(files, split=train_split, eval_percent=eval_percent)
+        if priors.n == 0:
+            raise ValueError(
+                f"Expected training examples in every corpus. Received: none in {list(files)} "
+                f"(split={train_split})"
+            )
+        parts.append(priors)
+    everything = [f for files in corpora for f in files]
+    val_files = list(val_files or everything)
+    val_priors = measure_priors(val_files, split=val_split, eval_percent=eval_percent)
+    if val_priors.n == 0:
+        raise ValueError(
+            f"Expected validation examples. Received: none in {val_files} (split={val_split})"
+        )
+    total = sum(p.n for p in parts)
+    steps = steps_per_epoch or max(1, -(-total // config.batch_size))
+    sampling = config.imbalance == "sampling"
+    train_ds = make_mixed_dataset(
+        corpora,
+        weights,
+        config.image_size,
+        config.margin,
+        config.batch_size,
+        size=steps * config.batch_size,
+        split=train_split,
+        eval_percent=eval_percent,
+        seed=seed,
+        balances=[p.balance_spec() if sampling else None for p in parts],
+    ).apply(tf.data.experimental.assert_cardinality(steps))
+    val_steps = max(1, -(-val_priors.n // config.batch_size))
+    val_ds = make_dataset(
+        val_files, config.image_size, config.margin, config.batch_size, split=val_split,
+        eval_percent=eval_percent,
+    ).apply(tf.data.experimental.assert_cardinality(val_steps))  # fmt: skip
+    priors = LabelPriors.mixture(parts, weights)
+    log.info("mixing %d corpora by weight %s (%d examples per epoch)", len(parts), weights, total)
     return FitData(train_ds, val_ds, steps, val_steps, priors, val_priors)
 
 

@@ -178,6 +178,32 @@ def make_dataset(
         balance: ``(expression counts, examples without one, examples per epoch)``:
             class-balanced sampling (``balance_expressions``) of the training stream.
     """
+    ds = aligned_stream(files, image_size, margin, training, split, eval_percent, seed, cache,
+                        balance)  # fmt: skip
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return _batched(ds, batch_size, with_meta)
+
+
+def _batched(ds: tf.data.Dataset, batch_size: int, with_meta: bool) -> tf.data.Dataset:
+    ds = ds.batch(batch_size)
+    if not with_meta:
+        ds = ds.map(lambda x, y, m: (x, y))
+    return ds.prefetch(AUTOTUNE)
+
+
+def aligned_stream(
+    files: Sequence[str] | tf.data.Dataset,
+    image_size: int,
+    margin: float,
+    training: bool = False,
+    split: str | None = None,
+    eval_percent: int = 10,
+    seed: int | None = None,
+    cache: bool = True,
+    balance: tuple[Sequence[float], int, int] | None = None,
+) -> tf.data.Dataset:
+    """Unbatched ``(image, targets, meta)`` of tf.Example files (``make_dataset``'s stream)."""
     ds = _filter_split(serialized_examples(files), split, eval_percent)
 
     def parse(serialized):
@@ -189,15 +215,44 @@ def make_dataset(
 
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
     if balance is not None:
-        ds = balance_expressions(ds, *balance, seed=seed, cache=cache)
-    elif cache:
-        ds = ds.cache()
-    if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if not with_meta:
-        ds = ds.map(lambda x, y, m: (x, y))
-    return ds.prefetch(AUTOTUNE)
+        return balance_expressions(ds, *balance, seed=seed, cache=cache)
+    return ds.cache() if cache else ds
+
+
+def make_mixed_dataset(
+    corpora: Sequence[Sequence[str]],
+    weights: Sequence[float],
+    image_size: int,
+    margin: float,
+    batch_size: int,
+    size: int,
+    split: str | None = None,
+    eval_percent: int = 10,
+    shuffle_buffer: int = 4096,
+    seed: int | None = None,
+    with_meta: bool = False,
+    balances: Sequence[tuple[Sequence[float], int, int] | None] | None = None,
+) -> tf.data.Dataset:
+    """Training batches drawn from several corpora by weight (``affect_tf.data.mixing``).
+
+    Args:
+        corpora: Each corpus' tf.Example files.
+        weights: Each corpus' probability of supplying a draw (normalised here).
+        size: Elements per epoch (draws).
+        balances: Per corpus, ``make_dataset``'s ``balance`` (its own class statistics) or
+            None.
+        Others: as ``make_dataset`` with ``training=True``.
+    """
+    from affect_tf.data.mixing import mix_streams
+
+    balances = balances or [None] * len(corpora)
+    streams = []
+    for i, (files, balance) in enumerate(zip(corpora, balances, strict=True)):
+        stream_seed = None if seed is None else seed + 1000 * i
+        ds = aligned_stream(files, image_size, margin, True, split, eval_percent, stream_seed,
+                            True, balance)  # fmt: skip
+        streams.append(ds.shuffle(shuffle_buffer, seed=stream_seed, reshuffle_each_iteration=True))
+    return _batched(mix_streams(streams, weights, size, seed), batch_size, with_meta)
 
 
 @dataclasses.dataclass
@@ -257,6 +312,27 @@ class LabelPriors:
         """``make_dataset(balance=...)`` for class-balanced epochs of ``size`` (default n)."""
         labelled = int(round(float(np.sum(self.expression_counts))))
         return np.asarray(self.expression_counts), self.n - labelled, size or self.n
+
+    @classmethod
+    def mixture(cls, parts: Sequence[LabelPriors], weights: Sequence[float]) -> LabelPriors:
+        """The statistics of a stream mixing ``parts`` by ``weights``: each corpus' counts
+        scaled so that it makes ``weight`` of the examples, the total kept (what class
+        weights, logit adjustment and the label graph should see)."""
+        total = sum(p.n for p in parts)
+        out = cls()
+        for part, weight in zip(parts, weights, strict=True):
+            if part.n == 0 or weight == 0:
+                continue
+            scale = weight * total / part.n
+            out.n += int(round(part.n * scale))
+            out.expression_counts = out.expression_counts + part.expression_counts * scale
+            out.au_positive = out.au_positive + part.au_positive * scale
+            out.au_labelled = out.au_labelled + part.au_labelled * scale
+            out.va_labelled += int(round(part.va_labelled * scale))
+            if part.pair_stats is not None:
+                scaled = part.pair_stats * scale
+                out.pair_stats = scaled if out.pair_stats is None else out.pair_stats + scaled
+        return out
 
     def pos_weights(self, max_weight: float = 20.0) -> np.ndarray:
         """Per-AU negatives/positives, in [1, max_weight] (1 for an AU never labelled positive)."""

@@ -9,7 +9,12 @@ from affect_tf.presets import FrozenConfig, get_from
 
 # The backbone names (``affect_tf.model.backbones.BACKBONES`` maps each to its builder). Kept
 # here, free of Keras, so that configuration and the CLI's argument parsing stay import-light.
-BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_b0", "mobilenet_v3_small", "small_cnn")
+BACKBONE_NAMES: tuple[str, ...] = (
+    "efficientnet_b0",
+    "mobilenet_v3_small",
+    "small_cnn",
+    "vgg_small",
+)
 # Backbones Keras Applications has ImageNet weights for (``weights="imagenet"``).
 IMAGENET_BACKBONES: tuple[str, ...] = ("efficientnet_b0", "mobilenet_v3_small")
 # How a pretrained backbone is trained (``affect_tf.fitting``).
@@ -190,6 +195,21 @@ PRESETS: dict[str, AffectConfig] = {
         schedule="finetune",
         warmup_epochs=0,
         backbone_lr_scale=1.0,
+    ),
+    # The model the package ships (``affect_tf.model.shipped``, docs/results.md "shipped model"):
+    # a VGG-13-style backbone trained from random weights on FER+ (expressions, soft labels)
+    # mixed with SynthAffect (valence/arousal, AUs), natural class frequencies (the accuracy a
+    # user of a photo reader expects), in-model augmentation.
+    "shipped": AffectConfig(
+        name="shipped",
+        backbone="vgg_small",
+        image_size=64,
+        embedding_dim=128,
+        heads="gcn",
+        batch_size=128,
+        epochs=60,
+        augment=True,
+        imbalance="none",
     ),
     # Phones: MobileNetV3-Small.
     "mobile": AffectConfig(

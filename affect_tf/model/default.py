@@ -1,0 +1,89 @@
+"""The model affect-tf ships: what ``predict``, ``video``, ``serve`` and ``AffectRecognizer()``
+read faces with when no model is given.
+
+One multi-task ``AffectModel`` (preset ``shipped``): expressions learned from real faces (FER+),
+valence/arousal and the 12 AUs from rendered ones (SynthAffect). The file lives in this package
+(``default_model/affect.keras``) with its card (``affect.card.json``: data, recipe, metrics,
+licence, the file's SHA-256), made by ``python -m benchmarks.shipped_model``; docs/results.md
+("shipped model") has the numbers. Keras-free, so the CLI can check the file before TensorFlow
+starts. A missing or damaged file is an error naming it, never a fallback to other weights.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from affect_tf.errors import UserError
+from affect_tf.model.shipped import file_sha256
+
+MODEL_DIR = Path(__file__).parent / "default_model"
+MODEL_FILE = "affect.keras"
+CARD_FILE = "affect.card.json"
+CARD_FORMAT = "affect-tf model card 1"
+# Size budget of the shipped model file (checked by the tests): a photo reader that installs
+# with the package and loads in a blink.
+MAX_MODEL_MB = 10.0
+REINSTALL = (
+    "reinstall affect-tf (`pip install --force-reinstall --no-deps affect-tf`, or `make setup` "
+    "in a clone) or pass a model of your own with --model"
+)
+
+
+class DefaultModelError(UserError):
+    """The shipped model file or its card is missing, unreadable or damaged."""
+
+
+def read_card(directory: Path = MODEL_DIR) -> dict:
+    """The shipped model's card.
+
+    Raises:
+        DefaultModelError: Missing, not JSON, or not a card of this format.
+    """
+    path = directory / CARD_FILE
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DefaultModelError(
+            f"Expected the shipped model's card {path}. Received: {type(e).__name__}: {e} "
+            f"({REINSTALL})"
+        ) from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        found = card.get("format") if isinstance(card, dict) else type(card).__name__
+        raise DefaultModelError(
+            f"Expected a model card of format {CARD_FORMAT!r}. Received: {path} "
+            f"(format={found!r}; {REINSTALL})"
+        )
+    return card
+
+
+@functools.lru_cache(maxsize=4)
+def _checked(path: Path, size: int, mtime_ns: int, expected: str) -> bool:
+    # Keyed on the file's size and time too: a file replaced in place is checked again.
+    return file_sha256(path) == expected
+
+
+def default_model_path(directory: Path = MODEL_DIR) -> Path:
+    """The shipped ``.keras`` file, checked against its card.
+
+    Raises:
+        DefaultModelError: The file or its card is missing, or the file is not the one the
+            card describes (damaged or replaced); the message names the file and how to
+            reinstall.
+    """
+    card = read_card(directory)
+    path = directory / card.get("file", MODEL_FILE)
+    if not path.is_file():
+        raise DefaultModelError(
+            f"Expected the shipped model file {path}. Received: not found ({REINSTALL})"
+        )
+    stat = path.stat()
+    expected = str(card.get("sha256", ""))
+    if not _checked(path, stat.st_size, stat.st_mtime_ns, expected):
+        raise DefaultModelError(
+            f"Expected the shipped model file its card describes (sha256 {expected[:12]}…). "
+            f"Received: {path} with sha256 {file_sha256(path)[:12]}… (damaged or replaced; "
+            f"{REINSTALL})"
+        )
+    return path
