@@ -223,3 +223,28 @@ def latest_version(base_dir: str | Path) -> Path | None:
 def next_version(base_dir: str | Path) -> Path:
     """``<base_dir>/<n>`` with ``n`` one above the highest numeric version there (1 if none)."""
     return Path(base_dir) / str(max(numeric_versions(base_dir, complete=False), default=0) + 1)
+
+
+def default_serving_base(cache_root: str | Path | None = None) -> Path:
+    """A TF Serving base folder holding the shipped model (``affect_tf.model.default``).
+
+    Exported once per shipped file (its digest names the folder) under ``cache_root``
+    (default ``$XDG_CACHE_HOME/affect-tf`` or ``~/.cache/affect-tf``), then reused; an export
+    cut short leaves no version that looks complete (``numeric_versions`` skips it).
+
+    Raises:
+        DefaultModelError: The shipped file is missing or damaged.
+    """
+    import os
+
+    from affect_tf.model.default import default_model_path, read_card
+    from affect_tf.model.loading import load_model
+
+    path = default_model_path()
+    if cache_root is None:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        cache_root = Path(xdg) / "affect-tf"
+    base = Path(cache_root) / f"shipped-{read_card()['sha256'][:12]}"
+    if latest_version(base) is None:
+        export_saved_model(load_model(path, compile=False), export_dir=next_version(base))
+    return base

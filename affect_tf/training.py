@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
-from affect_tf.data.dataset import LabelPriors, make_dataset, make_mixed_dataset, measure_priors
+from affect_tf.data.dataset import LabelPriors, make_dataset, measure_priors
+from affect_tf.data.mixing import make_mixed_dataset
 from affect_tf.fitting import FitData, FitResult, fit
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
 from affect_tf.model.affect_model import probabilities

@@ -142,8 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     worst = check_alignment(valid["x"][:64], align, args.size, args.margin)
     if worst > 0.01:
         raise SystemExit(f"Expected the alignment map to match preprocess_array. Received: {worst}")
-    log.info("FER+ train %d, valid %d; alignment map checked (max diff %.2g)", len(train["x"]),
-             len(valid["x"]), worst)
+    log.info(
+        "FER+ train %d, valid %d; alignment map checked (max diff %.2g)",
+        len(train["x"]),
+        len(valid["x"]),
+        worst,
+    )
     lossless = [cv2.IMWRITE_WEBP_QUALITY, 101]
     arrays = {}
     for split, part in (("train", train), ("valid", valid)):
@@ -151,8 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         arrays.update({f"{split}_blob": packed["blob"], f"{split}_offsets": packed["offsets"],
                        f"{split}_expression": part["expression"]})  # fmt: skip
     np.savez(out / "ferplus.npz", **arrays)
-    np.savez_compressed(out / "align.npz", index=align["index"], weight=align["weight"],
-                        size=args.size, margin=args.margin)
+    np.savez_compressed(
+        out / "align.npz",
+        index=align["index"],
+        weight=align["weight"],
+        size=args.size,
+        margin=args.margin,
+    )
     synth = synth_arrays(args.synth, args.size, args.margin)
     synth = {k: v[: args.synth_max] for k, v in synth.items()}
     packed = encode(synth.pop("x")[..., ::-1], ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])  # RGB->BGR

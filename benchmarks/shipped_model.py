@@ -40,7 +40,9 @@ def stage_one(run: Path, data: Path):
     from benchmarks.shipped_train import fer_targets, load_arrays, load_run_weights, priors_of
 
     arrays = load_arrays(data, mixed=False)
-    model = model_from_priors(get_preset("shipped"), priors_of(fer_targets(arrays["train_expression"])))
+    model = model_from_priors(
+        get_preset("shipped"), priors_of(fer_targets(arrays["train_expression"]))
+    )
     load_run_weights(model, run)
     return model
 
@@ -99,9 +101,7 @@ def graft_va_au(model, embeddings: np.ndarray, targets: dict, pos_weights) -> di
             au_loss = masked_binary_cross_entropy(au_true, au, pos_weights)
             loss = va_loss + au_loss
         g_nodes, g_bias = tape.gradient(loss, [nodes, bias])
-        optimizer.apply_gradients(
-            [(g_nodes * trainable, nodes), (g_bias * trainable[:, 0], bias)]
-        )
+        optimizer.apply_gradients([(g_nodes * trainable, nodes), (g_bias * trainable[:, 0], bias)])
         if step % 100 == 0 or step == GRAFT_STEPS - 1:
             history.append({"step": step, "va_loss": float(va_loss), "au_loss": float(au_loss)})
             log.info("graft step %d: VA loss %.4f, AU loss %.4f", step, va_loss, au_loss)
@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from affect_tf.data.dataset import measure_priors
     from affect_tf.model import default as shipped
+    from affect_tf.model.affect_model import inference_copy
     from affect_tf.training import evaluate
 
     work = Path(args.work)
@@ -187,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     if before["expr_acc"] != after["expr_acc"] or before["expr_f1"] != after["expr_f1"]:
         raise SystemExit(f"Expected unchanged expressions. Received: {before} -> {after}")
     path = shipped.MODEL_DIR / shipped.MODEL_FILE
+    # What export ships too: no optimizer, no augmentation block (inactive at inference; its
+    # seed generators are all it holds), the same weights.
+    model = inference_copy(model)
     model.save(str(path))
     runs = json.loads(Path(args.run_log).read_text())["runs"]
     card = {
@@ -197,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": int(model.count_params()),
         "preset": "shipped",
         "config": model.affect_config.to_dict(),
+        "trained_with_augmentation": True,
         "made": datetime.date.today().isoformat(),
         "git_revision": _git_revision(),
         "data": {
@@ -213,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
             "SynthAffect embeddings, everything else frozen (expressions bit-identical)",
             "graft": graft,
             "gpu_runs": [
-                {"arm": r["arm"], "seed": r["seed"], "epochs": len(r["epochs"]),
-                 "best_valid": r["best"]} for r in runs
+                {
+                    "arm": r["arm"],
+                    "seed": r["seed"],
+                    "epochs": len(r["epochs"]),
+                    "best_valid": r["best"],
+                }
+                for r in runs
             ],  # fmt: skip
         },
         "metrics": {

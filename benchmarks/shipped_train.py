@@ -228,7 +228,9 @@ def train_one(arm: str, seed: int, args: argparse.Namespace) -> dict:
     for epoch in range(args.max_epochs):
         if epoch >= planned:
             break
-        lr = config.learning_rate * (0.025 + 0.975 * 0.5 * (1 + math.cos(math.pi * epoch / planned)))
+        lr = config.learning_rate * (
+            0.025 + 0.975 * 0.5 * (1 + math.cos(math.pi * epoch / planned))
+        )
         model.optimizer.learning_rate.assign(lr)
         x, y = epoch_arrays(data, synth_weight, rng)
         t0 = time.time()

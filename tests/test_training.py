@@ -271,3 +271,46 @@ def test_a_run_killed_at_the_wrong_moment_does_not_wedge(trained, tmp_path, capl
     assert "cannot resume from" in caplog.text
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 2 and (out / "model.keras").stat().st_size > 0
+
+
+def test_train_mixes_corpora_by_weight_and_rejects_bad_weights(trained, tmp_path, capsys):
+    """Two corpora, each labelling what it has (SynthAffect: all; a FER+-like file:
+    expressions only), mixed 0.7 / 0.3; weights that cannot mix: one line, exit 2."""
+    import tensorflow as tf
+
+    from affect_tf.data import examples as ex
+    from tests.data.test_examples import make_record
+
+    _, out, _ = trained
+    synth = str(out / "data" / "examples.tfrecord.gz")
+    real = tmp_path / "real.tfrecord"
+    with tf.io.TFRecordWriter(str(real)) as w:
+        for i in range(40):
+            record = make_record(
+                video_id=f"r{i}", expression=i % 8, va_mask=0, au_mask=[0] * 12, source="real"
+            )
+            w.write(ex.serialize_example(record))
+    run = tmp_path / "mixed"
+    args = ["train", "--data", f"{synth}:0.7", "--data", f"{real}:0.3", "--preset", "tiny",
+            "--epochs", "1", "--steps-per-epoch", "2", "--out", str(run)]  # fmt: skip
+    assert cli.main(args) == 0
+    assert (run / "model.keras").is_file()
+    capsys.readouterr()
+    for data, message in (
+        ([f"{synth}:-1"], "weight >= 0"),
+        ([f"{synth}:0.5", str(real)], "every --data"),
+        ([f"{synth}:0", f"{real}:0"], "sum to more than 0"),
+    ):
+        argv = ["train", *[a for d in data for a in ("--data", d)], "--out", str(tmp_path / "o")]
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    old = ex.encode_example(make_record())
+    del old.features.feature[ex.LANDMARKS]
+    older = tmp_path / "older.tfrecord"
+    with tf.io.TFRecordWriter(str(older)) as w:
+        w.write(old.SerializeToString())
+    argv = ["train", "--data", f"{synth}:1", "--data", f"{older}:1", "--out", str(tmp_path / "o")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"corpus '{older}'" in err and "landmarks" in err and "Traceback" not in err

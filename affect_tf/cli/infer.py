@@ -14,13 +14,10 @@ from affect_tf.files import replaced_atomically
 
 
 def default_model() -> str:
-    """The newest model the demo pipeline pushed (``AFFECT_OUTPUT_ROOT`` aware)."""
-    from affect_tf.pipeline.config import ConfigError, PipelineConfig
+    """The model the package ships (``affect_tf.model.default``), checked against its card."""
+    from affect_tf.model.default import default_model_path
 
-    try:
-        return PipelineConfig.load().serving_dir
-    except ConfigError:
-        return "runs/demo/serving/affect"
+    return str(default_model_path())
 
 
 def recognizer_for(args: argparse.Namespace):
@@ -30,8 +27,7 @@ def recognizer_for(args: argparse.Namespace):
     try:
         return AffectRecognizer.load(model, detector=detector_of(args), batch_size=args.batch_size)
     except InferenceError as e:
-        hint = "" if args.model else " (run `make demo` first, or pass --model)"
-        raise UsageError(f"{e}{hint}") from None
+        raise UsageError(str(e)) from None
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -229,7 +225,11 @@ def _serve(args: argparse.Namespace) -> int:
     from affect_tf.cli.serve import options_from_args, run_server
 
     if not args.model_base_path and not args.model_config_file:
-        args.model_base_path = default_model()
+        from affect_tf.export import default_serving_base
+
+        print("serving the shipped model (exported once as a SavedModel; --model_base_path "
+              "serves another)", flush=True)  # fmt: skip
+        args.model_base_path = str(default_serving_base())
     return run_server(options_from_args(args))
 
 
@@ -240,7 +240,7 @@ def add_commands(sub) -> None:
         p.add_argument(
             "--model",
             help="SavedModel folder, TF Serving base folder (newest version), .keras or .tflite "
-            "(default: the demo pipeline's pushed model)",
+            "(default: the model the package ships, FER+ expressions + SynthAffect VA/AUs)",
         )
         p.add_argument("--batch-size", type=int, default=32, help="faces per model call")
         p.add_argument("--au-threshold", type=float, default=0.5, help="AU shown active from")
@@ -285,7 +285,9 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("explain", help="saliency and Grad-CAM++ of one output for one face")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--model", help="SavedModel folder/base folder or .keras (default: the demo's)")
+    p.add_argument(
+        "--model", help="SavedModel folder/base folder or .keras (default: the shipped model)"
+    )
     p.add_argument("--head", choices=("expression", "au", "va"), default="expression")
     p.add_argument("--target", help="expression name, AU (AU12) or valence/arousal (default: top)")
     p.add_argument("--out", required=True, help="PNG: face | saliency | Grad-CAM++")

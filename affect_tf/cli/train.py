@@ -23,6 +23,26 @@ def training_files(data: str, out: Path) -> list[str]:
         return files_of(data, out)
 
 
+def training_corpora(data: list[str], out: Path) -> tuple[list[list[str]], list[float] | None]:
+    """Repeated ``--data PATH[:WEIGHT]``: each corpus' TFRecords and the normalised mixing
+    weights (None when none was given: the files are read as one).
+
+    Each manifest corpus is converted once into its own cache folder (the first under OUT,
+    as a single ``--data`` always was; the others under ``OUT/corpus<i>``).
+    """
+    from affect_tf.data.mixing import check_contract, mixing_weights, parse_corpus
+
+    specs = [parse_corpus(text) for text in data]
+    weights = mixing_weights(specs)
+    corpora = []
+    for i, spec in enumerate(specs):
+        files = training_files(spec.data, out if i == 0 else out / f"corpus{i}")
+        if len(specs) > 1:
+            check_contract(files, spec.data)
+        corpora.append(files)
+    return corpora, weights
+
+
 def _cluster(args: argparse.Namespace):
     """The multi-worker strategy when ``TF_CONFIG`` names a cluster (built first: collective
     ops must be configured before any other TensorFlow op of the process), else None."""
@@ -86,7 +106,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.warm_start and not Path(args.warm_start).is_file():
         raise UsageError(f"Expected a .keras model. Received: --warm-start {args.warm_start}")
     out = Path(args.out)
-    files = training_files(args.data, out)
+    corpora, weights = training_corpora(args.data, out)
+    files = [f for part in corpora for f in part]
     val_files = training_files(args.val_data, out / "val") if args.val_data else None
     if strategy is None and args.workers and args.workers > 1:
         from affect_tf.cli.workers import launch
@@ -113,6 +134,8 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             warm_start=args.warm_start,
             strategy=strategy,
+            corpora=corpora if weights else None,
+            weights=weights,
         )
     except ValueError as e:  # data that cannot train, weights that cannot be had or do not fit
         raise UsageError(str(e)) from None
@@ -266,7 +289,12 @@ def add_train_command(sub) -> None:
 
     p = sub.add_parser("train", help="train an AffectModel on tf.Examples or a manifest corpus")
     p.add_argument(
-        "--data", required=True, help="tf.Example file/folder/glob, or a manifest corpus folder"
+        "--data",
+        required=True,
+        action="append",
+        help="tf.Example file/folder/glob, or a manifest corpus folder; repeat it to train on "
+        "several corpora, each labelling what it has, with PATH:WEIGHT to mix them by weight "
+        "(--data ferplus.tfrecord.gz:0.7 --data synth/:0.3)",
     )
     p.add_argument("--val-data", help="validation data (default: 10 %% of the videos of --data)")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))

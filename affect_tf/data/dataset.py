@@ -182,10 +182,11 @@ def make_dataset(
                         balance)  # fmt: skip
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return _batched(ds, batch_size, with_meta)
+    return batched(ds, batch_size, with_meta)
 
 
-def _batched(ds: tf.data.Dataset, batch_size: int, with_meta: bool) -> tf.data.Dataset:
+def batched(ds: tf.data.Dataset, batch_size: int, with_meta: bool) -> tf.data.Dataset:
+    """Batches of ``(image, targets, meta)`` elements (meta dropped unless ``with_meta``)."""
     ds = ds.batch(batch_size)
     if not with_meta:
         ds = ds.map(lambda x, y, m: (x, y))
@@ -217,42 +218,6 @@ def aligned_stream(
     if balance is not None:
         return balance_expressions(ds, *balance, seed=seed, cache=cache)
     return ds.cache() if cache else ds
-
-
-def make_mixed_dataset(
-    corpora: Sequence[Sequence[str]],
-    weights: Sequence[float],
-    image_size: int,
-    margin: float,
-    batch_size: int,
-    size: int,
-    split: str | None = None,
-    eval_percent: int = 10,
-    shuffle_buffer: int = 4096,
-    seed: int | None = None,
-    with_meta: bool = False,
-    balances: Sequence[tuple[Sequence[float], int, int] | None] | None = None,
-) -> tf.data.Dataset:
-    """Training batches drawn from several corpora by weight (``affect_tf.data.mixing``).
-
-    Args:
-        corpora: Each corpus' tf.Example files.
-        weights: Each corpus' probability of supplying a draw (normalised here).
-        size: Elements per epoch (draws).
-        balances: Per corpus, ``make_dataset``'s ``balance`` (its own class statistics) or
-            None.
-        Others: as ``make_dataset`` with ``training=True``.
-    """
-    from affect_tf.data.mixing import mix_streams
-
-    balances = balances or [None] * len(corpora)
-    streams = []
-    for i, (files, balance) in enumerate(zip(corpora, balances, strict=True)):
-        stream_seed = None if seed is None else seed + 1000 * i
-        ds = aligned_stream(files, image_size, margin, True, split, eval_percent, stream_seed,
-                            True, balance)  # fmt: skip
-        streams.append(ds.shuffle(shuffle_buffer, seed=stream_seed, reshuffle_each_iteration=True))
-    return _batched(mix_streams(streams, weights, size, seed), batch_size, with_meta)
 
 
 @dataclasses.dataclass

@@ -20,10 +20,13 @@ import tensorflow as tf
 
 from affect_tf.data import examples as ex
 from affect_tf.data.corpus import CorpusError
+from affect_tf.data.dataset import aligned_stream, batched
 
 # A trailing ":<number>" is a mixing weight; anything else after a colon is part of the path
 # (gs://bucket/..., a Windows drive), so "corpus:abc" names a file called that.
-_WEIGHT = re.compile(r"^(?P<path>.+):(?P<weight>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf))$", re.I)  # noqa: E501
+_WEIGHT = re.compile(
+    r"^(?P<path>.+):(?P<weight>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf))$", re.I
+)  # noqa: E501
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,3 +125,37 @@ def mix_streams(
     repeated = [streams[i].repeat() for i in present]
     chosen = (weights[present] / weights[present].sum()).tolist()
     return tf.data.Dataset.sample_from_datasets(repeated, chosen, seed=seed).take(size)
+
+
+def make_mixed_dataset(
+    corpora: Sequence[Sequence[str]],
+    weights: Sequence[float],
+    image_size: int,
+    margin: float,
+    batch_size: int,
+    size: int,
+    split: str | None = None,
+    eval_percent: int = 10,
+    shuffle_buffer: int = 4096,
+    seed: int | None = None,
+    with_meta: bool = False,
+    balances: Sequence[tuple[Sequence[float], int, int] | None] | None = None,
+) -> tf.data.Dataset:
+    """Training batches drawn from several corpora by weight (``affect_tf.data.mixing``).
+
+    Args:
+        corpora: Each corpus' tf.Example files.
+        weights: Each corpus' probability of supplying a draw (normalised here).
+        size: Elements per epoch (draws).
+        balances: Per corpus, ``make_dataset``'s ``balance`` (its own class statistics) or
+            None.
+        Others: as ``make_dataset`` with ``training=True``.
+    """
+    balances = balances or [None] * len(corpora)
+    streams = []
+    for i, (files, balance) in enumerate(zip(corpora, balances, strict=True)):
+        stream_seed = None if seed is None else seed + 1000 * i
+        ds = aligned_stream(files, image_size, margin, True, split, eval_percent, stream_seed,
+                            True, balance)  # fmt: skip
+        streams.append(ds.shuffle(shuffle_buffer, seed=stream_seed, reshuffle_each_iteration=True))
+    return batched(mix_streams(streams, weights, size, seed), batch_size, with_meta)

@@ -26,9 +26,13 @@ from affect_tf.inference.video import BOX_COLUMNS, FaceBatches, predict_video
 class AffectRecognizer:
     """Faces in images and videos -> expression, AU and valence/arousal predictions.
 
+    ``AffectRecognizer()`` reads faces with the model the package ships
+    (``affect_tf.model.default``: FER+ expressions, SynthAffect valence/arousal and AUs),
+    offline; ``AffectRecognizer.load(path)`` with one of your own.
+
     Args:
-        backend: What runs aligned faces; use ``AffectRecognizer.load`` or
-            ``AffectRecognizer.from_keras``.
+        backend: What runs aligned faces; None: the shipped model. Use
+            ``AffectRecognizer.load`` or ``AffectRecognizer.from_keras`` for others.
         detector: A face detector (``affect_tf.face.make_detector``) or its name
             (``affect_tf.face.DETECTORS``); the default detector, built on first use, when
             None.
@@ -36,9 +40,13 @@ class AffectRecognizer:
         kind: ``"saved_model"``, ``"keras"`` or ``"tflite"`` (for reports).
     """
 
-    def __init__(self, backend, detector=None, batch_size: int = 32, kind: str = "") -> None:
+    def __init__(self, backend=None, detector=None, batch_size: int = 32, kind: str = "") -> None:
         if batch_size < 1:
             raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
+        if backend is None:
+            from affect_tf.model.default import default_model_path
+
+            kind, self.path, backend = load_backend(default_model_path())
         self._backend = backend
         self._detector = detector
         self._align = None
@@ -50,7 +58,7 @@ class AffectRecognizer:
     @classmethod
     def load(
         cls,
-        path: str | Path,
+        path: str | Path | None = None,
         detector=None,
         batch_size: int = 32,
         margin: float | None = None,
@@ -58,9 +66,14 @@ class AffectRecognizer:
         """Loads a SavedModel (folder or TF Serving base folder), a ``.keras`` or a ``.tflite``.
 
         Args:
+            path: The model; None: the shipped one (``affect_tf.model.default``).
             margin: Alignment margin; only needed for a TFLite file of a model trained with a
                 margin other than the default 0.25 (SavedModels and .keras files carry theirs).
         """
+        if path is None:
+            from affect_tf.model.default import default_model_path
+
+            path = default_model_path()
         kind, resolved, backend = load_backend(path, margin)
         recognizer = cls(backend, detector=detector, batch_size=batch_size, kind=kind)
         recognizer.path = resolved

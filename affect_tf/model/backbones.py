@@ -48,9 +48,9 @@ def _vgg_small(size: int, name: str) -> keras.Model:
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
     for stage, (filters, convs) in enumerate(VGG_SMALL_STAGES):
         for i in range(convs):
-            x = layers.Conv2D(
-                filters, 3, padding="same", use_bias=False, name=f"conv{stage}_{i}"
-            )(x)
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{stage}_{i}")(
+                x
+            )
             x = layers.BatchNormalization(name=f"bn{stage}_{i}")(x)
             x = layers.Activation("relu", name=f"relu{stage}_{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{stage}")(x)
