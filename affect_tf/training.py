@@ -21,8 +21,8 @@ import tensorflow as tf
 
 from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
-from affect_tf.data.dataset import LabelPriors, make_dataset, measure_priors
-from affect_tf.data.mixing import make_mixed_dataset
+from affect_tf.data.dataset import make_dataset, measure_priors
+from affect_tf.data.mixing import make_mixed_dataset, mixture_priors
 from affect_tf.fitting import FitData, FitResult, fit
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
 from affect_tf.model.affect_model import probabilities
@@ -193,7 +193,7 @@ def _mixed_fit_data(
         val_files, config.image_size, config.margin, config.batch_size, split=val_split,
         eval_percent=eval_percent,
     ).apply(tf.data.experimental.assert_cardinality(val_steps))  # fmt: skip
-    priors = LabelPriors.mixture(parts, weights)
+    priors = mixture_priors(parts, weights)
     log.info("mixing %d corpora by weight %s (%d examples per epoch)", len(parts), weights, total)
     return FitData(train_ds, val_ds, steps, val_steps, priors, val_priors)
 

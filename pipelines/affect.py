@@ -131,6 +131,9 @@ def _trainer(config: PipelineConfig, example_gen, schema_gen, transform, overrid
         "warm_start": config.warm_start,
         # Off unless set: generated faces join the training stream (docs/pipeline.md).
         "gan_examples": config.gan_examples,
+        # Off unless set: more corpora mixed into the training stream by weight.
+        "corpora": list(config.corpus_mixture()[0]),
+        "corpus_weights": config.corpus_mixture()[1],
     }
     trainer_class = tfx.components.Trainer
     pools = config.trainer_worker_pools()

@@ -65,7 +65,13 @@ def _predict(args: argparse.Namespace) -> int:
             partial.write_text(json.dumps(body, indent=1))
     if args.overlay:
         _write_overlays(table, target, Path(args.overlay), args.au_threshold)
-    print_table(table, ["source", "face", "expression", "valence", "arousal"])
+    from affect_tf.data import targets as tg
+
+    # The AUs at or above --au-threshold, as a person reads them (the CSV/JSON keep each one).
+    shown = table.assign(
+        aus=[" ".join(tg.active_aus(row, args.au_threshold)) or "-" for _, row in table.iterrows()]
+    )
+    print_table(shown, ["source", "face", "expression", "valence", "arousal", "aus"])
     images = len(items) - len(skipped)
     print(
         f"{len(table)} faces in {images} images ({len(skipped)} skipped) with "

@@ -278,27 +278,6 @@ class LabelPriors:
         labelled = int(round(float(np.sum(self.expression_counts))))
         return np.asarray(self.expression_counts), self.n - labelled, size or self.n
 
-    @classmethod
-    def mixture(cls, parts: Sequence[LabelPriors], weights: Sequence[float]) -> LabelPriors:
-        """The statistics of a stream mixing ``parts`` by ``weights``: each corpus' counts
-        scaled so that it makes ``weight`` of the examples, the total kept (what class
-        weights, logit adjustment and the label graph should see)."""
-        total = sum(p.n for p in parts)
-        out = cls()
-        for part, weight in zip(parts, weights, strict=True):
-            if part.n == 0 or weight == 0:
-                continue
-            scale = weight * total / part.n
-            out.n += int(round(part.n * scale))
-            out.expression_counts = out.expression_counts + part.expression_counts * scale
-            out.au_positive = out.au_positive + part.au_positive * scale
-            out.au_labelled = out.au_labelled + part.au_labelled * scale
-            out.va_labelled += int(round(part.va_labelled * scale))
-            if part.pair_stats is not None:
-                scaled = part.pair_stats * scale
-                out.pair_stats = scaled if out.pair_stats is None else out.pair_stats + scaled
-        return out
-
     def pos_weights(self, max_weight: float = 20.0) -> np.ndarray:
         """Per-AU negatives/positives, in [1, max_weight] (1 for an AU never labelled positive)."""
         pos = self.au_positive
@@ -420,6 +399,26 @@ def make_transformed_dataset(
         extra_files: More raw tf.Example files, used whole (not split), e.g. generated faces.
         balance: As in ``make_dataset``.
     """
+    ds = transformed_stream(files, tft_layer, raw_feature_spec, split, eval_percent, seed,
+                            cache, extra_files, balance)  # fmt: skip
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def transformed_stream(
+    files: Sequence[str],
+    tft_layer,
+    raw_feature_spec: dict,
+    split: str | None = None,
+    eval_percent: int = 10,
+    seed: int | None = None,
+    cache: bool = True,
+    extra_files: Sequence[str] = (),
+    balance: tuple[Sequence[float], int, int] | None = None,
+) -> tf.data.Dataset:
+    """Unbatched ``(image, targets)`` through a Transform graph (``make_transformed_dataset``'s
+    stream; ``affect_tf.data.mixing`` mixes several)."""
     ds = _filter_split(serialized_examples(files), split, eval_percent)
     if extra_files:
         ds = ds.concatenate(serialized_examples(list(extra_files)))
@@ -430,12 +429,8 @@ def make_transformed_dataset(
 
     ds = ds.batch(256).map(transform, num_parallel_calls=AUTOTUNE).unbatch()
     if balance is not None:
-        ds = balance_expressions(ds, *balance, seed=seed, cache=cache)
-    elif cache:
-        ds = ds.cache()
-    if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+        return balance_expressions(ds, *balance, seed=seed, cache=cache)
+    return ds.cache() if cache else ds
 
 
 def count_examples(files: Sequence[str], split: str | None = None, eval_percent: int = 10) -> int:

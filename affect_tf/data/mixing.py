@@ -5,7 +5,8 @@
 and each training draw picks a corpus with probability ``weight / sum(weights)``. Labels a
 corpus lacks are masked in its tf.Examples already (``va_mask``, ``expr_mask``, ``au_mask``),
 so each task learns from the corpora that label it. Without weights, the corpora's files are
-read as one (their natural proportions).
+read as one (their natural proportions). Parsing is TensorFlow-free (the pipeline's settings
+check it); the streams import TensorFlow when built.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import dataclasses
 import math
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
 
-from affect_tf.data import examples as ex
 from affect_tf.data.corpus import CorpusError
-from affect_tf.data.dataset import aligned_stream, batched
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from affect_tf.data.dataset import LabelPriors
 
 # A trailing ":<number>" is a mixing weight; anything else after a colon is part of the path
 # (gs://bucket/..., a Windows drive), so "corpus:abc" names a file called that.
@@ -88,6 +92,10 @@ def check_contract(files: Sequence[str], corpus: str) -> None:
     Raises:
         CorpusError: Naming the corpus, its file and the missing features.
     """
+    import tensorflow as tf
+
+    from affect_tf.data import examples as ex
+
     for path in files:
         compression = "GZIP" if str(path).endswith(".gz") else None
         try:
@@ -120,6 +128,8 @@ def mix_streams(
     streams: Sequence[tf.data.Dataset], weights: Sequence[float], size: int, seed: int | None
 ) -> tf.data.Dataset:
     """``size`` elements drawn from repeated ``streams``, each with probability ``weights``."""
+    import tensorflow as tf
+
     weights = np.asarray(weights, np.float64)
     present = [i for i, w in enumerate(weights) if w > 0]
     repeated = [streams[i].repeat() for i in present]
@@ -151,6 +161,8 @@ def make_mixed_dataset(
             None.
         Others: as ``make_dataset`` with ``training=True``.
     """
+    from affect_tf.data.dataset import aligned_stream, batched
+
     balances = balances or [None] * len(corpora)
     streams = []
     for i, (files, balance) in enumerate(zip(corpora, balances, strict=True)):
@@ -159,3 +171,45 @@ def make_mixed_dataset(
                             True, balance)  # fmt: skip
         streams.append(ds.shuffle(shuffle_buffer, seed=stream_seed, reshuffle_each_iteration=True))
     return batched(mix_streams(streams, weights, size, seed), batch_size, with_meta)
+
+
+def mix_and_batch(
+    streams: Sequence[tf.data.Dataset],
+    weights: Sequence[float],
+    size: int,
+    batch_size: int,
+    seed: int | None,
+    shuffle_buffer: int = 4096,
+) -> tf.data.Dataset:
+    """Batches of ``size`` draws from unbatched ``streams`` by weight, each shuffled."""
+    import tensorflow as tf
+
+    shuffled = [
+        s.shuffle(shuffle_buffer, seed=None if seed is None else seed + 1000 * i,
+                  reshuffle_each_iteration=True)
+        for i, s in enumerate(streams)
+    ]  # fmt: skip
+    return mix_streams(shuffled, weights, size, seed).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def mixture_priors(parts: Sequence[LabelPriors], weights: Sequence[float]) -> LabelPriors:
+    """The label statistics of a stream mixing ``parts`` by ``weights``: each corpus' counts
+    scaled so that it makes ``weight`` of the examples, the total kept (what class weights,
+    logit adjustment and the label graph should see)."""
+    from affect_tf.data.dataset import LabelPriors
+
+    total = sum(p.n for p in parts)
+    out = LabelPriors()
+    for part, weight in zip(parts, weights, strict=True):
+        if part.n == 0 or weight == 0:
+            continue
+        scale = weight * total / part.n
+        out.n += int(round(part.n * scale))
+        out.expression_counts = out.expression_counts + part.expression_counts * scale
+        out.au_positive = out.au_positive + part.au_positive * scale
+        out.au_labelled = out.au_labelled + part.au_labelled * scale
+        out.va_labelled += int(round(part.va_labelled * scale))
+        if part.pair_stats is not None:
+            scaled = part.pair_stats * scale
+            out.pair_stats = scaled if out.pair_stats is None else out.pair_stats + scaled
+    return out

@@ -10,32 +10,26 @@ before any component runs, with a message naming it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from affect_tf.data import SPLITS
-from affect_tf.errors import UserError
 from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS
 from affect_tf.model.config import PRESETS
 from affect_tf.model.shipped import SYNTHAFFECT, WeightsCardError, find_shipped, shipped
+from affect_tf.pipeline.settings import CONFIG_ENV, ConfigError, coerce, read_yaml
 from affect_tf.report import DEFAULT_MIN_GAIN, THRESHOLD_TASK
 from affect_tf.tflite import VARIANTS as TFLITE_VARIANTS
 
 ENV_PREFIX = "AFFECT_"
-CONFIG_ENV = "AFFECT_CONFIG"
 CORPUS_FORMATS = ("synth", "manifest", "affectnet", "affwild2", "ferplus")
 # ``tf.distribute`` choices of the Trainer (``affect_tf.pipeline.trainer.choose_strategy``).
 STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 # The ABAW metric names TFMA reports (``affect_tf.pipeline.evaluation``) that may carry a
 # value threshold; keys of ``PipelineConfig.thresholds``.
 THRESHOLD_METRICS = tuple(THRESHOLD_TASK)
-
-
-class ConfigError(UserError):
-    """A pipeline setting that is missing, unknown or out of range; the message names it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +94,13 @@ class PipelineConfig:
             one and a worker pool of N - 1, ``trainer_machine_type`` each, ``trainer_image``,
             in ``vertex_project``/``vertex_region``) with ``MultiWorkerMirroredStrategy``; the
             one place the worker pools are configured (``trainer_worker_pools``).
+        corpora: More corpora for the Trainer's training stream, each ``PATH[:WEIGHT]``
+            (tf.Example files, a folder or a glob, e.g. ``affect-tf convert`` output), each
+            labelling what it has (``affect_tf.data.mixing``); never in validation or the
+            Evaluator's splits. With weights, every corpus needs one, the pipeline's own corpus
+            ``corpus_weight``; without, the files join the stream whole.
+        corpus_weight: The mixing weight of the pipeline's own corpus (FaceExampleGen's train
+            split) when ``corpora`` carry weights.
         gan_examples: Optional generated, labelled faces (tf.Example files or a glob, e.g. from
             ``affect-tf gan examples``) that the Trainer adds to its training stream (never to
             validation or the Evaluator's eval split). Empty (the default): off.
@@ -138,6 +139,8 @@ class PipelineConfig:
     beam_args: tuple[str, ...] = ()
     enable_cache: bool = True
     gan_examples: str = ""
+    corpora: tuple[str, ...] = ()
+    corpus_weight: float | None = None
     trainer_workers: int = 1
     trainer_machine_type: str = "n1-standard-8"
     trainer_image: str = ""
@@ -202,6 +205,7 @@ class PipelineConfig:
 
             if not (Path(self.gan_examples).exists() or glob(self.gan_examples)):
                 fail("gan_examples", "tf.Example files of generated faces (a file, folder or glob)")
+        self._check_corpora(fail)
         unknown = set(self.thresholds) - set(THRESHOLD_METRICS)
         if unknown:
             fail("thresholds", f"metric names from {THRESHOLD_METRICS}")
@@ -231,6 +235,39 @@ class PipelineConfig:
                     fail(name, f"a value when trainer_workers={self.trainer_workers} (Vertex AI)")
             if self.strategy not in ("auto", "multiworker"):
                 fail("strategy", "'auto' or 'multiworker' with trainer_workers > 1")
+
+    def corpus_mixture(self) -> tuple[list[str], list[float] | None]:
+        """``corpora`` as paths and the normalised weights (the pipeline's corpus first), or
+        None when no weight is given.
+
+        Raises:
+            CorpusError: A weight that does not parse or is negative; weights on some corpora
+                only; weights that sum to 0.
+        """
+        from affect_tf.data.mixing import CorpusSpec, mixing_weights, parse_corpus
+
+        specs = [parse_corpus(text) for text in self.corpora]
+        own = CorpusSpec(f"{self.corpus_format} corpus (corpus_weight)", self.corpus_weight)
+        weights = mixing_weights([own, *specs]) if specs else None
+        return [s.data for s in specs], weights
+
+    def _check_corpora(self, fail) -> None:
+        """``corpora``: weights that mix, files that exist."""
+        from glob import glob
+
+        from affect_tf.data.corpus import CorpusError
+
+        if not self.corpora:
+            if self.corpus_weight is not None:
+                fail("corpus_weight", "corpora to mix the pipeline's corpus with (or unset)")
+            return
+        try:
+            paths, _ = self.corpus_mixture()
+        except CorpusError as e:
+            fail("corpora", f"corpora that mix ({e})")
+        for path in paths:
+            if not (Path(path).exists() or glob(path)):
+                fail("corpora", f"tf.Example files for {path!r} (a file, folder or glob)")
 
     def _check_weights(self, fail) -> None:
         """``weights``: shipped for the preset's backbone and size, or a file that exists."""
@@ -360,7 +397,7 @@ class PipelineConfig:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         if environ.get(CONFIG_ENV):
-            values.update(_read_yaml(Path(environ[CONFIG_ENV])))
+            values.update(read_yaml(Path(environ[CONFIG_ENV])))
         fields = {f.name: f for f in dataclasses.fields(cls)}
         for name in fields:
             key = ENV_PREFIX + name.upper()
@@ -373,56 +410,7 @@ class PipelineConfig:
                 f"Expected pipeline settings from {sorted(fields)}. "
                 f"Received: unknown {sorted(unknown)}"
             )
-        return cls(**{name: _coerce(name, value, fields[name]) for name, value in values.items()})
-
-
-def _read_yaml(path: Path) -> dict:
-    import yaml
-
-    if not path.is_file():
-        raise ConfigError(f"Expected a YAML file. Received: {CONFIG_ENV}={str(path)!r} (missing)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"Expected valid YAML in {path}. Received: {error}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"Expected a mapping of settings in {path}. Received: {type(data)}")
-    return data
-
-
-def _coerce(name: str, value: Any, field: dataclasses.Field) -> Any:
-    """Turns a YAML value or an environment string into the field's type."""
-    kind = str(field.type)
-    optional = kind.endswith(" | None")
-    kind = kind.removesuffix(" | None")
-    try:
-        if optional and (
-            value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
-        ):
-            return None
-        if isinstance(value, str):
-            if kind == "bool":
-                if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                    raise ValueError(value)
-                return value.lower() in ("1", "true", "yes")
-            if kind.startswith("int"):
-                return None if value.lower() in ("none", "null") else int(value)
-            if kind == "float":
-                return float(value)
-            if kind.startswith("tuple"):
-                return tuple(value.replace(",", " ").split())
-            if kind.startswith("Mapping"):
-                return {k: float(v) for k, v in json.loads(value).items()}
-            return value
-        if kind.startswith("tuple"):
-            return tuple(value)
-        if kind.startswith("Mapping"):
-            return {str(k): float(v) for k, v in dict(value).items()}
-        if kind == "float":
-            return float(value)
-        return value
-    except (ValueError, TypeError, AttributeError, json.JSONDecodeError):
-        raise ConfigError(f"Expected {name} of type {kind}. Received: {name}={value!r}") from None
+        return cls(**{name: coerce(name, value, fields[name]) for name, value in values.items()})
 
 
 def _runner_of(beam_args: Sequence[str]) -> str | None:

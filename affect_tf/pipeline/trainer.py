@@ -37,7 +37,9 @@ from affect_tf.data.dataset import (
     measure_priors,
     resolve_files,
     serialized_examples,
+    transformed_stream,
 )
+from affect_tf.data.mixing import mix_and_batch, mixture_priors
 from affect_tf.export import export_saved_model
 from affect_tf.fitting import FitData, fit
 from affect_tf.model.config import AffectConfig, get_preset
@@ -121,23 +123,45 @@ def _datasets(config: AffectConfig, fn_args, custom: dict, tft_layer, raw_spec, 
     n_gan = count_examples(gan_files) if gan_files else 0
     if gan_files:
         log.info("adding %d generated faces from %s to the training stream", n_gan, gan_files)
-    n_train = train_priors.n + n_gan
+    corpora = [resolve_files(p) for p in custom.get("corpora") or []]
+    weights = custom.get("corpus_weights")
+    if corpora and not weights:  # unweighted: the files join the stream whole, as gan_examples
+        gan_files = gan_files + [f for files in corpora for f in files]
+        n_gan = count_examples(gan_files)
+    parts = [measure_priors(files, None) for files in corpora] if weights else []
+    n_train = train_priors.n + n_gan + sum(p.n for p in parts)
     steps = max(1, -(-n_train // config.batch_size))
-    balance = None
-    if config.imbalance == "sampling":
-        balance = train_priors.balance_spec(steps * config.batch_size)
-    train_ds = make_transformed_dataset(
-        train_files,
-        tft_layer,
-        raw_spec,
-        config.batch_size,
-        training=True,
-        split="train" if val_split else None,
-        eval_percent=VALIDATION_PERCENT,
-        seed=seed,
-        extra_files=gan_files,
-        balance=balance,
-    ).apply(tf.data.experimental.assert_cardinality(steps))
+    sampling = config.imbalance == "sampling"
+    split = "train" if val_split else None
+    if weights:
+        # Each corpus its own stream, balanced on its own statistics; draws by weight.
+        streams = [
+            transformed_stream(files, tft_layer, raw_spec, split if i == 0 else None,
+                               VALIDATION_PERCENT, seed, True, gan_files if i == 0 else (),
+                               priors_i.balance_spec() if sampling else None)
+            for i, (files, priors_i) in enumerate(
+                [(train_files, train_priors), *zip(corpora, parts, strict=True)]
+            )
+        ]  # fmt: skip
+        train_ds = mix_and_batch(streams, weights, steps * config.batch_size, config.batch_size,
+                                 seed)  # fmt: skip
+        log.info("mixing %d corpora into training by weight %s", len(streams), weights)
+        priors = mixture_priors([priors, *parts], weights)
+    else:
+        balance = train_priors.balance_spec(steps * config.batch_size) if sampling else None
+        train_ds = make_transformed_dataset(
+            train_files,
+            tft_layer,
+            raw_spec,
+            config.batch_size,
+            training=True,
+            split=split,
+            eval_percent=VALIDATION_PERCENT,
+            seed=seed,
+            extra_files=gan_files,
+            balance=balance,
+        )
+    train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(steps))
     val_steps = max(1, -(-val_priors.n // config.batch_size))
     val_ds = make_transformed_dataset(
         val_files,

@@ -7,12 +7,13 @@ import tensorflow as tf
 from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
 from affect_tf.data.corpus import CorpusError
-from affect_tf.data.dataset import LabelPriors, measure_priors
+from affect_tf.data.dataset import measure_priors
 from affect_tf.data.mixing import (
     CorpusSpec,
     check_contract,
     make_mixed_dataset,
     mixing_weights,
+    mixture_priors,
     parse_corpus,
 )
 from tests.data.test_examples import make_record
@@ -115,7 +116,7 @@ def test_a_zero_weight_corpus_is_never_drawn(two_corpora):
 
 def test_mixture_priors_weight_each_corpus(two_corpora):
     real, synth = (measure_priors([f], split=None) for f in two_corpora)
-    mixed = LabelPriors.mixture([real, synth], [0.25, 0.75])
+    mixed = mixture_priors([real, synth], [0.25, 0.75])
     # 24 examples in all: the real corpus (12 faces, all class 3) makes a quarter of them.
     assert mixed.n == 24
     assert mixed.expression_counts[3] == pytest.approx(6.0)

@@ -71,6 +71,11 @@ def test_environment_strings_are_parsed_per_type():
         ({"AFFECT_TFLITE_VARIANTS": "fp64"}, "tflite_variants="),
         ({"AFFECT_ENABLE_CACHE": "maybe"}, "enable_cache"),
         ({"AFFECT_GAN_EXAMPLES": "/no/such/*.tfrecord.gz"}, "gan_examples="),
+        ({"AFFECT_CORPORA": "/no/such/x.tfrecord.gz"}, "corpora="),
+        ({"AFFECT_CORPORA": "/no/such/x.tfrecord.gz:-1"}, "weight >= 0"),
+        ({"AFFECT_CORPORA": "/no/such/x.tfrecord.gz:0.3"}, "every --data"),
+        ({"AFFECT_CORPORA": "x:0", "AFFECT_CORPUS_WEIGHT": "0"}, "sum to more than 0"),
+        ({"AFFECT_CORPUS_WEIGHT": "0.7"}, "corpus_weight="),
         ({"AFFECT_TRAINER_WORKERS": "0"}, "trainer_workers="),
         ({"AFFECT_TRAINER_WORKERS": "2"}, "vertex_project="),
         (

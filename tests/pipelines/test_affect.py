@@ -56,6 +56,22 @@ def test_generated_faces_hook_is_off_by_default_and_reaches_the_trainer(tmp_path
     assert json.loads(trainer.exec_properties["custom_config"])["gan_examples"] == str(gan)
 
 
+def test_more_corpora_reach_the_trainer_with_their_weights(tmp_path):
+    synth = tmp_path / "synth.tfrecord.gz"
+    synth.write_bytes(b"")
+    config = PipelineConfig.load(
+        {"AFFECT_CORPORA": f"{synth}:1", "AFFECT_CORPUS_WEIGHT": "3"}, output_root=str(tmp_path)
+    )
+    trainer = {c.id: c for c in _build(config).components}["Trainer"]
+    custom = json.loads(trainer.exec_properties["custom_config"])
+    assert custom["corpora"] == [str(synth)] and custom["corpus_weights"] == [0.75, 0.25]
+    config = PipelineConfig.load({"AFFECT_CORPORA": str(synth)}, output_root=str(tmp_path))
+    custom = json.loads(
+        {c.id: c for c in _build(config).components}["Trainer"].exec_properties["custom_config"]
+    )
+    assert custom["corpora"] == [str(synth)] and custom["corpus_weights"] is None
+
+
 def test_compiles_for_kubeflow_v2(tmp_path):
     config = PipelineConfig.load({}, output_root=str(tmp_path))
     out = compile_kubeflow(config, str(tmp_path / "affect_pipeline.json"), image="affect-tf:1")
@@ -134,6 +150,11 @@ def test_no_pipeline_setting_is_dead(tmp_path):
         "beam_args": ({}, {"beam_args": ("--runner=DirectRunner",)}),
         "enable_cache": ({}, {"enable_cache": False}),
         "gan_examples": ({}, {"gan_examples": str(gan)}),
+        "corpora": ({}, {"corpora": (str(gan),)}),
+        "corpus_weight": (
+            {"corpora": (f"{gan}:0.3",), "corpus_weight": 0.7},
+            {"corpora": (f"{gan}:0.3",), "corpus_weight": 0.5},
+        ),
         "trainer_workers": (vertex, {**vertex, "trainer_workers": 3}),
         "trainer_machine_type": (vertex, {**vertex, "trainer_machine_type": "n1-highmem-8"}),
         "trainer_image": (vertex, {**vertex, "trainer_image": "other:2"}),

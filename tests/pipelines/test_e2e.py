@@ -4,6 +4,7 @@ the serving signatures, and a deliberately worse second model that is not blesse
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -205,13 +206,22 @@ def test_ferplus_pipeline_reports_the_test_split(tmp_path):
     evaluated by the TestEvaluator (never gated on) and shown in the summary."""
     from tfx import v1 as tfx
 
+    from affect_tf.data import SkipReport, read_corpus
+    from affect_tf.data.convert import convert
     from affect_tf.pipeline.config import PipelineConfig
     from affect_tf.pipeline.inputs import prepare_inputs
     from affect_tf.pipeline.summary import format_summary, summarize
     from pipelines.affect import create_pipeline
+    from tests.conftest import synth_corpus
 
     sizes = {"FER2013Train": 320, "FER2013Valid": 80, "FER2013Test": 64}
     corpus = _ferplus_from_synth(tmp_path / "ferplus", sizes)
+    # A second corpus for the Trainer's stream, mixed by weight: SynthAffect labels VA and AUs,
+    # which the FER+ layout lacks.
+    report = SkipReport()
+    synth = tmp_path / "synth.tfrecord.gz"
+    convert(read_corpus("manifest", synth_corpus(tmp_path / "s", n=64, seed=5), report=report),
+            synth, report, progress=False)  # fmt: skip
     config = PipelineConfig.load(
         {},
         output_root=str(tmp_path / "out"),
@@ -221,6 +231,8 @@ def test_ferplus_pipeline_reports_the_test_split(tmp_path):
         epochs=3,
         tflite_variants=("fp32",),
         parity_examples=16,
+        corpora=(f"{synth}:0.3",),
+        corpus_weight=0.7,
     )
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config, prepare_inputs(config)))
     summary = summarize(config)
@@ -230,3 +242,6 @@ def test_ferplus_pipeline_reports_the_test_split(tmp_path):
     assert test["n"] == 64 and test["tasks_measured"] == ["expression"]
     assert 0.0 <= test["expr_acc"] <= 1.0 and test["va"] is None
     assert "test split [n=64] (not gated)" in format_summary(summary)
+    # The Trainer mixed the SynthAffect file in: its label statistics count VA and AUs.
+    [priors] = list((tmp_path / "out").rglob("priors.json"))
+    assert json.loads(priors.read_text())["va_labelled"] > 0
