@@ -107,13 +107,7 @@ def _fit_data(
             "Expected training examples. "
             f"Received: none in {list(train_files)} (split={train_split})"
         )
-    val_priors = measure_priors(val_files, split=val_split, eval_percent=eval_percent)
-    if val_priors.n == 0:
-        raise ValueError(
-            f"Expected validation examples. Received: none in {list(val_files)} "
-            f"(split={val_split}, {eval_percent} % of the videos); pass separate validation "
-            "data or more videos"
-        )
+    val_priors, val_ds, val_steps = _validation(config, val_files, val_split, eval_percent)
     steps = steps_per_epoch or max(1, -(-priors.n // config.batch_size))
     balance = (
         priors.balance_spec(steps * config.batch_size) if config.imbalance == "sampling" else None
@@ -133,16 +127,28 @@ def _fit_data(
         train_ds = train_ds.repeat().take(steps)
     # The by-video filter hides the size from tf.data; tell it (and Keras) the real one.
     train_ds = train_ds.apply(tf.data.experimental.assert_cardinality(steps))
-    val_steps = max(1, -(-val_priors.n // config.batch_size))
-    val_ds = make_dataset(
-        val_files,
-        config.image_size,
-        config.margin,
-        config.batch_size,
-        split=val_split,
-        eval_percent=eval_percent,
-    ).apply(tf.data.experimental.assert_cardinality(val_steps))
     return FitData(train_ds, val_ds, steps, val_steps, priors, val_priors)
+
+
+def _validation(config: AffectConfig, val_files: list[str], split: str | None, percent: int):
+    """``(priors, batches, steps)`` of the validation examples.
+
+    Raises:
+        ValueError: There are none.
+    """
+    priors = measure_priors(val_files, split=split, eval_percent=percent)
+    if priors.n == 0:
+        raise ValueError(
+            f"Expected validation examples. Received: none in {list(val_files)} "
+            f"(split={split}, {percent} % of the videos); pass separate validation "
+            "data or more videos"
+        )
+    steps = max(1, -(-priors.n // config.batch_size))
+    batches = make_dataset(
+        val_files, config.image_size, config.margin, config.batch_size, split=split,
+        eval_percent=percent,
+    ).apply(tf.data.experimental.assert_cardinality(steps))  # fmt: skip
+    return priors, batches, steps
 
 
 def _mixed_fit_data(
@@ -168,11 +174,7 @@ def _mixed_fit_data(
         parts.append(priors)
     everything = [f for files in corpora for f in files]
     val_files = list(val_files or everything)
-    val_priors = measure_priors(val_files, split=val_split, eval_percent=eval_percent)
-    if val_priors.n == 0:
-        raise ValueError(
-            f"Expected validation examples. Received: none in {val_files} (split={val_split})"
-        )
+    val_priors, val_ds, val_steps = _validation(config, val_files, val_split, eval_percent)
     total = sum(p.n for p in parts)
     steps = steps_per_epoch or max(1, -(-total // config.batch_size))
     sampling = config.imbalance == "sampling"
@@ -188,11 +190,6 @@ def _mixed_fit_data(
         seed=seed,
         balances=[p.balance_spec() if sampling else None for p in parts],
     ).apply(tf.data.experimental.assert_cardinality(steps))
-    val_steps = max(1, -(-val_priors.n // config.batch_size))
-    val_ds = make_dataset(
-        val_files, config.image_size, config.margin, config.batch_size, split=val_split,
-        eval_percent=eval_percent,
-    ).apply(tf.data.experimental.assert_cardinality(val_steps))  # fmt: skip
     priors = mixture_priors(parts, weights)
     log.info("mixing %d corpora by weight %s (%d examples per epoch)", len(parts), weights, total)
     return FitData(train_ds, val_ds, steps, val_steps, priors, val_priors)

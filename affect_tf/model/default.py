@@ -12,11 +12,11 @@ starts. A missing or damaged file is an error naming it, never a fallback to oth
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 from affect_tf.errors import UserError
 from affect_tf.model.shipped import file_sha256
+from affect_tf.model.shipped import read_card as _read_card
 
 MODEL_DIR = Path(__file__).parent / "default_model"
 MODEL_FILE = "affect.keras"
@@ -41,21 +41,7 @@ def read_card(directory: Path = MODEL_DIR) -> dict:
     Raises:
         DefaultModelError: Missing, not JSON, or not a card of this format.
     """
-    path = directory / CARD_FILE
-    try:
-        card = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DefaultModelError(
-            f"Expected the shipped model's card {path}. Received: {type(e).__name__}: {e} "
-            f"({REINSTALL})"
-        ) from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
-        found = card.get("format") if isinstance(card, dict) else type(card).__name__
-        raise DefaultModelError(
-            f"Expected a model card of format {CARD_FORMAT!r}. Received: {path} "
-            f"(format={found!r}; {REINSTALL})"
-        )
-    return card
+    return _read_card(directory / CARD_FILE, CARD_FORMAT, DefaultModelError, REINSTALL, "model")
 
 
 @functools.lru_cache(maxsize=4)

@@ -64,23 +64,36 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_card(path: str | Path) -> dict:
-    """A card as a dict.
+def read_card(
+    path: str | Path,
+    card_format: str = CARD_FORMAT,
+    error: type[UserError] = WeightsCardError,
+    hint: str = "",
+    what: str = "weights",
+) -> dict:
+    """A card (JSON beside a shipped file) as a dict.
+
+    Args:
+        card_format: The ``format`` the card must declare.
+        error: What to raise; ``hint`` ends its message (e.g. how to reinstall).
+        what: What the card describes, for the message.
 
     Raises:
-        WeightsCardError: Not JSON, or not a card of this format.
+        WeightsCardError: (or ``error``) Missing, not JSON, or not a card of this format.
     """
+    after = f"; {hint}" if hint else ""
     try:
         card = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        raise WeightsCardError(
-            f"Expected a weights card (JSON). Received: {path} ({type(e).__name__}: {e})"
+        raise error(
+            f"Expected a {what} card (JSON) of format {card_format!r}. Received: {path} "
+            f"({type(e).__name__}: {e}{after})"
         ) from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+    if not isinstance(card, dict) or card.get("format") != card_format:
         found = card.get("format") if isinstance(card, dict) else type(card).__name__
-        raise WeightsCardError(
-            f"Expected a weights card of format {CARD_FORMAT!r}. Received: {path} "
-            f"(format={found!r})"
+        raise error(
+            f"Expected a {what} card of format {card_format!r}. Received: {path} "
+            f"(format={found!r}{after})"
         )
     return card
 
