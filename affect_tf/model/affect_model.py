@@ -24,6 +24,7 @@ from affect_tf.losses import affect_loss
 from affect_tf.metrics import training_metrics
 from affect_tf.model.augment import build_augmenter
 from affect_tf.model.backbones import build_backbone
+from affect_tf.model.colour import Grayscale
 from affect_tf.model.config import PRESETS, AffectConfig
 from affect_tf.model.heads import GCNHeads, mlp_heads
 from affect_tf.model.optim import BackboneScaledAdamW
@@ -75,8 +76,9 @@ class AffectModel(keras.Model):
         size = config.image_size
         image = keras.Input((size, size, 3), name="image")
         backbone = build_backbone(config.backbone, size)
+        x = Grayscale(name="grayscale")(image) if config.grayscale else image
         # Augmentation inside the model: active only when training (``augment`` docstring).
-        x = build_augmenter()(image) if config.augment else image
+        x = build_augmenter()(x) if config.augment else x
         if config.schedule == "scratch":
             x = backbone(x)
         else:

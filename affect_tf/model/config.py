@@ -63,6 +63,9 @@ class AffectConfig(FrozenConfig):
             taking its log (0: the smallest prior seen): unclipped, a class at 0.07 % made the
             model predict it for almost every face of a real corpus.
         learning_rate, weight_decay, batch_size, epochs: Optimisation (AdamW, cosine decay).
+        grayscale: Read every face as grey (its BT.601 luminance in all three channels) inside
+            the model (``affect_tf.model.colour``): for models whose expressions learned from
+            grey faces (FER+), so that colour photos look like what training saw.
         augment: Augmentation layers inside the model, active only while training
             (``affect_tf.model.augment``: flip, rotation/zoom/shift, colour jitter, blur,
             random erasing); export and serving see the same graph. Off in the SynthAffect
@@ -107,6 +110,7 @@ class AffectConfig(FrozenConfig):
     batch_size: int = 32
     epochs: int = 10
     augment: bool = True
+    grayscale: bool = False
     imbalance: str = "sampling"
     logit_prior_floor: float = 0.05
     weights: str = ""
@@ -196,10 +200,10 @@ PRESETS: dict[str, AffectConfig] = {
         warmup_epochs=0,
         backbone_lr_scale=1.0,
     ),
-    # The model the package ships (``affect_tf.model.shipped``, docs/results.md "shipped model"):
+    # The model the package ships (``affect_tf.model.default``, docs/results.md "shipped model"):
     # a VGG-13-style backbone trained from random weights on FER+ (expressions, soft labels)
     # mixed with SynthAffect (valence/arousal, AUs), natural class frequencies (the accuracy a
-    # user of a photo reader expects), in-model augmentation.
+    # user of a photo reader expects), in-model augmentation; faces read as grey, as FER+'s are.
     "shipped": AffectConfig(
         name="shipped",
         backbone="vgg_small",
@@ -210,6 +214,7 @@ PRESETS: dict[str, AffectConfig] = {
         epochs=60,
         augment=True,
         imbalance="none",
+        grayscale=True,
     ),
     # Phones: MobileNetV3-Small.
     "mobile": AffectConfig(

@@ -19,6 +19,7 @@ def test_card_describes_the_file_within_budget():
     assert path.name == card["file"] and file_sha256(path) == card["sha256"]
     assert path.stat().st_size / 2**20 <= shipped.MAX_MODEL_MB
     assert card["preset"] == "shipped" and card["config"]["backbone"] == "vgg_small"
+    assert card["config"]["grayscale"]  # FER+ faces are grey: colour photos are read as grey
     test = card["metrics"]["ferplus_test"]
     assert 0.0 < test["expr_acc"] <= 1.0 and "licence" in card
 
