@@ -121,6 +121,7 @@ def _trainer(config: PipelineConfig, example_gen, schema_gen, transform, overrid
             strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         ).with_id("latest_model_resolver")
+    corpora, corpus_weights = config.corpus_mixture()
     custom_config = {
         "preset": config.preset,
         "epochs": config.epochs,
@@ -132,8 +133,8 @@ def _trainer(config: PipelineConfig, example_gen, schema_gen, transform, overrid
         # Off unless set: generated faces join the training stream (docs/pipeline.md).
         "gan_examples": config.gan_examples,
         # Off unless set: more corpora mixed into the training stream by weight.
-        "corpora": list(config.corpus_mixture()[0]),
-        "corpus_weights": config.corpus_mixture()[1],
+        "corpora": corpora,
+        "corpus_weights": corpus_weights,
     }
     trainer_class = tfx.components.Trainer
     pools = config.trainer_worker_pools()

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # (gs://bucket/..., a Windows drive), so "corpus:abc" names a file called that.
 _WEIGHT = re.compile(
     r"^(?P<path>.+):(?P<weight>[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf))$", re.I
-)  # noqa: E501
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,14 +125,25 @@ def check_contract(files: Sequence[str], corpus: str) -> None:
 
 
 def mix_streams(
-    streams: Sequence[tf.data.Dataset], weights: Sequence[float], size: int, seed: int | None
+    streams: Sequence[tf.data.Dataset],
+    weights: Sequence[float],
+    size: int,
+    seed: int | None,
+    shuffle_buffer: int = 4096,
 ) -> tf.data.Dataset:
-    """``size`` elements drawn from repeated ``streams``, each with probability ``weights``."""
+    """``size`` elements drawn from ``streams`` (each shuffled and repeated), each with
+    probability ``weights``; stream ``i`` shuffles with ``seed + 1000 * i``."""
     import tensorflow as tf
 
     weights = np.asarray(weights, np.float64)
     present = [i for i, w in enumerate(weights) if w > 0]
-    repeated = [streams[i].repeat() for i in present]
+    repeated = [
+        streams[i]
+        .shuffle(shuffle_buffer, seed=None if seed is None else seed + 1000 * i,
+                 reshuffle_each_iteration=True)
+        .repeat()
+        for i in present
+    ]  # fmt: skip
     chosen = (weights[present] / weights[present].sum()).tolist()
     return tf.data.Dataset.sample_from_datasets(repeated, chosen, seed=seed).take(size)
 
@@ -164,32 +175,13 @@ def make_mixed_dataset(
     from affect_tf.data.dataset import aligned_stream, batched
 
     balances = balances or [None] * len(corpora)
-    streams = []
-    for i, (files, balance) in enumerate(zip(corpora, balances, strict=True)):
-        stream_seed = None if seed is None else seed + 1000 * i
-        ds = aligned_stream(files, image_size, margin, True, split, eval_percent, stream_seed,
-                            True, balance)  # fmt: skip
-        streams.append(ds.shuffle(shuffle_buffer, seed=stream_seed, reshuffle_each_iteration=True))
-    return batched(mix_streams(streams, weights, size, seed), batch_size, with_meta)
-
-
-def mix_and_batch(
-    streams: Sequence[tf.data.Dataset],
-    weights: Sequence[float],
-    size: int,
-    batch_size: int,
-    seed: int | None,
-    shuffle_buffer: int = 4096,
-) -> tf.data.Dataset:
-    """Batches of ``size`` draws from unbatched ``streams`` by weight, each shuffled."""
-    import tensorflow as tf
-
-    shuffled = [
-        s.shuffle(shuffle_buffer, seed=None if seed is None else seed + 1000 * i,
-                  reshuffle_each_iteration=True)
-        for i, s in enumerate(streams)
+    streams = [
+        aligned_stream(files, image_size, margin, True, split, eval_percent,
+                       None if seed is None else seed + 1000 * i, True, balance)
+        for i, (files, balance) in enumerate(zip(corpora, balances, strict=True))
     ]  # fmt: skip
-    return mix_streams(shuffled, weights, size, seed).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    mixed = mix_streams(streams, weights, size, seed, shuffle_buffer)
+    return batched(mixed, batch_size, with_meta)
 
 
 def mixture_priors(parts: Sequence[LabelPriors], weights: Sequence[float]) -> LabelPriors:

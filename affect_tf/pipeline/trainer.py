@@ -39,7 +39,7 @@ from affect_tf.data.dataset import (
     serialized_examples,
     transformed_stream,
 )
-from affect_tf.data.mixing import mix_and_batch, mixture_priors
+from affect_tf.data.mixing import mix_streams, mixture_priors
 from affect_tf.export import export_saved_model
 from affect_tf.fitting import FitData, fit
 from affect_tf.model.config import AffectConfig, get_preset
@@ -126,8 +126,8 @@ def _datasets(config: AffectConfig, fn_args, custom: dict, tft_layer, raw_spec, 
     corpora = [resolve_files(p) for p in custom.get("corpora") or []]
     weights = custom.get("corpus_weights")
     if corpora and not weights:  # unweighted: the files join the stream whole, as gan_examples
-        gan_files = gan_files + [f for files in corpora for f in files]
-        n_gan = count_examples(gan_files)
+        extra = [f for files in corpora for f in files]
+        gan_files, n_gan = gan_files + extra, n_gan + count_examples(extra)
     parts = [measure_priors(files, None) for files in corpora] if weights else []
     n_train = train_priors.n + n_gan + sum(p.n for p in parts)
     steps = max(1, -(-n_train // config.batch_size))
@@ -143,8 +143,8 @@ def _datasets(config: AffectConfig, fn_args, custom: dict, tft_layer, raw_spec, 
                 [(train_files, train_priors), *zip(corpora, parts, strict=True)]
             )
         ]  # fmt: skip
-        train_ds = mix_and_batch(streams, weights, steps * config.batch_size, config.batch_size,
-                                 seed)  # fmt: skip
+        mixed = mix_streams(streams, weights, steps * config.batch_size, seed)
+        train_ds = mixed.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
         log.info("mixing %d corpora into training by weight %s", len(streams), weights)
         priors = mixture_priors([priors, *parts], weights)
     else:
