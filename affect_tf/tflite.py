@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf.data import targets as tg
-from affect_tf.export import SERVING_ALIGNED
+from affect_tf import outputs as tg
+from affect_tf.layout import SERVING_ALIGNED
 
 log = logging.getLogger(__name__)
 

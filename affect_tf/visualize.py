@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affect_tf.data import targets as tg
-from affect_tf.data.targets import active_aus
+from affect_tf import outputs as tg
 from affect_tf.files import replaced_atomically
+from affect_tf.outputs import active_aus
 
 _GREEN = (60, 200, 90)
 _WHITE = (255, 255, 255)

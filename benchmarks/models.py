@@ -62,7 +62,8 @@ def build(preset: str, seed: int = 0):
 
 def export(model, out_dir: Path, faces: np.ndarray, variants=("fp32", "fp16", "int8")) -> dict:
     """SavedModel + TFLite files of ``model`` under ``out_dir``; returns their paths and sizes."""
-    from affect_tf.export import KERAS_FILE, export_saved_model
+    from affect_tf.export import export_saved_model
+    from affect_tf.layout import KERAS_FILE
     from affect_tf.tflite import convert
 
     saved = export_saved_model(model, export_dir=out_dir / "saved_model")
@@ -119,7 +120,7 @@ def callers(model, loaded, files: dict, batch: int, threads: int) -> dict:
     import keras
     import tensorflow as tf
 
-    from affect_tf.export import SERVING_ALIGNED
+    from affect_tf.layout import SERVING_ALIGNED
 
     signature = loaded.signatures[SERVING_ALIGNED]
     out = {

@@ -65,7 +65,7 @@ def _predict(args: argparse.Namespace) -> int:
             partial.write_text(json.dumps(body, indent=1))
     if args.overlay:
         _write_overlays(table, target, Path(args.overlay), args.au_threshold)
-    from affect_tf.data import targets as tg
+    from affect_tf import outputs as tg
 
     # The AUs at or above --au-threshold, as a person reads them (the CSV/JSON keep each one).
     shown = table.assign(
@@ -108,7 +108,7 @@ def _live_window(au_threshold: float):
 
     import cv2
 
-    from affect_tf.data import targets as tg
+    from affect_tf import outputs as tg
     from affect_tf.visualize import draw_face
 
     # OpenCV's build information has a "GUI: <backend>" line; the headless wheel says NONE.
@@ -193,8 +193,8 @@ def _video(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import affect_tf
     from affect_tf.explain import explain, plot_explanation
-    from affect_tf.export import KERAS_FILE
     from affect_tf.inference import AffectRecognizer, InferenceError, read_image, resolve_model
+    from affect_tf.layout import KERAS_FILE
 
     try:
         kind, path = resolve_model(args.model or default_model())

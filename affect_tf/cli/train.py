@@ -231,7 +231,8 @@ def _predict_examples(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from affect_tf.export import SIGNATURES, export_saved_model, next_version
+    from affect_tf.export import export_saved_model
+    from affect_tf.layout import SIGNATURES, next_version
 
     model = affect_tf.load_model(args.model)  # a .keras file or a training folder
     out = Path(args.out)

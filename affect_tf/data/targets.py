@@ -11,16 +11,26 @@ its ``y_true`` tensor. The layout is fixed here, once:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-import numpy as np
 from keras import ops
 
 from affect_tf.data import examples as ex
-from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
+from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
 
-if TYPE_CHECKING:
-    import pandas
+# The serving outputs live below ``data`` (``affect_tf.outputs``) so the TensorFlow-free
+# inference path reads them without importing Keras; re-exported here for the training code.
+from affect_tf.outputs import (  # noqa: F401
+    AROUSAL,
+    AU_PROBS,
+    EXPRESSION_PROBS,
+    SERVING_OUTPUT_SHAPES,
+    SERVING_OUTPUTS,
+    VALENCE,
+    active_aus,
+    empty_serving_outputs,
+    outputs_frame,
+)
 
 # Model output names (the one source of truth; serving signatures reuse them).
 VA: Final[str] = "va"
@@ -28,53 +38,12 @@ EXPRESSION: Final[str] = "expression"
 AU: Final[str] = "au"
 EMBEDDING: Final[str] = "embedding"
 OUTPUTS: Final[tuple[str, ...]] = (EXPRESSION, AU, VA)
-# Serving signature outputs (SavedModel, TFLite, TF Serving responses): probabilities, not logits.
-EXPRESSION_PROBS: Final[str] = "expression"
-AU_PROBS: Final[str] = "au"
-VALENCE: Final[str] = "valence"
-AROUSAL: Final[str] = "arousal"
-SERVING_OUTPUTS: Final[tuple[str, ...]] = (EXPRESSION_PROBS, AU_PROBS, VALENCE, AROUSAL)
-# Per-face shape of each serving output.
-SERVING_OUTPUT_SHAPES: Final[dict[str, tuple[int, ...]]] = {
-    EXPRESSION_PROBS: (NUM_EXPRESSIONS,),
-    AU_PROBS: (NUM_AUS,),
-    VALENCE: (),
-    AROUSAL: (),
-}
 TARGET_WIDTHS: Final[dict[str, int]] = {VA: 3, EXPRESSION: 2 + NUM_EXPRESSIONS, AU: 2 * NUM_AUS}
 TARGET_LAYOUT: Final[dict[str, str]] = {
     VA: "valence, arousal, va_mask",
     EXPRESSION: "class index, expr_mask, 8-class distribution (zeros: none)",
     AU: "12 occurrences, then 12 masks",
 }
-
-
-def empty_serving_outputs() -> dict:
-    """Serving outputs for zero faces (NumPy, float64), shaped as ``SERVING_OUTPUT_SHAPES``."""
-    return {name: np.zeros((0, *SERVING_OUTPUT_SHAPES[name])) for name in SERVING_OUTPUTS}
-
-
-def outputs_frame(outputs: dict[str, np.ndarray]) -> pandas.DataFrame:
-    """Serving outputs (``affect_tf.data.targets.SERVING_OUTPUTS``) -> one row per face.
-
-    Columns: the 8 expression probabilities by name, ``expression`` (the most likely one),
-    the 12 AU probabilities by AU, ``valence``, ``arousal``.
-    """
-    import pandas as pd
-
-    expr = np.asarray(outputs[EXPRESSION_PROBS], np.float64).reshape(-1, len(EXPRESSIONS))
-    au = np.asarray(outputs[AU_PROBS], np.float64).reshape(-1, len(AUS))
-    table = pd.DataFrame(expr, columns=list(EXPRESSIONS))
-    table["expression"] = [EXPRESSIONS[i] for i in np.argmax(expr, axis=-1)] if len(expr) else []
-    table[list(AUS)] = au
-    table[VALENCE] = np.asarray(outputs[VALENCE], np.float64).reshape(-1)
-    table[AROUSAL] = np.asarray(outputs[AROUSAL], np.float64).reshape(-1)
-    return table
-
-
-def active_aus(row: pandas.Series | dict, threshold: float = 0.5) -> list[str]:
-    """The AUs of a result row whose probability reaches ``threshold``."""
-    return [au for au in AUS if float(row[au]) >= threshold]
 
 
 def targets_from_features(features: dict) -> dict:

@@ -11,26 +11,11 @@ mouth right, "left" meaning the image's left.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
-# The canonical 5-point template of a 112x112 aligned face (the ArcFace / InsightFace template,
-# also what Aff-Wild2's cropped_aligned frames approximately follow).
-TEMPLATE_SIZE = 112
-TEMPLATE_112 = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    dtype=np.float32,
-)
-
-# Below this many input pixels per output pixel, bilinear sampling is fine; above it we first
-# shrink the image with an antialiasing filter so that small outputs of large faces don't alias.
-_MAX_SAMPLING_STEP = 1.5
+# The template and the shrink threshold are ``warp``'s (the NumPy copy of this alignment), so
+# the two implementations cannot drift apart on them.
+from affect_tf.face.warp import MAX_SAMPLING_STEP, TEMPLATE_112, TEMPLATE_SIZE
 
 
 def template_points(size: int = TEMPLATE_SIZE, margin: float = 0.0) -> tf.Tensor:
@@ -164,7 +149,7 @@ def align_face(
     matrix = estimate_similarity(points, dst)
     # Input pixels per output pixel; above the threshold shrink first, with antialiasing.
     step = 1.0 / tf.sqrt(matrix[0, 0] ** 2 + matrix[1, 0] ** 2)
-    factor = tf.maximum(step / _MAX_SAMPLING_STEP, 1.0)
+    factor = tf.maximum(step / MAX_SAMPLING_STEP, 1.0)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     new_shape = tf.maximum(tf.cast(tf.round(shape / factor), tf.int32), 1)
 

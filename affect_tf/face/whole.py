@@ -32,7 +32,7 @@ class WholeImageDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """``[the whole image]``, or ``[]`` for a blank or uniform image."""
-        from affect_tf.face.align import TEMPLATE_112, TEMPLATE_SIZE
+        from affect_tf.face.warp import TEMPLATE_112, TEMPLATE_SIZE
 
         image = check_rgb(image)
         if self.uniform(image):

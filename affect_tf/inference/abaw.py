@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affect_tf.data import targets as tg
+from affect_tf import outputs as tg
 from affect_tf.labels import AUS, EXPRESSIONS
 
 

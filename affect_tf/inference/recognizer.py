@@ -1,7 +1,7 @@
 """AffectRecognizer: images and videos in, one row per face out, from any exported model.
 
-Faces are found with the face detector and aligned with the same pure-TF code as training
-(``affect_tf.data.preprocess``), batched, and read by the model backend
+Faces are found with the face detector and aligned as in training (``affect_tf.face.warp``,
+the NumPy copy of the Transform graph's alignment), batched, and read by the model backend
 (``affect_tf.inference.backends``); results come back as a pandas DataFrame whose columns are
 named by ``affect_tf.labels``.
 """
@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affect_tf.data import targets as tg
+from affect_tf import outputs as tg
 from affect_tf.face.detect import no_face_reason, too_thin
+from affect_tf.face.warp import align_face
 from affect_tf.inference.backends import _KerasBackend, load_backend
 from affect_tf.inference.clock import StageClock
 from affect_tf.inference.errors import InferenceError
@@ -49,7 +50,6 @@ class AffectRecognizer:
             kind, self.path, backend = load_backend(default_model_path())
         self._backend = backend
         self._detector = detector
-        self._align = None
         self.batch_size = batch_size
         self.kind = kind
         self.image_size = backend.image_size
@@ -95,22 +95,10 @@ class AffectRecognizer:
     # --- faces ---------------------------------------------------------------------------
 
     def align(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """One RGB image + 5 landmarks -> the aligned ``(S, S, 3)`` float32 face (training's
-        alignment, traced once for every image size)."""
-        if self._align is None:
-            import tensorflow as tf
-
-            from affect_tf.data.preprocess import preprocess_array
-
-            size, margin = self.image_size, self.margin
-            self._align = tf.function(
-                lambda im, lm: preprocess_array(im, lm, size, margin),
-                input_signature=[
-                    tf.TensorSpec([None, None, 3], tf.uint8),
-                    tf.TensorSpec([5, 2], tf.float32),
-                ],
-            )
-        return self._align(image, np.asarray(landmarks, np.float32).reshape(5, 2)).numpy()
+        """One RGB image + 5 landmarks -> the aligned ``(S, S, 3)`` float32 face: training's
+        alignment in NumPy (``affect_tf.face.warp``; equal to the TensorFlow graph's within
+        ``warp.MAX_DIFFERENCE`` grey levels), without TensorFlow."""
+        return align_face(image, landmarks, self.image_size, self.margin)
 
     def predict_faces(self, faces: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
         """Aligned faces ``(N, S, S, 3)`` (or a list of ``(S, S, 3)``) in [0, 255] -> serving

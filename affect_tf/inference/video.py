@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affect_tf.data import targets as tg
+from affect_tf import outputs as tg
 from affect_tf.data.images import MAX_IMAGE_PIXELS
 from affect_tf.face.detect import Detection, box_iou
 from affect_tf.inference.clock import StageClock

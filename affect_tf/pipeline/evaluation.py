@@ -31,8 +31,8 @@ from tensorflow_model_analysis.proto import config_pb2
 
 from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
-from affect_tf.export import SERVING_EXAMPLES
 from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
+from affect_tf.layout import SERVING_EXAMPLES
 from affect_tf.report import (
     DEFAULT_MIN_GAIN,
     REPORT_KEYS,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from affect_tf.export import KERAS_FILE
+from affect_tf.layout import KERAS_FILE
 from affect_tf.pipeline.config import PipelineConfig
 from affect_tf.report import format_report
 from affect_tf.tflite import VARIANTS

@@ -91,7 +91,7 @@ def _warm_start_file(base_model: str | None) -> str | None:
     """The ``.keras`` file inside TFX's ``base_model`` (the latest trained Model), if any."""
     if not base_model:
         return None
-    from affect_tf.export import KERAS_FILE
+    from affect_tf.layout import KERAS_FILE
 
     for candidate in (
         Path(base_model) / KERAS_FILE,

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import affect_tf
 from affect_tf.data.preprocess import FaceAligner, preprocess_face, with_aligner
+from affect_tf.face.warp import MAX_DIFFERENCE
 from affect_tf.model import AffectModel, get_preset
 from tests.conftest import gif_bomb, jpeg_bytes
 
@@ -124,15 +125,15 @@ def test_a_jpeg_gives_the_same_face_through_predict_and_the_serving_graph(export
     graph_crop = preprocess_face(
         tf.constant(jpeg), tf.constant(face.landmarks.reshape(10)), None, size, margin
     ).numpy()
-    np.testing.assert_allclose(crop, graph_crop, atol=1e-3)
+    np.testing.assert_allclose(crop, graph_crop, atol=MAX_DIFFERENCE)
 
     table = recognizer.predict_images([jpeg], faces="largest")
     signature = tf.saved_model.load(str(exported["version"])).signatures["serving_landmarks"]
     served = signature(
         image=tf.constant([jpeg]), landmarks=tf.constant(face.landmarks.reshape(1, 10))
     )
-    np.testing.assert_allclose(table["valence"], served["valence"].numpy(), atol=1e-5)
-    np.testing.assert_allclose(table["arousal"], served["arousal"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(table["valence"], served["valence"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(table["arousal"], served["arousal"].numpy(), atol=1e-4)
 
 
 def _animated(frames: int, size: tuple[int, int]) -> bytes:

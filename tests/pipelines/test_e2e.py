@@ -19,7 +19,7 @@ def test_pipeline_end_to_end(tmp_path):
 
     import affect_tf
     from affect_tf.data.dataset import resolve_files
-    from affect_tf.export import KERAS_FILE
+    from affect_tf.layout import KERAS_FILE
     from affect_tf.pipeline.config import PipelineConfig
     from affect_tf.pipeline.inputs import prepare_inputs
     from affect_tf.pipeline.summary import summarize
