@@ -13,19 +13,22 @@ from affect_tf.cli.output import print_table
 from affect_tf.files import replaced_atomically
 
 
-def default_model() -> str:
+def default_model(kind: str = "keras") -> str:
     """The model the package ships (``affect_tf.model.default``), checked against its card."""
     from affect_tf.model.default import default_model_path
 
-    return str(default_model_path())
+    return str(default_model_path(kind=kind))
 
 
 def recognizer_for(args: argparse.Namespace):
+    """``predict``'s and ``video``'s reader: ``--model``, else the shipped TFLite file (LiteRT,
+    no TensorFlow: an answer within a second of starting)."""
     from affect_tf.inference import AffectRecognizer, InferenceError
 
-    model = args.model or default_model()
     try:
-        return AffectRecognizer.load(model, detector=detector_of(args), batch_size=args.batch_size)
+        return AffectRecognizer.load(
+            args.model, detector=detector_of(args), batch_size=args.batch_size
+        )
     except InferenceError as e:
         raise UsageError(str(e)) from None
 

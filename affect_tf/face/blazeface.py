@@ -6,14 +6,17 @@ NumPy 2) and PIL for every resize, so the pre- and post-processing below follow 
 graphs (``face_detection_full_range_common.pbtxt``, ``face_landmark_front_cpu.pbtxt``) with
 OpenCV and NumPy, and the interpreters are ``ai_edge_litert``'s.
 
-``detect``: BlazeFace (full range: faces from close up to ~5 m, 192 px input) on the whole image
-(again zoomed out when that finds nothing: a face filling the frame needs context around it),
-then on overlapping square tiles of smaller and smaller sides (the short side, then halves) until
-a face of ``min_face`` pixels is seen at the ~16 px BlazeFace needs (small faces in a group photo
-or a 1280x720 frame); weighted non-maximum suppression as MediaPipe's, within and across tiles.
-Then the face mesh on each face's rotated, 1.5x enlarged square (its eye line levelled) gives the
+``detect``: BlazeFace (full range: faces from close up to ~5 m, 192 px input) on the whole image,
+its edges repeated around it first (a face filling the frame needs context around it: a tight
+portrait is found at the first look, not by a second, zoomed-out one after a miss; the margin is
+as wide as the smallest face sought still allows), again zoomed out further only when that finds
+nothing, then on overlapping square tiles of smaller and smaller sides (the short side, then
+halves) until a face of ``min_face`` pixels is seen at the ~16 px BlazeFace needs (small faces in
+a group photo or a 1280x720 frame); weighted non-maximum suppression as MediaPipe's, within
+and across tiles. Then the face mesh on each face's rotated, 1.5x enlarged square (its eye line levelled) gives the
 5 points of the contract: the eye centres (mean of each eye's contour), the nose tip and the mouth
-corners.
+corners. Where BlazeFace finds no face at all, MTCNN looks (``fallback``); each ``Detection``
+says which detector found it.
 
 ``refine`` (video tracking, as MediaPipe's face mesh tracks): the face mesh alone on the square
 around the previous face, rotated by its last eye angle; its face flag says when it lost the face.
@@ -53,6 +56,11 @@ _NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold
 # ~28 px of input, boxes of ~15 px, are missed).
 _MIN_FACE_AT_INPUT = 16
 _NO_OFFSETS = np.array([0.0, 0.0, 1.0, 1.0], np.float32)  # the box is the mesh's bounds
+# The first look's margin around the image, as a share of its long side on each side: 0.25
+# (the image at 2/3 of the input) found 99-100 % of tight portraits (face 40-95 % of the side)
+# at the first look, against 92 % without (``benchmarks/faces.py``, tight portraits).
+_FIRST_MARGIN = 0.25
+_SECOND_MARGIN = 0.5  # the zoomed-out second look after a miss: the image at half the input
 
 
 def model_dir() -> Path:
@@ -176,11 +184,11 @@ class BlazeFaceDetector:
         min_face: The smallest face box side (pixels) to look for: sets how small the tiles
             get. 40 (default): a 512 px photo is one pass; 20 finds what MTCNN's default finds
             in a group photo, at ~3x the time on large images (``benchmarks/faces.py``).
-        small_fallback: Images whose long side is at most this many pixels and where BlazeFace
-            finds no face go to MTCNN (built on first need). BlazeFace misses faces in tight,
-            low-resolution crops (10 of the 100 faces of skimage's 25 px ``lfw_subset``;
-            FER-style 48 px crops) that MTCNN finds, and MTCNN is cheap on such small images.
-            0: never.
+        fallback: Images where BlazeFace finds no face go to MTCNN (built on first need; it
+            loads TensorFlow). BlazeFace misses some faces MTCNN finds: tight, low-resolution
+            crops (10 of the 100 faces of skimage's 25 px ``lfw_subset``; FER-style 48 px
+            crops), odd lighting. False: never (an image without a face costs one or two
+            BlazeFace looks, not an MTCNN search).
         threads: LiteRT threads per interpreter (None: its default).
         max_side: ``detect`` looks for faces on a copy shrunk to this longest side (boxes,
             landmarks and mesh are mapped back), which also bounds the number of tiles.
@@ -194,7 +202,7 @@ class BlazeFaceDetector:
         policy: Policy = "largest",
         model: str = "full",
         min_face: int = 40,
-        small_fallback: int = 160,
+        fallback: bool = True,
         threads: int | None = None,
         max_side: int = 1600,
     ) -> None:
@@ -209,7 +217,7 @@ class BlazeFaceDetector:
         self.policy = policy
         self.model = model
         self.min_face = min_face
-        self.small_fallback = small_fallback
+        self.fallback = fallback
         self._mtcnn = None
         self.max_side = max_side
         # The faces last returned: box -> (eye angle, box offsets from the mesh) (``refine``).
@@ -272,18 +280,32 @@ class BlazeFaceDetector:
             previous, side = side, side / 2
         return sides
 
-    def _candidates(self, image: np.ndarray) -> np.ndarray:
+    def first_margin(self, height: int, width: int) -> float:
+        """The margin (share of the long side, each side) of the first look: up to
+        ``_FIRST_MARGIN``, as wide as still shows a ``min_face`` face at the ~16 px BlazeFace
+        needs, so the margin never needs tiles the bare image would not."""
+        widest = self._size * self.min_face / _MIN_FACE_AT_INPUT  # long side, no margin
+        return float(np.clip((widest / max(height, width) - 1.0) / 2.0, 0.0, _FIRST_MARGIN))
+
+    def _look(self, image: np.ndarray, margin: float) -> np.ndarray:
+        """BlazeFace on the whole image with ``margin`` (share of the long side) of its edges
+        repeated around it."""
         import cv2
 
+        pad = round(max(image.shape[:2]) * margin)
+        if not pad:
+            return self._detect_square(image)
+        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        return self._detect_square(padded, -pad, -pad)
+
+    def _candidates(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
-        found = [self._detect_square(image)]
+        margin = self.first_margin(h, w)
+        found = [self._look(image, margin)]
         if not len(found[0]):
-            # A face that fills the frame (a tight crop: lfw, AffectNet's aligned faces) is
-            # missed by BlazeFace, which expects context around it: look again with the image
-            # shrunk to half the input, its edges repeated around it (5/50 -> 50/50 on lfw).
-            pad = max(h, w) // 2
-            padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-            found.append(self._detect_square(padded, -pad, -pad))
+            # A face that fills the frame even more (a tight crop: lfw, AffectNet's aligned
+            # faces): look once more with the image at half the input.
+            found.append(self._look(image, _SECOND_MARGIN))
         for side in self.tile_sides(h, w):
             for y in _starts(h, side):
                 for x in _starts(w, side):
@@ -360,7 +382,7 @@ class BlazeFaceDetector:
                 ],
                 np.float32,
             )
-        detection = Detection(box=box, score=score, landmarks=five, mesh=mesh)
+        detection = Detection(box=box, score=score, landmarks=five, mesh=mesh, detector="blazeface")
         return detection, (_eye_angle(five), offsets)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -373,8 +395,11 @@ class BlazeFaceDetector:
         tracks = {}
         detections = []
         candidates = self._candidates(image)
-        if not len(candidates) and max(image.shape[:2]) <= self.small_fallback:
-            return self._fallback(image)
+        if not len(candidates) and self.fallback:
+            found = self._fallback(image)
+            found = [d.scaled(factor) for d in found] if factor > 1 else found
+            self._tracks = {d.box: (_eye_angle(d.landmarks), None) for d in found}
+            return found
         for row in candidates:
             score, (x1, y1, x2, y2), points = row[0], row[1:5], row[5:].reshape(6, 2)
             # The ROI's rotation: BlazeFace's eye keypoints (0: image-left eye, 1: right).
@@ -391,14 +416,12 @@ class BlazeFaceDetector:
         return detections
 
     def _fallback(self, image: np.ndarray) -> list[Detection]:
-        """MTCNN on a small image BlazeFace found no face in (see ``small_fallback``)."""
+        """MTCNN on an image BlazeFace found no face in (see ``fallback``)."""
         if self._mtcnn is None:
             from affect_tf.face.mtcnn import MTCNNDetector
 
             self._mtcnn = MTCNNDetector(policy=self.policy)
-        found = self._mtcnn.detect(image)
-        self._tracks = {d.box: (_eye_angle(d.landmarks), None) for d in found}
-        return found
+        return self._mtcnn.detect(image)
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         """``detect`` for each image (the interpreters take one image at a time)."""

@@ -28,12 +28,15 @@ class Detection:
         score: Detector confidence in [0, 1].
         landmarks: ``(5, 2)`` left eye, right eye, nose, mouth left, mouth right (image left/right).
         mesh: ``(468, 2)`` MediaPipe face mesh points when the detector has them, else None.
+        detector: Which detector found the face (``blazeface``, ``mtcnn`` where BlazeFace's
+            fallback found it, ``none``): conversion reports and result tables count them.
     """
 
     box: tuple[float, float, float, float]
     score: float
     landmarks: np.ndarray
     mesh: np.ndarray | None = None
+    detector: str = ""
 
     @property
     def area(self) -> float:
@@ -46,6 +49,7 @@ class Detection:
             self.score,
             np.asarray(self.landmarks, np.float32) * factor,
             None if self.mesh is None else np.asarray(self.mesh, np.float32) * factor,
+            self.detector,
         )
 
 

@@ -152,5 +152,5 @@ def _to_detections(results: list[dict], min_score: float) -> list[Detection]:
             continue
         box = tuple(float(v) for v in r["box"])
         points = np.array([r["keypoints"][k] for k in _KEYPOINTS], dtype=np.float32)
-        detections.append(Detection(box=box, score=score, landmarks=points))  # type: ignore[arg-type]
+        detections.append(Detection(box, score, points, detector="mtcnn"))  # type: ignore[arg-type]
     return detections

@@ -40,7 +40,7 @@ class WholeImageDetector:
         height, width = image.shape[:2]
         unit = (TEMPLATE_112 + 0.5) / TEMPLATE_SIZE  # as landmarks_from_box places them
         landmarks = (unit * np.array([width, height]) - 0.5).astype(np.float32)
-        return [Detection((0.0, 0.0, float(width), float(height)), 1.0, landmarks)]
+        return [Detection((0.0, 0.0, float(width), float(height)), 1.0, landmarks, detector="none")]
 
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
         """``detect`` for each image."""

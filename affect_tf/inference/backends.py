@@ -6,14 +6,15 @@ Each backend has ``image_size``, ``margin`` (the alignment the model was trained
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from affect_tf.export import KERAS_FILE, SERVING_ALIGNED, latest_version, serving_outputs
 from affect_tf.inference.errors import InferenceError
+from affect_tf.layout import KERAS_FILE, SERVING_ALIGNED, latest_version
 from affect_tf.model.config import AffectConfig
 
 # AffectConfig's default margin (every preset's); used when a TFLite file is all there is.
@@ -57,6 +58,8 @@ class _KerasBackend:
         self.margin = float(model.affect_config.margin)
 
     def __call__(self, faces: np.ndarray) -> dict[str, np.ndarray]:
+        from affect_tf.export import serving_outputs
+
         out = serving_outputs(self.model.predict_on_batch(faces))
         return {k: np.asarray(v) for k, v in out.items()}
 
@@ -107,6 +110,13 @@ def load_backend(path: str | Path, margin: float | None = None):
             ``.keras`` files carry their own.
     """
     kind, resolved = resolve_model(path)
+    if kind != "tflite" and importlib.util.find_spec("tensorflow") is None:
+        raise InferenceError(
+            f"Expected TensorFlow to read a {'.keras' if kind == 'keras' else 'SavedModel'} "
+            f"model. Received: model={str(resolved)!r} on a machine without TensorFlow; "
+            "install it (`make setup`) or use a .tflite model, which runs on LiteRT alone "
+            "(the shipped model is one: leave --model out)"
+        )
     if kind == "keras":
         from affect_tf.model.loading import load_model
 

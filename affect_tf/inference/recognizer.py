@@ -28,8 +28,9 @@ class AffectRecognizer:
     """Faces in images and videos -> expression, AU and valence/arousal predictions.
 
     ``AffectRecognizer()`` reads faces with the model the package ships
-    (``affect_tf.model.default``: FER+ expressions, SynthAffect valence/arousal and AUs),
-    offline; ``AffectRecognizer.load(path)`` with one of your own.
+    (``affect_tf.model.default``: FER+ expressions, SynthAffect valence/arousal and AUs), as
+    TFLite on LiteRT (no TensorFlow import), offline; ``AffectRecognizer.load(path)`` with one
+    of your own (a ``.tflite`` file runs without TensorFlow too).
 
     Args:
         backend: What runs aligned faces; None: the shipped model. Use
@@ -45,9 +46,7 @@ class AffectRecognizer:
         if batch_size < 1:
             raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
         if backend is None:
-            from affect_tf.model.default import default_model_path
-
-            kind, self.path, backend = load_backend(default_model_path())
+            kind, self.path, backend = _shipped_backend()
         self._backend = backend
         self._detector = detector
         self.batch_size = batch_size
@@ -71,10 +70,9 @@ class AffectRecognizer:
                 margin other than the default 0.25 (SavedModels and .keras files carry theirs).
         """
         if path is None:
-            from affect_tf.model.default import default_model_path
-
-            path = default_model_path()
-        kind, resolved, backend = load_backend(path, margin)
+            kind, resolved, backend = _shipped_backend()
+        else:
+            kind, resolved, backend = load_backend(path, margin)
         recognizer = cls(backend, detector=detector, batch_size=batch_size, kind=kind)
         recognizer.path = resolved
         return recognizer
@@ -204,6 +202,14 @@ class AffectRecognizer:
         See ``affect_tf.inference.video.predict_video`` for the options and the columns.
         """
         return predict_video(self, source, **options)
+
+
+def _shipped_backend():
+    """``load_backend``'s answer for the shipped model's TFLite file (LiteRT, no TensorFlow),
+    with the margin its card records."""
+    from affect_tf.model.default import default_margin, default_model_path
+
+    return load_backend(default_model_path(kind="tflite"), margin=default_margin())
 
 
 def _decoded_ahead(items: list, ahead: int = 4):

@@ -20,6 +20,10 @@ from affect_tf.model.shipped import read_card as _read_card
 
 MODEL_DIR = Path(__file__).parent / "default_model"
 MODEL_FILE = "affect.keras"
+# The same model as TFLite (``python -m benchmarks.shipped_tflite``): what ``predict``,
+# ``video`` and ``AffectRecognizer()`` run by default, on LiteRT without TensorFlow.
+TFLITE_FILE = "affect.tflite"
+KINDS = ("keras", "tflite")
 CARD_FILE = "affect.card.json"
 CARD_FORMAT = "affect-tf model card 1"
 # Size budget of the shipped model file (checked by the tests): a photo reader that installs
@@ -50,16 +54,24 @@ def _checked(path: Path, size: int, mtime_ns: int, expected: str) -> bool:
     return file_sha256(path) == expected
 
 
-def default_model_path(directory: Path = MODEL_DIR) -> Path:
-    """The shipped ``.keras`` file, checked against its card.
+def default_model_path(directory: Path = MODEL_DIR, kind: str = "keras") -> Path:
+    """The shipped model file, checked against its card.
+
+    Args:
+        kind: ``"keras"`` (the ``.keras`` file: training, ``explain``, the serving export) or
+            ``"tflite"`` (the fast reader: ``predict``, ``video``, ``AffectRecognizer()``).
 
     Raises:
         DefaultModelError: The file or its card is missing, or the file is not the one the
             card describes (damaged or replaced); the message names the file and how to
             reinstall.
     """
+    if kind not in KINDS:
+        raise ValueError(f"Expected kind in {KINDS}. Received: kind={kind!r}")
     card = read_card(directory)
-    path = directory / card.get("file", MODEL_FILE)
+    if kind == "tflite":
+        card = card.get("tflite") or {}
+    path = directory / card.get("file", MODEL_FILE if kind == "keras" else TFLITE_FILE)
     if not path.is_file():
         raise DefaultModelError(
             f"Expected the shipped model file {path}. Received: not found ({REINSTALL})"
@@ -73,3 +85,9 @@ def default_model_path(directory: Path = MODEL_DIR) -> Path:
             f"{REINSTALL})"
         )
     return path
+
+
+def default_margin(directory: Path = MODEL_DIR) -> float:
+    """The alignment margin the shipped model was trained with (a TFLite file cannot carry
+    it; its card does)."""
+    return float(read_card(directory)["config"]["margin"])
