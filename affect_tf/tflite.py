@@ -98,6 +98,9 @@ class Runner:
     def __init__(self, model: bytes | str | Path, num_threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        from affect_tf.face.detect import litert_threads
+
+        num_threads = litert_threads() if num_threads is None else num_threads
         if isinstance(model, bytes):
             interpreter = Interpreter(model_content=model, num_threads=num_threads)
         else:

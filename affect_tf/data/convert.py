@@ -4,10 +4,12 @@ none, and write a GZIP TFRecord with a JSON report of what was written and what 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import io
 import json
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -125,6 +127,10 @@ class Converter:
         self.policy = policy
         self.detector_name = detector
         self.min_face = min_face
+        # Where the last converted sample's face came from: the detector that found it
+        # (``blazeface``, ``mtcnn`` behind BlazeFace's fallback, ``none``), or ``given``
+        # landmarks, an ``aligned`` crop, a ``box`` without a matching detection.
+        self.found_by = ""
 
     @property
     def detector(self):
@@ -150,7 +156,9 @@ class Converter:
         detect = not sample.aligned and sample.landmarks is None and sample.bbox is None
         image = load_image(sample.path, exif_orientation=detect)
         w, h = image.size
+        self.found_by = "given"
         if sample.aligned:
+            self.found_by = "aligned"
             bbox = (0.0, 0.0, float(w), float(h))
             landmarks = _template_in_frame(w, h)
         elif sample.landmarks is not None:
@@ -166,8 +174,11 @@ class Converter:
                 d for d in self.detector.detect(image.rgb) if box_iou(d.box, bbox) >= _MIN_IOU
             ]
             if candidates:
-                landmarks = max(candidates, key=lambda d: box_iou(d.box, bbox)).landmarks
+                best = max(candidates, key=lambda d: box_iou(d.box, bbox))
+                landmarks = best.landmarks
+                self.found_by = best.detector or self.detector_name
             else:
+                self.found_by = "box"
                 landmarks = landmarks_from_box(np.array(bbox, np.float32)).numpy()
                 if report is not None:
                     report.note(
@@ -181,6 +192,7 @@ class Converter:
             if face is None:
                 raise SkipSample("no_face", f"{no_face_reason(self.detector)} ({w}x{h})")
             bbox, landmarks = face.box, face.landmarks
+            self.found_by = face.detector or self.detector_name
         record = FaceRecord(image=image.data, bbox=bbox, landmarks=landmarks, **sample.labels())
         try:
             record.validate()
@@ -208,13 +220,16 @@ def _init_worker(policy: str, detector: str, min_face: int | None) -> None:
 
 
 def _convert_one(converter: Converter, sample: Sample):
-    """``(record, None, notes)`` or ``(None, (reason, detail), notes)`` for one sample."""
+    """``(record, None, notes, found_by)`` or ``(None, (reason, detail), notes, None)`` for one
+    sample; ``found_by`` says where its face came from (a detector's name, ``given``,
+    ``aligned``, ``box``)."""
     report = SkipReport()
     try:
         record = converter.to_record(sample, report)
     except SkipSample as e:
-        return None, (e.reason, e.detail), {}
-    return record, None, {r: list(ex) for r, ex in report.examples.items()}
+        return None, (e.reason, e.detail), {}, None
+    notes = {r: list(ex) for r, ex in report.examples.items()}
+    return record, None, notes, converter.found_by
 
 
 def _convert_in_worker(sample: Sample):
@@ -222,7 +237,7 @@ def _convert_in_worker(sample: Sample):
 
 
 def _records(samples: Iterable[Sample], converter: Converter, workers: int):
-    """``(sample, record | None, skip | None, notes)`` in the samples' order.
+    """``(sample, record | None, skip | None, notes, found_by)`` in the samples' order.
 
     With ``workers > 1`` a pool of spawned processes converts (MTCNN in each); with a custom
     detector factory (which may not pickle) or one worker, this process does.
@@ -243,8 +258,8 @@ def _records(samples: Iterable[Sample], converter: Converter, workers: int):
     ) as pool:
         samples = list(samples)
         results = pool.map(_convert_in_worker, samples, chunksize=8)
-        for sample, (record, skip, notes) in zip(samples, results, strict=True):
-            yield sample, record, skip, notes
+        for sample, (record, skip, notes, found_by) in zip(samples, results, strict=True):
+            yield sample, record, skip, notes, found_by
 
 
 def default_workers() -> int:
@@ -306,10 +321,12 @@ def convert(
     # (``affect_tf.data.sources``), so a kill between the renames, or a truncated file, is
     # rebuilt rather than read.
     report_path = out_path.with_name(out_path.name + ".report.json")
+    found_by: collections.Counter[str] = collections.Counter()
+    start = time.perf_counter()
     with replaced_atomically(report_path) as report_partial:
         with replaced_atomically(out_path) as partial:
             with tf.io.TFRecordWriter(str(partial), options=compression or None) as writer:
-                for sample, record, skip, notes in bar:
+                for sample, record, skip, notes, source in bar:
                     for reason, examples in notes.items():
                         for example in examples:
                             report.note(reason, example)
@@ -318,12 +335,31 @@ def convert(
                         continue
                     writer.write(serialize_example(record))
                     stats.add(record)
+                    found_by[source] += 1
                     bar.set_postfix(
                         written=stats.written, skipped=report.total_skipped, refresh=False
                     )
-            summary = {**stats.to_dict(), **report.to_dict(), "bytes": partial.stat().st_size}
+            seconds = time.perf_counter() - start
+            speed = {
+                "faces_found_by": dict(found_by.most_common()),
+                "seconds": round(seconds, 3),
+                "faces_per_s": round(stats.written / max(seconds, 1e-9), 2),
+            }
+            summary = {
+                **stats.to_dict(),
+                **report.to_dict(),
+                **speed,
+                "bytes": partial.stat().st_size,
+            }
             report_partial.write_text(json.dumps(summary, indent=2))
-    return ConvertResult(out_path=out_path, report_path=report_path, stats=stats, report=report)
+    return ConvertResult(
+        out_path=out_path,
+        report_path=report_path,
+        stats=stats,
+        report=report,
+        found_by=speed["faces_found_by"],
+        seconds=seconds,
+    )
 
 
 def convert_corpus(

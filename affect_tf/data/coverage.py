@@ -73,6 +73,8 @@ class ConvertResult:
     report_path: Path
     stats: LabelStats
     report: SkipReport
+    found_by: dict[str, int] = dataclasses.field(default_factory=dict)  # faces per source
+    seconds: float = 0.0
 
     def format(self) -> str:
         d = self.stats.to_dict()
@@ -82,6 +84,10 @@ class ConvertResult:
             f"AU {d['labelled']['au']}",
             f"  skipped: {self.report.total_skipped}",
         ]
+        if self.found_by:
+            found = ", ".join(f"{name} {count}" for name, count in self.found_by.items())
+            rate = d["written"] / max(self.seconds, 1e-9)
+            lines.append(f"  faces from: {found}; {rate:.1f} faces/s")
         details = self.report.format()
         if details:
             lines.append(details)

@@ -8,15 +8,15 @@ OpenCV and NumPy, and the interpreters are ``ai_edge_litert``'s.
 
 ``detect``: BlazeFace (full range: faces from close up to ~5 m, 192 px input) on the whole image,
 its edges repeated around it first (a face filling the frame needs context around it: a tight
-portrait is found at the first look, not by a second, zoomed-out one after a miss; the margin is
-as wide as the smallest face sought still allows), again zoomed out further only when that finds
+portrait is found at the first look, not by a second, zoomed-out one after a miss; the margin is as
+wide as the smallest face sought still allows), again zoomed out further only when that finds
 nothing, then on overlapping square tiles of smaller and smaller sides (the short side, then
-halves) until a face of ``min_face`` pixels is seen at the ~16 px BlazeFace needs (small faces in
-a group photo or a 1280x720 frame); weighted non-maximum suppression as MediaPipe's, within
-and across tiles. Then the face mesh on each face's rotated, 1.5x enlarged square (its eye line levelled) gives the
-5 points of the contract: the eye centres (mean of each eye's contour), the nose tip and the mouth
-corners. Where BlazeFace finds no face at all, MTCNN looks (``fallback``); each ``Detection``
-says which detector found it.
+halves) until a face of ``min_face`` pixels is seen at the ~16 px BlazeFace needs (small faces in a
+group photo or a 1280x720 frame); weighted non-maximum suppression as MediaPipe's, within and
+across tiles. Then the face mesh on each face's rotated, 1.5x enlarged square (its eye line
+levelled) gives the 5 points of the contract: the eye centres (mean of each eye's contour), the
+nose tip and the mouth corners. Where BlazeFace finds no face at all, MTCNN looks (``fallback``);
+each ``Detection`` says which detector found it.
 
 ``refine`` (video tracking, as MediaPipe's face mesh tracks): the face mesh alone on the square
 around the previous face, rotated by its last eye angle; its face flag says when it lost the face.
@@ -34,7 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf.face.detect import Detection, Policy, check_rgb, select_face, shrunk, too_thin
+from affect_tf.face.detect import (
+    Detection,
+    Policy,
+    check_rgb,
+    litert_threads,
+    select_face,
+    shrunk,
+    too_thin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +197,7 @@ class BlazeFaceDetector:
             crops (10 of the 100 faces of skimage's 25 px ``lfw_subset``; FER-style 48 px
             crops), odd lighting. False: never (an image without a face costs one or two
             BlazeFace looks, not an MTCNN search).
-        threads: LiteRT threads per interpreter (None: its default).
+        threads: LiteRT threads per interpreter (None: ``detect.litert_threads()``).
         max_side: ``detect`` looks for faces on a copy shrunk to this longest side (boxes,
             landmarks and mesh are mapped back), which also bounds the number of tiles.
     """
@@ -210,6 +218,7 @@ class BlazeFaceDetector:
             raise ValueError(f"Expected model 'full' or 'short'. Received: model={model!r}")
         folder = model_dir()
         file, self._size, strides, per_layer = _FULL_RANGE if model == "full" else _SHORT_RANGE
+        threads = litert_threads() if threads is None else threads
         self._detector = _Model(folder / file, threads)
         self._mesh = _Model(folder / _MESH, threads)
         self._anchors = _anchors(self._size, strides, per_layer)
@@ -289,14 +298,24 @@ class BlazeFaceDetector:
 
     def _look(self, image: np.ndarray, margin: float) -> np.ndarray:
         """BlazeFace on the whole image with ``margin`` (share of the long side) of its edges
-        repeated around it."""
+        repeated around it. The image is shrunk to the input first and the margin added
+        after (a third of the resizing work of padding the full image)."""
         import cv2
 
-        pad = round(max(image.shape[:2]) * margin)
-        if not pad:
+        h, w = image.shape[:2]
+        pad = max(h, w) * margin
+        if pad < 1:
             return self._detect_square(image)
-        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        return self._detect_square(padded, -pad, -pad)
+        scale = self._size / (max(h, w) + 2 * pad)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(image, size, interpolation=interpolation)
+        p = round(pad * scale)
+        padded = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_REPLICATE)
+        rows = self._detect_square(padded)
+        # Back to the image's pixels: x, y columns alternate after the score.
+        rows[:, 1:] = (rows[:, 1:] - p) * np.tile([w / size[0], h / size[1]], 8)
+        return rows
 
     def _candidates(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]

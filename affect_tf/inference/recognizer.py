@@ -138,8 +138,10 @@ class AffectRecognizer:
 
         Returns:
             One row per face: ``source``, ``face`` (index within the image), ``x, y, w, h``,
-            ``score``, then ``outputs_frame``'s columns. ``attrs["skipped"]`` lists the skips,
-            ``attrs["stage_seconds"]`` the seconds spent to decode, detect, align and model.
+            ``score``, ``detector`` (which found the face: ``blazeface``, ``mtcnn`` behind
+            BlazeFace's fallback, ...), then ``outputs_frame``'s columns.
+            ``attrs["skipped"]`` lists the skips, ``attrs["stage_seconds"]`` the seconds spent
+            to decode, detect, align and model.
         """
         if faces not in ("all", "largest"):
             raise ValueError(f"Expected faces in ('all', 'largest'). Received: faces={faces!r}")
@@ -185,12 +187,14 @@ class AffectRecognizer:
                 faces_out.add(face)
                 rows.append(
                     {"source": source, "face": k, **dict(zip(BOX_COLUMNS, det.box, strict=True))}
-                    | {"score": det.score}
+                    | {"score": det.score, "detector": det.detector}
                 )
         outputs = faces_out.outputs()
         table = pd.concat([pd.DataFrame(rows), tg.outputs_frame(outputs)], axis=1)
         if not rows:
-            table = pd.DataFrame(columns=["source", "face", *BOX_COLUMNS, "score", *table.columns])
+            table = pd.DataFrame(
+                columns=["source", "face", *BOX_COLUMNS, "score", "detector", *table.columns]
+            )
         table.attrs["skipped"] = skipped
         table.attrs["stage_seconds"] = clock.seconds
         return table

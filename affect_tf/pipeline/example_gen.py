@@ -107,7 +107,8 @@ class _SampleToExample(beam.DoFn):
 
     Long conversions show progress: every ``PROGRESS_EVERY`` seconds each worker logs how many
     samples it converted of the corpus' total, at what rate, and its skips by reason; the
-    counts are also Beam metrics (``faces_written``, ``faces_skipped``).
+    counts are also Beam metrics (``faces_written``, ``faces_skipped``, and
+    ``faces_from_<source>``: the detector that found each face, or ``given`` landmarks ...).
     """
 
     def __init__(self, total: int, detector: str) -> None:
@@ -119,6 +120,7 @@ class _SampleToExample(beam.DoFn):
 
         self._converter = Converter(detector=self._detector)
         self._done, self._skipped = 0, collections.Counter()
+        self._found_by: collections.Counter[str] = collections.Counter()
         self._start = self._last = time.monotonic()
         self._written_counter = beam.metrics.Metrics.counter("FaceExampleGen", "faces_written")
         self._skipped_counter = beam.metrics.Metrics.counter("FaceExampleGen", "faces_skipped")
@@ -129,10 +131,12 @@ class _SampleToExample(beam.DoFn):
             return
         self._last = now
         log.info(
-            "FaceExampleGen: %d/%d samples converted by this worker (%.1f/s), skipped %s",
+            "FaceExampleGen: %d/%d samples converted by this worker (%.1f/s), faces from %s, "
+            "skipped %s",
             self._done,
             self._total,
             self._done / max(now - self._start, 1e-9),
+            dict(self._found_by) or "none yet",
             dict(self._skipped) or "none",
         )
 
@@ -153,6 +157,10 @@ class _SampleToExample(beam.DoFn):
             )
             return
         self._written_counter.inc()
+        self._found_by[self._converter.found_by] += 1
+        beam.metrics.Metrics.counter(
+            "FaceExampleGen", f"faces_from_{self._converter.found_by}"
+        ).inc()
         for reason, examples in report.examples.items():
             for example in examples:
                 yield beam.pvalue.TaggedOutput(_NOTE, _line(_NOTE, reason, example, ""))
