@@ -38,6 +38,7 @@ from affect_tf.face.detect import (
     Detection,
     Policy,
     check_rgb,
+    is_uniform,
     litert_threads,
     select_face,
     shrunk,
@@ -192,11 +193,12 @@ class BlazeFaceDetector:
         min_face: The smallest face box side (pixels) to look for: sets how small the tiles
             get. 40 (default): a 512 px photo is one pass; 20 finds what MTCNN's default finds
             in a group photo, at ~3x the time on large images (``benchmarks/faces.py``).
-        fallback: Images where BlazeFace finds no face go to MTCNN (built on first need; it
-            loads TensorFlow). BlazeFace misses some faces MTCNN finds: tight, low-resolution
-            crops (10 of the 100 faces of skimage's 25 px ``lfw_subset``; FER-style 48 px
-            crops), odd lighting. False: never (an image without a face costs one or two
-            BlazeFace looks, not an MTCNN search).
+        fallback: Images where BlazeFace finds no face go to MTCNN (built on first need; it loads
+            TensorFlow, once per process: the one case the TFLite reading path imports it; blank or
+            uniform images, which hold no face, never go). BlazeFace misses some faces MTCNN finds:
+            tight, low-resolution crops (10 of the 100 faces of skimage's 25 px ``lfw_subset``;
+            FER-style 48 px crops), odd lighting. False: never (an image without a face costs one
+            or two BlazeFace looks, not an MTCNN search).
         threads: LiteRT threads per interpreter (None: ``detect.litert_threads()``).
         max_side: ``detect`` looks for faces on a copy shrunk to this longest side (boxes,
             landmarks and mesh are mapped back), which also bounds the number of tiles.
@@ -414,7 +416,7 @@ class BlazeFaceDetector:
         tracks = {}
         detections = []
         candidates = self._candidates(image)
-        if not len(candidates) and self.fallback:
+        if not len(candidates) and self.fallback and not is_uniform(image):
             found = self._fallback(image)
             found = [d.scaled(factor) for d in found] if factor > 1 else found
             self._tracks = {d.box: (_eye_angle(d.landmarks), None) for d in found}

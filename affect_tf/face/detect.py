@@ -128,6 +128,16 @@ def too_thin(image: np.ndarray) -> str | None:
     return None
 
 
+# Below this standard deviation (grey levels) an image is blank or uniform: no face.
+MIN_CONTRAST = 2.0
+
+
+def is_uniform(image: np.ndarray) -> bool:
+    """Whether the image is blank or uniform: no detector can find a face there (``--detector
+    none`` refuses it; BlazeFace does not wake its MTCNN fallback for it)."""
+    return float(np.std(image)) < MIN_CONTRAST
+
+
 def no_face_reason(detector) -> str:
     """Why ``detector`` found no face, in words: its own ``no_face`` text where it has one
     (``--detector none``: a blank or uniform image), else that its search found none."""

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from affect_tf.face.detect import Detection, Policy, check_rgb, select_face
-
-# Below this standard deviation (grey levels) an image is blank or uniform: no face.
-MIN_CONTRAST = 2.0
+from affect_tf.face.detect import Detection, Policy, check_rgb, is_uniform, select_face
 
 
 class WholeImageDetector:
@@ -25,17 +22,12 @@ class WholeImageDetector:
     def __init__(self, policy: Policy = "largest") -> None:
         self.policy = policy
 
-    @staticmethod
-    def uniform(image: np.ndarray) -> bool:
-        """Whether the image is blank or uniform (no face to take)."""
-        return float(np.std(image)) < MIN_CONTRAST
-
     def detect(self, image: np.ndarray) -> list[Detection]:
         """``[the whole image]``, or ``[]`` for a blank or uniform image."""
         from affect_tf.face.warp import TEMPLATE_112, TEMPLATE_SIZE
 
         image = check_rgb(image)
-        if self.uniform(image):
+        if is_uniform(image):
             return []
         height, width = image.shape[:2]
         unit = (TEMPLATE_112 + 0.5) / TEMPLATE_SIZE  # as landmarks_from_box places them

@@ -66,6 +66,67 @@ def test_tile_sides_and_starts():
     assert starts[0] == 0 and starts[-1] == 800 and max(np.diff(starts)) <= 0.75 * 480
 
 
+def test_first_look_margin_keeps_the_smallest_face_visible():
+    """Hand-checked: with min_face 40 the bare image shows a 40 px face at BlazeFace's 16 px up
+    to a long side of 192 * 40 / 16 = 480 px; the margin may widen the view to that, at most
+    a quarter of the long side each side."""
+    detector = bf.BlazeFaceDetector.__new__(bf.BlazeFaceDetector)
+    detector._size, detector.min_face = 192, 40
+    assert detector.first_margin(200, 300) == pytest.approx(0.25)  # 300 * 1.5 = 450 <= 480
+    assert detector.first_margin(350, 350) == pytest.approx((480 / 350 - 1) / 2)  # 0.186
+    assert detector.first_margin(512, 512) == 0.0 and detector.first_margin(720, 1280) == 0.0
+    detector.min_face = 20  # 240 px: a 200 px photo may take 0.1 each side
+    assert detector.first_margin(200, 150) == pytest.approx(0.1)
+
+
+def _counting_looks(detector, monkeypatch) -> list:
+    calls: list = []
+    inner = detector._detect_square
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(detector, "_detect_square", counted)
+    return calls
+
+
+def test_a_tight_portrait_is_found_at_the_first_look(blazeface, astronaut, monkeypatch):
+    """The astronaut's face filling 95 % of a 300 px crop: BlazeFace on the bare crop misses
+    it; the first look (with its margin) finds it, in one invocation and in the crop's own
+    coordinates."""
+    import cv2
+
+    crop = cv2.resize(astronaut[67:178, 171:282], (300, 300), interpolation=cv2.INTER_CUBIC)
+    assert len(blazeface._detect_square(crop)) == 0
+    looks = _counting_looks(blazeface, monkeypatch)
+    (face,) = blazeface.detect(crop)
+    assert len(looks) == 1 and face.detector == "blazeface"
+    x, y, w, h = face.box
+    assert 0.7 * 300 < w < 1.3 * 300 and -60 < x < 60 and -60 < y < 60
+    eyes = face.landmarks[:2]
+    assert (eyes[:, 1] < 150).all() and eyes[0, 0] < 150 < eyes[1, 0]  # upper half, either side
+
+
+def test_mtcnn_looks_where_blazeface_finds_nothing_at_any_size(astronaut, monkeypatch):
+    """A 512 px photo (above the 160 px the fallback was once limited to) where BlazeFace
+    finds nothing goes to MTCNN, whose face comes back in the photo's pixels (also when the
+    photo was shrunk to ``max_side`` first) and says who found it; ``fallback=False`` keeps
+    BlazeFace's empty answer."""
+    import cv2
+
+    detector = bf.BlazeFaceDetector(max_side=400)
+    monkeypatch.setattr(detector, "_candidates", lambda image: np.zeros((0, 17), np.float32))
+    (face,) = detector.detect(astronaut)
+    assert face.detector == "mtcnn" and face.mesh is None
+    assert 150 < face.box[0] + face.box[2] / 2 < 300  # the face's centre in 512 px coordinates
+    tracked = detector.refine(astronaut, face.box)  # tracking continues from the fallback's box
+    assert tracked is not None and box_iou(tracked.box, face.box) > 0.3
+    detector.fallback = False
+    assert detector.detect(astronaut) == []
+    assert detector.detect(cv2.resize(astronaut, (100, 100))) == []
+
+
 def test_landmarks_agree_with_mtcnn_on_the_astronaut(blazeface, detector, astronaut):
     """The 5 points from the mesh land within 10 % of the eye distance of MTCNN's."""
     ours, theirs = blazeface.detect_one(astronaut), detector.detect_one(astronaut)
