@@ -39,12 +39,13 @@ class DefaultModelError(UserError):
     """The shipped model file or its card is missing, unreadable or damaged."""
 
 
-def read_card(directory: Path = MODEL_DIR) -> dict:
+def read_card(directory: Path | None = None) -> dict:
     """The shipped model's card.
 
     Raises:
         DefaultModelError: Missing, not JSON, or not a card of this format.
     """
+    directory = MODEL_DIR if directory is None else directory  # read when called: tests move it
     return _read_card(directory / CARD_FILE, CARD_FORMAT, DefaultModelError, REINSTALL, "model")
 
 
@@ -54,10 +55,11 @@ def _checked(path: Path, size: int, mtime_ns: int, expected: str) -> bool:
     return file_sha256(path) == expected
 
 
-def default_model_path(directory: Path = MODEL_DIR, kind: str = "keras") -> Path:
+def default_model_path(directory: Path | None = None, kind: str = "keras") -> Path:
     """The shipped model file, checked against its card.
 
     Args:
+        directory: The folder holding the files and the card (default ``MODEL_DIR``).
         kind: ``"keras"`` (the ``.keras`` file: training, ``explain``, the serving export) or
             ``"tflite"`` (the fast reader: ``predict``, ``video``, ``AffectRecognizer()``).
 
@@ -68,6 +70,7 @@ def default_model_path(directory: Path = MODEL_DIR, kind: str = "keras") -> Path
     """
     if kind not in KINDS:
         raise ValueError(f"Expected kind in {KINDS}. Received: kind={kind!r}")
+    directory = MODEL_DIR if directory is None else directory
     card = read_card(directory)
     if kind == "tflite":
         card = card.get("tflite") or {}
@@ -87,7 +90,7 @@ def default_model_path(directory: Path = MODEL_DIR, kind: str = "keras") -> Path
     return path
 
 
-def default_margin(directory: Path = MODEL_DIR) -> float:
+def default_margin(directory: Path | None = None) -> float:
     """The alignment margin the shipped model was trained with (a TFLite file cannot carry
     it; its card does)."""
     return float(read_card(directory)["config"]["margin"])

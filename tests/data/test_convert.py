@@ -105,6 +105,11 @@ def test_convert_mixed_corpus(tmp_path, converter, astronaut):
     assert saved["written"] == 3 and saved["skipped"]["no_face"] == 1
     assert "flat.png" in saved["examples"]["no_face"][0]
     assert "skipped" in result.format() and "no_face" in result.format()
+    # Where each written face came from: detected (the MTCNN fixture), given, a box.
+    assert saved["faces_found_by"] == {"mtcnn": 1, "given": 1, "box": 1}
+    assert saved["faces_per_s"] > 0 and saved["seconds"] > 0
+    assert result.found_by == saved["faces_found_by"]
+    assert "faces from: mtcnn 1, given 1, box 1;" in result.format()
 
 
 def test_aligned_sample_uses_the_template(tmp_path):
@@ -131,6 +136,7 @@ def test_worker_pool_writes_the_same_examples_in_order(tmp_path, astronaut):
         )
         results[workers] = ([r.bbox for r in read_tfrecord(out)], dict(report.skipped))
         assert result.stats.written == 3
+        assert result.found_by == {"blazeface": 3}  # counted in the worker processes too
     assert results[1][1] == results[2][1] == {"no_face": 3}
     np.testing.assert_allclose(results[1][0], results[2][0], atol=1e-3)
     assert not list(tmp_path.glob("*.partial*"))  # hidden names too: pathlib globs them

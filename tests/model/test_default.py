@@ -24,6 +24,20 @@ def test_card_describes_the_file_within_budget():
     assert 0.0 < test["expr_acc"] <= 1.0 and "licence" in card
 
 
+def test_the_tflite_file_is_the_same_model_within_budget():
+    """The TFLite copy (what predict reads with) is described by the card, within the budget,
+    and read FER+ Test as the .keras file did when it was made."""
+    lite = shipped.read_card()["tflite"]
+    path = shipped.default_model_path(kind="tflite")
+    assert path.name == lite["file"] == shipped.TFLITE_FILE and file_sha256(path) == lite["sha256"]
+    assert path.stat().st_size / 2**20 <= shipped.MAX_MODEL_MB and lite["variant"] == "fp32"
+    agreement = lite["agreement_with_keras"]
+    assert agreement["expression_agreement"] == 1.0 and agreement["max_abs_va_diff"] < 1e-4
+    assert shipped.default_margin() == 0.25
+    with pytest.raises(ValueError, match="kind in"):
+        shipped.default_model_path(kind="onnx")
+
+
 def test_vgg_small_backbone_is_the_documented_size():
     backbone = build_backbone("vgg_small", 64)
     assert backbone.output_shape == (None, 256)
@@ -34,7 +48,8 @@ def test_recognizer_without_a_model_reads_the_astronaut_smile(astronaut):
     from affect_tf.inference import AffectRecognizer
 
     recognizer = AffectRecognizer()
-    assert recognizer.path == shipped.default_model_path() and recognizer.kind == "keras"
+    assert recognizer.path == shipped.default_model_path(kind="tflite")
+    assert recognizer.kind == "tflite" and recognizer.margin == shipped.default_margin()
     row = recognizer.predict_images(astronaut, on_error="raise").iloc[0]
     assert row["expression"] == "Happiness"
     assert row["AU6"] > 0.5 and row["AU12"] > 0.5 and row["valence"] > 0.3
@@ -52,7 +67,8 @@ def test_predict_in_an_empty_folder_uses_the_shipped_model(tmp_path, astronaut):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "Happiness" in result.stdout and str(shipped.default_model_path()) in result.stdout
+    assert "Happiness" in result.stdout
+    assert str(shipped.default_model_path(kind="tflite")) in result.stdout
     faces = json.loads((tmp_path / "out.json").read_text())["faces"]
     assert len(faces) == 1 and faces[0]["expression"] == "Happiness"
 
@@ -64,17 +80,18 @@ def copy_of_shipped(tmp_path):
     return folder
 
 
-def test_a_damaged_shipped_file_is_an_error_naming_it(copy_of_shipped):
-    path = copy_of_shipped / shipped.MODEL_FILE
-    assert shipped.default_model_path(copy_of_shipped) == path
+@pytest.mark.parametrize("kind", shipped.KINDS)
+def test_a_damaged_shipped_file_is_an_error_naming_it(copy_of_shipped, kind):
+    path = copy_of_shipped / (shipped.MODEL_FILE if kind == "keras" else shipped.TFLITE_FILE)
+    assert shipped.default_model_path(copy_of_shipped, kind) == path
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(shipped.DefaultModelError, match=f"{path}.*damaged.*reinstall"):
-        shipped.default_model_path(copy_of_shipped)
+        shipped.default_model_path(copy_of_shipped, kind)
     path.unlink()
     with pytest.raises(shipped.DefaultModelError, match=f"{path}.*not found.*reinstall"):
-        shipped.default_model_path(copy_of_shipped)
+        shipped.default_model_path(copy_of_shipped, kind)
 
 
 def test_a_missing_or_foreign_card_is_an_error(copy_of_shipped):
@@ -92,9 +109,8 @@ def test_cli_reports_a_damaged_shipped_model_without_a_traceback(tmp_path, monke
 
     folder = tmp_path / "default_model"
     shutil.copytree(shipped.MODEL_DIR, folder)
-    (folder / shipped.MODEL_FILE).write_bytes(b"not a model")
+    (folder / shipped.TFLITE_FILE).write_bytes(b"not a model")
     monkeypatch.setattr(shipped, "MODEL_DIR", folder)
-    monkeypatch.setattr(shipped.default_model_path, "__defaults__", (folder,))
     image = tmp_path / "x.jpg"
     image.write_bytes(b"\xff\xd8 irrelevant")
     assert cli.main(["predict", str(image)]) == 2
