@@ -20,6 +20,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "affect_tf.errors",
             "affect_tf.files",
             "affect_tf.labels",
+            "affect_tf.layout",
+            "affect_tf.outputs",
             "affect_tf.presets",
             "affect_tf.face",
         ),
