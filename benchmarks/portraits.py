@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# The astronaut's face box in skimage.data.astronaut() (x, y, w, h): BlazeFace's box there.
+# A box around the astronaut's face in skimage.data.astronaut() (x, y, w, h); BlazeFace's box
+# there is (174, 70, 105, 105), so its face fills 94 % of what the crops count as the face.
 ASTRONAUT_FACE = (176.0, 77.0, 112.0, 112.0)
 SIDES = (250, 400)
 FILL = (0.40, 0.70)

@@ -383,6 +383,25 @@ def _faces_section(results: dict) -> list[str]:
         "",
         faces.markdown(results["faces"]),
         "",
+        *_photos(results),
+    ]
+
+
+def _photos(results: dict) -> list[str]:
+    """Tight portraits: faces found, photos/s end to end, the cold start (``benchmarks.photos``)."""
+    from benchmarks import photos
+
+    if "photos" not in results:
+        return []
+    return [
+        "## Tight portraits, fast (`benchmarks/photos.py`)",
+        "",
+        "Faces found by the default detector and MTCNN, photos/s end to end with the shipped "
+        "TFLite model and the time from process start to the first result. What the set is: "
+        "[faces.md](faces.md#tight-portraits-fast-python--m-benchmarksphotos-2-cores-one-run).",
+        "",
+        photos.markdown(results["photos"]),
+        "",
     ]
 
 

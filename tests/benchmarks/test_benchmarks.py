@@ -396,3 +396,26 @@ def test_ferplus_sections_are_rendered_from_the_committed_json():
         results = json.loads((ROOT / f"benchmarks/results/{key}.json").read_text())
         section = page.split(f"<!-- section:{key} -->\n", 1)[1].split(f"<!-- /section:{key}")[0]
         assert section == module.markdown(results).strip() + "\n", key
+
+
+def test_tight_portraits_are_the_sizes_the_benchmark_says():
+    """Square 250-400 px crops, the astronaut's face (its box in the photo) 40-70 % of the
+    side; lfw's 100 faces as RGB; the same pixels for the same seed."""
+    from benchmarks.portraits import ASTRONAUT_FACE, FILL, SIDES, tight_portraits
+
+    sets = tight_portraits(3, seed=4)
+    assert [len(v) for v in sets.values()] == [3, 3, 100]
+    for image in sets["astronaut"] + sets["synthaffect"]:
+        assert image.shape[0] == image.shape[1] and SIDES[0] <= image.shape[0] <= SIDES[1]
+        assert image.dtype == np.uint8 and image.shape[2] == 3
+    assert sets["lfw"][0].shape == (25, 25, 3)
+    again = tight_portraits(3, seed=4)
+    np.testing.assert_array_equal(sets["astronaut"][2], again["astronaut"][2])
+    # The face BlazeFace finds in each astronaut crop fills about FILL of its side.
+    from affect_tf.face.registry import make_detector
+
+    detector = make_detector("blazeface")
+    for image in sets["astronaut"]:
+        (face,) = detector.detect(image)
+        fill = face.box[2] / image.shape[1] * ASTRONAUT_FACE[2] / 105.2  # BlazeFace's box there
+        assert FILL[0] - 0.05 <= fill <= FILL[1] + 0.05, fill
