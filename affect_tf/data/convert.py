@@ -339,27 +339,12 @@ def convert(
                     bar.set_postfix(
                         written=stats.written, skipped=report.total_skipped, refresh=False
                     )
-            seconds = time.perf_counter() - start
-            speed = {
-                "faces_found_by": dict(found_by.most_common()),
-                "seconds": round(seconds, 3),
-                "faces_per_s": round(stats.written / max(seconds, 1e-9), 2),
-            }
-            summary = {
-                **stats.to_dict(),
-                **report.to_dict(),
-                **speed,
-                "bytes": partial.stat().st_size,
-            }
-            report_partial.write_text(json.dumps(summary, indent=2))
-    return ConvertResult(
-        out_path=out_path,
-        report_path=report_path,
-        stats=stats,
-        report=report,
-        found_by=speed["faces_found_by"],
-        seconds=seconds,
-    )
+            result = ConvertResult(
+                out_path, report_path, stats, report, dict(found_by.most_common()),
+                time.perf_counter() - start,
+            )  # fmt: skip
+            report_partial.write_text(json.dumps(result.summary(partial), indent=2))
+    return result
 
 
 def convert_corpus(

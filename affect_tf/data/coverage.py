@@ -76,6 +76,18 @@ class ConvertResult:
     found_by: dict[str, int] = dataclasses.field(default_factory=dict)  # faces per source
     seconds: float = 0.0
 
+    def summary(self, written_file: Path) -> dict:
+        """The report's JSON: label counts, skips, where the faces came from, speed, and the
+        size of ``written_file`` (the examples, under their final or temporary name)."""
+        return {
+            **self.stats.to_dict(),
+            **self.report.to_dict(),
+            "faces_found_by": self.found_by,
+            "seconds": round(self.seconds, 3),
+            "faces_per_s": round(self.stats.written / max(self.seconds, 1e-9), 2),
+            "bytes": Path(written_file).stat().st_size,
+        }
+
     def format(self) -> str:
         d = self.stats.to_dict()
         lines = [

@@ -44,6 +44,7 @@ from affect_tf.face.detect import (
     shrunk,
     too_thin,
 )
+from affect_tf.face.ssd import anchors, sigmoid, tile_starts, weighted_nms
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ _SHORT_RANGE = ("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2)
 _MESH = "face_landmark.tflite"
 _MESH_SIZE = 192
 _ROI_SCALE = 1.5  # face_detection_front_detection_to_roi / face_landmarks_to_roi: 1.5x
-_NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold
 # The smallest face box BlazeFace full range finds, in its 192 px input (measured: heads under
 # ~28 px of input, boxes of ~15 px, are missed).
 _MIN_FACE_AT_INPUT = 16
@@ -85,25 +85,6 @@ def model_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-def _anchors(size: int, strides: tuple[int, ...], per_layer: int) -> np.ndarray:
-    """SSD anchor centres ``(N, 2)`` in [0, 1] (ssd_anchors_calculator.cc, fixed anchor size;
-    consecutive layers of one stride share a grid, ``per_layer`` anchors each)."""
-    centres = []
-    layer = 0
-    while layer < len(strides):
-        repeats = 0
-        same = layer
-        while same < len(strides) and strides[same] == strides[layer]:
-            repeats += per_layer
-            same += 1
-        grid = size // strides[layer]
-        ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
-        cells = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], -1).reshape(-1, 2)
-        centres.append(np.repeat(cells, repeats, axis=0))
-        layer = same
-    return np.concatenate(centres).astype(np.float32)
-
-
 class _Model:
     """One LiteRT interpreter; ``__call__`` is serialised (an interpreter is not thread-safe)."""
 
@@ -123,48 +104,10 @@ class _Model:
             return [self._interpreter.get_tensor(i).copy() for i in self._outputs]
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -80.0, 80.0)))
-
-
-def _weighted_nms(rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """MediaPipe's weighted NMS: overlapping candidates (IoU > 0.3) are averaged by score into
-    one face, which keeps the top score. ``rows``: ``(N, 16)`` x1, y1, x2, y2, 6 keypoints."""
-    order = np.argsort(-scores)
-    rows, scores = rows[order], scores[order]
-    kept_rows, kept_scores = [], []
-    alive = np.ones(len(rows), bool)
-    areas = (rows[:, 2] - rows[:, 0]) * (rows[:, 3] - rows[:, 1])
-    for i in range(len(rows)):
-        if not alive[i]:
-            continue
-        x1 = np.maximum(rows[i, 0], rows[:, 0])
-        y1 = np.maximum(rows[i, 1], rows[:, 1])
-        x2 = np.minimum(rows[i, 2], rows[:, 2])
-        y2 = np.minimum(rows[i, 3], rows[:, 3])
-        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-        iou = inter / np.maximum(areas[i] + areas - inter, 1e-9)
-        cluster = alive & (iou > _NMS_IOU)
-        cluster[i] = True
-        weights = scores[cluster]
-        kept_rows.append((rows[cluster] * weights[:, None]).sum(0) / weights.sum())
-        kept_scores.append(scores[i])
-        alive &= ~cluster
-    return np.array(kept_rows).reshape(-1, rows.shape[1]), np.array(kept_scores)
-
-
 def _eye_angle(landmarks: np.ndarray) -> float:
     """The angle (radians) of the line from the image-left eye to the other."""
     (lx, ly), (rx, ry) = landmarks[0], landmarks[1]
     return math.atan2(ry - ly, rx - lx)
-
-
-def _starts(length: int, side: int) -> list[int]:
-    """Tile origins along one axis: tiles of ``side`` overlapping by at least a quarter."""
-    if length <= side:
-        return [0]
-    count = math.ceil((length - side) / (0.75 * side)) + 1
-    return [int(v) for v in np.linspace(0, length - side, count).round()]
 
 
 def _roi_transform(cx: float, cy: float, side: float, angle: float) -> np.ndarray:
@@ -223,7 +166,7 @@ class BlazeFaceDetector:
         threads = litert_threads() if threads is None else threads
         self._detector = _Model(folder / file, threads)
         self._mesh = _Model(folder / _MESH, threads)
-        self._anchors = _anchors(self._size, strides, per_layer)
+        self._anchors = anchors(self._size, strides, per_layer)
         self.min_score = min_score
         self.policy = policy
         self.model = model
@@ -254,7 +197,7 @@ class BlazeFaceDetector:
         raw_boxes, raw_scores = self._detector(canvas[None])
         if raw_boxes.shape[-1] != 16:  # the outputs' order is the model's, not guaranteed
             raw_boxes, raw_scores = raw_scores, raw_boxes
-        scores = _sigmoid(raw_scores.reshape(-1))
+        scores = sigmoid(raw_scores.reshape(-1))
         keep = scores >= self.min_score
         if not keep.any():
             return np.zeros((0, 17), np.float32)
@@ -263,7 +206,7 @@ class BlazeFaceDetector:
         centre, half = raw[:, 0:2] + anchors, raw[:, 2:4] / 2
         points = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
         rows = np.concatenate([centre - half, centre + half, points.reshape(-1, 12)], axis=1)
-        rows, kept = _weighted_nms(rows, scores[keep])
+        rows, kept = weighted_nms(rows, scores[keep])
         rows = rows * side
         whole = np.ones(len(rows), bool)
         for edge, cut in (
@@ -328,8 +271,8 @@ class BlazeFaceDetector:
             # faces): look once more with the image at half the input.
             found.append(self._look(image, _SECOND_MARGIN))
         for side in self.tile_sides(h, w):
-            for y in _starts(h, side):
-                for x in _starts(w, side):
+            for y in tile_starts(h, side):
+                for x in tile_starts(w, side):
                     inner = [
                         edge
                         for edge, inside in (
@@ -344,7 +287,7 @@ class BlazeFaceDetector:
                     found.append(self._detect_square(tile, x, y, inner))
         rows = np.concatenate(found)
         if len(found) > 1 and len(rows):
-            merged, scores = _weighted_nms(rows[:, 1:], rows[:, 0])
+            merged, scores = weighted_nms(rows[:, 1:], rows[:, 0])
             rows = np.concatenate([scores[:, None], merged], axis=1)
         return rows
 
@@ -364,7 +307,7 @@ class BlazeFaceDetector:
         mesh = points.reshape(-1, 3)[:, :2]
         inverse = cv2.invertAffineTransform(forward)
         mesh = mesh @ inverse[:, :2].T + inverse[:, 2]
-        return mesh.astype(np.float32), float(_sigmoid(flag.reshape(-1))[-1])
+        return mesh.astype(np.float32), float(sigmoid(flag.reshape(-1))[-1])
 
     @staticmethod
     def _from_mesh(

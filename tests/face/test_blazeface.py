@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from affect_tf.face import blazeface as bf
+from affect_tf.face import ssd
 from affect_tf.face.detect import box_iou
 from benchmarks.scenes import group_photo, head
 
 
 def test_anchors_match_mediapipe_counts_and_centres():
-    full = bf._anchors(192, (4,), 1)
-    short = bf._anchors(128, (8, 16, 16, 16), 2)
+    full = ssd.anchors(192, (4,), 1)
+    short = ssd.anchors(128, (8, 16, 16, 16), 2)
     assert full.shape == (2304, 2) and short.shape == (896, 2)
     # Row-major grid cells, x first; the short model has 2 anchors per 16x16 cell, then 6 per
     # 8x8 cell (three layers of stride 16 share one grid).
@@ -31,7 +32,7 @@ def test_weighted_nms_averages_overlapping_boxes_by_score():
     rows[1, :4] = [2, 0, 12, 10]  # IoU 8/12 with the first: merged into it
     rows[2, :4] = [50, 50, 60, 60]  # apart: its own face
     scores = np.array([0.6, 0.9, 0.7], np.float32)
-    kept, kept_scores = bf._weighted_nms(rows, scores)
+    kept, kept_scores = ssd.weighted_nms(rows, scores)
     assert kept_scores.tolist() == pytest.approx([0.9, 0.7])
     # (0.9 * 2 + 0.6 * 0) / 1.5 = 1.2 for x1; x2 = (0.9 * 12 + 0.6 * 10) / 1.5 = 11.2
     np.testing.assert_allclose(kept[0, :4], [1.2, 0, 11.2, 10], rtol=1e-6)
@@ -60,9 +61,9 @@ def test_tile_sides_and_starts():
     assert detector.tile_sides(720, 1280) == [720, 480]
     detector.min_face = 20  # smallest tile 240
     assert detector.tile_sides(720, 1280) == [720, 360, 240]
-    assert bf._starts(1280, 720) == [0, 280, 560]  # two would overlap by 160 < 720 / 4
-    assert bf._starts(720, 720) == [0] and bf._starts(100, 720) == [0]
-    starts = bf._starts(1280, 480)
+    assert ssd.tile_starts(1280, 720) == [0, 280, 560]  # two would overlap by 160 < 720 / 4
+    assert ssd.tile_starts(720, 720) == [0] and ssd.tile_starts(100, 720) == [0]
+    starts = ssd.tile_starts(1280, 480)
     assert starts[0] == 0 and starts[-1] == 800 and max(np.diff(starts)) <= 0.75 * 480
 
 
