@@ -69,7 +69,7 @@ def test_shipped_tflite_reads_photos_and_a_video_without_tensorflow(
         code = cli.main(["predict", {str(photo_folder / "a_colour.jpg")!r}, "--json", "one.json"])
         print(json.dumps({{
             "kind": recognizer.kind,
-            "rows": table[["source", "expression", "detector"]].values.tolist(),
+            "rows": table[["source", "expression", "detector", "x", "y"]].values.tolist(),
             "skipped": table.attrs["skipped"],
             "video_frames": int(video.attrs["frames"]),
             "video_faces": int(video.attrs["frames_with_face"]),
@@ -83,9 +83,11 @@ def test_shipped_tflite_reads_photos_and_a_video_without_tensorflow(
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["tensorflow"] is False and out["keras"] is False, "TensorFlow was imported"
     assert out["kind"] == "tflite" and out["cli"] == 0
-    found = {source.rsplit("/", 1)[-1]: expr for source, expr, _ in out["rows"]}
+    found = {row[0].rsplit("/", 1)[-1]: row[1:] for row in out["rows"]}
     for name in ("a_colour.jpg", "b_grey.png", "c_16bit.png", "d_rotated.jpg", "e_animated.gif"):
-        assert found.get(name) == "Happiness", (name, out)
+        assert found[name][0] == "Happiness", (name, out)
+    # The EXIF-rotated file is read upright: its face where the upright photo has it.
+    np.testing.assert_allclose(found["d_rotated.jpg"][2:], found["a_colour.jpg"][2:], atol=4)
     skipped = {s["source"].rsplit("/", 1)[-1]: s["reason"] for s in out["skipped"]}
     assert set(skipped) == {"f_blank.png", "g_thin.png", "h_truncated.jpg", "i_bomb.gif"}
     assert "Expected a face in the image" in skipped["f_blank.png"]

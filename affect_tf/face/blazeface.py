@@ -177,6 +177,11 @@ class BlazeFaceDetector:
         # The faces last returned: box -> (eye angle, box offsets from the mesh) (``refine``).
         self._tracks: dict[tuple[float, ...], tuple[float, np.ndarray]] = {}
 
+    @property
+    def no_face(self) -> str:
+        """Why ``detect`` came back empty, for skip reports (``detect.no_face_reason``)."""
+        return "blazeface and its MTCNN fallback found no face" if self.fallback else ""
+
     # --- detection -----------------------------------------------------------------------------
 
     def _detect_square(self, image: np.ndarray, x0: int = 0, y0: int = 0, inner=()) -> np.ndarray:
