@@ -102,9 +102,11 @@ def test_shipped_tflite_reads_photos_and_a_video_without_tensorflow(
 def test_a_tensorflow_model_without_tensorflow_says_what_it_needs(photo_folder, tmp_path):
     """A machine with LiteRT but no TensorFlow (``tensorflow`` made unimportable): a ``.keras``
     model is a one-line error naming it and the way out; the shipped TFLite model still
-    reads the photo."""
+    reads the photo; a photo without a face is "no face", BlazeFace's fallback skipped."""
     from affect_tf.model.default import default_model_path
 
+    noise = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "noise.png")  # no face, not blank: the fallback's case
     script = f"""
         import sys
         sys.modules["tensorflow"] = None  # as if it were not installed
@@ -112,10 +114,14 @@ def test_a_tensorflow_model_without_tensorflow_says_what_it_needs(photo_folder, 
         print("CODE", cli.main(["predict", {str(photo_folder / "a_colour.jpg")!r},
                                 "--model", {str(default_model_path())!r}]))
         print("CODE", cli.main(["predict", {str(photo_folder / "a_colour.jpg")!r}]))
+        print("CODE", cli.main(["predict", "noise.png"]))
     """
     result = _run(script, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "CODE 2" in result.stdout and "CODE 0" in result.stdout
+    assert result.stdout.count("CODE 2") == 2 and "CODE 0" in result.stdout
+    # BlazeFace's MTCNN fallback needs TensorFlow: said once, and the photo is "no face".
+    assert "MTCNN fallback cannot run here (tensorflow not installed)" in result.stdout
+    assert "Expected a face in the image" in result.stderr
     assert "Expected TensorFlow to read a .keras model" in result.stderr
     assert "use a .tflite model" in result.stderr and "Traceback" not in result.stderr
     assert "Happiness" in result.stdout

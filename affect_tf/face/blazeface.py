@@ -385,8 +385,19 @@ class BlazeFaceDetector:
         return detections
 
     def _fallback(self, image: np.ndarray) -> list[Detection]:
-        """MTCNN on an image BlazeFace found no face in (see ``fallback``)."""
+        """MTCNN on an image BlazeFace found no face in (see ``fallback``). On a machine
+        without TensorFlow or the ``mtcnn`` package (a LiteRT-only install) there is none:
+        logged once, and BlazeFace's answer stands."""
         if self._mtcnn is None:
+            missing = [m for m in ("tensorflow", "mtcnn") if importlib.util.find_spec(m) is None]
+            if missing:
+                log.warning(
+                    "BlazeFace found no face and its MTCNN fallback cannot run here (%s not "
+                    "installed); continuing without it",
+                    " and ".join(missing),
+                )
+                self.fallback = False
+                return []
             from affect_tf.face.mtcnn import MTCNNDetector
 
             self._mtcnn = MTCNNDetector(policy=self.policy)
