@@ -209,12 +209,17 @@ AUTO_POOL_MIN = 500
 
 
 def _init_worker(policy: str, detector: str, min_face: int | None) -> None:
-    """A conversion worker process: one TF thread (the processes share the cores), own
-    detector."""
+    """A conversion worker process: one TF thread and one LiteRT thread per interpreter (the
+    processes share the cores), own detector."""
+    import os
+
     import tensorflow as tf
+
+    from affect_tf.face.detect import LITERT_THREADS_ENV
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    os.environ[LITERT_THREADS_ENV] = "1"
     global _WORKER
     _WORKER = Converter(policy=policy, detector=detector, min_face=min_face)
 

@@ -94,21 +94,22 @@ class FaceDetector(Protocol):
         """The face near ``box`` (the previous video frame's), or None when it is lost."""
 
 
+# Threads per LiteRT interpreter, when set (conversion worker processes set 1: they share the
+# cores already).
+LITERT_THREADS_ENV = "AFFECT_LITERT_THREADS"
+
+
 def litert_threads() -> int:
     """Threads per LiteRT interpreter (BlazeFace, the face mesh, TFLite models): every core up
-    to 4. LiteRT's own default is one thread; two on 2 cores took BlazeFace + mesh from 6.3 to
-    4.5 ms a portrait and the shipped model from 6.2 to 3.6 ms a face."""
+    to 4, or ``$AFFECT_LITERT_THREADS``. LiteRT's own default is one thread; two on 2 cores
+    took BlazeFace + mesh from 6.3 to 4.5 ms a portrait and the shipped model from 6.2 to 3.6
+    ms a face."""
     import os
 
-    return max(
-        1,
-        min(
-            4,
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else (os.cpu_count() or 1),
-        ),
-    )
+    if os.environ.get(LITERT_THREADS_ENV, "").isdigit():
+        return max(1, int(os.environ[LITERT_THREADS_ENV]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores or 1))
 
 
 # No detector finds a face in an image thinner than this (BlazeFace's smallest anchors are
