@@ -65,9 +65,9 @@ _ROI_SCALE = 1.5  # face_detection_front_detection_to_roi / face_landmarks_to_ro
 # ~28 px of input, boxes of ~15 px, are missed).
 _MIN_FACE_AT_INPUT = 16
 _NO_OFFSETS = np.array([0.0, 0.0, 1.0, 1.0], np.float32)  # the box is the mesh's bounds
-# The first look's margin around the image, as a share of its long side on each side: 0.25
-# (the image at 2/3 of the input) found 99-100 % of tight portraits (face 40-95 % of the side)
-# at the first look, against 92 % without (``benchmarks/faces.py``, tight portraits).
+# The first look's margin around the image, as a share of its long side on each side: with
+# 0.2 or 0.3 the first look found 198 of 200 tight portraits (``benchmarks/portraits.py``'s
+# astronaut and SynthAffect crops, the face 40-95 % of the side), without a margin 188.
 _FIRST_MARGIN = 0.25
 _SECOND_MARGIN = 0.5  # the zoomed-out second look after a miss: the image at half the input
 
