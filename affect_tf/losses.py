@@ -1,4 +1,5 @@
-"""Masked multi-task losses: CCC for VA, cross-entropy for expressions, weighted BCE for AUs.
+"""Masked multi-task losses: CCC (or MSE) for VA, cross-entropy (or focal) for expressions,
+(weighted) BCE for AUs.
 
 Each loss is a pure function of ``(y_true, y_pred)`` in the packed target layout of
 ``affect_tf.data.targets``; ``AffectModel.compute_loss`` calls ``affect_loss``. They are batch
@@ -53,6 +54,23 @@ def ccc_loss(y_true, y_pred):
     return ops.where(n > 0, 1.0 - ops.mean(ccc), 0.0)
 
 
+def masked_mse(y_true, y_pred):
+    """Mean squared error of valence and arousal over the valid examples of the batch (the
+    alternative to ``ccc_loss`` that Kollias et al. compare it with).
+
+    Args:
+        y_true: ``(B, 3)`` valence, arousal, va_mask.
+        y_pred: ``(B, 2)`` predicted valence, arousal.
+
+    Returns:
+        A scalar; 0 when no example of the batch has VA.
+    """
+    values, mask = tg.split_va(ops.cast(y_true, "float32"))
+    y_pred = ops.cast(y_pred, "float32")
+    per_example = ops.mean(ops.square(ops.where(mask[:, None] > 0, values - y_pred, 0.0)), -1)
+    return _masked_mean(per_example, mask)
+
+
 def masked_cross_entropy(
     y_true,
     y_pred,
@@ -61,6 +79,7 @@ def masked_cross_entropy(
     from_logits: bool = True,
     logit_offsets: Sequence[float] | None = None,
     soft_labels: bool = True,
+    focal_gamma: float = 0.0,
 ):
     """Softmax cross-entropy over the 8 expressions, averaged over the valid examples.
 
@@ -76,6 +95,8 @@ def masked_cross_entropy(
         soft_labels: Train on an example's distribution (``targets.expression_distribution``:
             the annotators' votes) where it has one, on its class where not (the FER+ paper's
             cross-entropy scheme); False: always on the class.
+        focal_gamma: The focal loss (Lin et al. 2017): each class term is scaled by
+            ``(1 - p)^gamma``, so well-classified examples count less. 0: cross-entropy.
     """
     if class_weights is not None and len(class_weights) != NUM_EXPRESSIONS:
         raise ValueError(
@@ -96,6 +117,8 @@ def masked_cross_entropy(
     log_probs = (
         ops.log_softmax(y_pred, axis=-1) if from_logits else ops.log(ops.clip(y_pred, _EPS, 1.0))
     )
+    if focal_gamma:
+        log_probs = log_probs * (1.0 - ops.exp(log_probs)) ** focal_gamma
     per_example = -ops.sum(target * log_probs, axis=-1)
     weights = ops.cast(mask, "float32")
     if class_weights is not None:
@@ -135,6 +158,10 @@ def masked_binary_cross_entropy(
     return _masked_mean(per_entry, mask)
 
 
+# The valence/arousal losses by name (``AffectConfig.va_loss``).
+VA_LOSSES = {"ccc": ccc_loss, "mse": masked_mse}
+
+
 def affect_loss(
     y_true: dict,
     y_pred: dict,
@@ -145,6 +172,8 @@ def affect_loss(
     log_vars=None,
     logit_offsets: Sequence[float] | None = None,
     soft_labels: bool = True,
+    va_loss: str = "ccc",
+    focal_gamma: float = 0.0,
 ):
     """The composite multi-task loss: λ_va·CCC loss + λ_expr·CE + λ_au·BCE.
 
@@ -157,6 +186,8 @@ def affect_loss(
         log_vars: Optional per-task log-variances ``s`` (learned uncertainty weighting,
             Kendall et al.): each task term becomes ``exp(−s)·L + s``, in the order va,
             expression, au.
+        va_loss: ``"ccc"`` (1 − CCC, the default) or ``"mse"`` (``VA_LOSSES``).
+        focal_gamma: > 0: the expression term is the focal loss (``masked_cross_entropy``).
 
     Returns:
         (total, {task: unweighted task loss}).
@@ -164,7 +195,10 @@ def affect_loss(
     weights = {tg.VA: 1.0, tg.EXPRESSION: 1.0, tg.AU: 1.0, **(weights or {})}
     terms = {}
     if tg.VA in y_true and tg.VA in y_pred:
-        terms[tg.VA] = ccc_loss(y_true[tg.VA], y_pred[tg.VA])
+        va = VA_LOSSES.get(va_loss)
+        if va is None:
+            raise ValueError(f"Expected va_loss in {sorted(VA_LOSSES)}. Received: {va_loss!r}")
+        terms[tg.VA] = va(y_true[tg.VA], y_pred[tg.VA])
     if tg.EXPRESSION in y_true and tg.EXPRESSION in y_pred:
         terms[tg.EXPRESSION] = masked_cross_entropy(
             y_true[tg.EXPRESSION],
@@ -173,6 +207,7 @@ def affect_loss(
             label_smoothing,
             logit_offsets=logit_offsets,
             soft_labels=soft_labels,
+            focal_gamma=focal_gamma,
         )
     if tg.AU in y_true and tg.AU in y_pred:
         terms[tg.AU] = masked_binary_cross_entropy(y_true[tg.AU], y_pred[tg.AU], pos_weights)

@@ -186,3 +186,45 @@ def test_logit_adjustment_clips_rare_priors():
     assert offsets.max() - offsets.min() == pytest.approx(np.log(priors[0] / 0.05), rel=1e-6)
     unclipped = np.array(model.logit_offsets(floor=0.0))
     assert unclipped.max() - unclipped.min() == pytest.approx(np.log(0.49 / 0.0007), rel=1e-6)
+
+
+def test_masked_mse_hand_checked():
+    """(valence, arousal) errors (1, 3) and (0, 2) on the two valid rows: squared means 5 and
+    2, averaged 3.5; the masked row's garbage is ignored."""
+    truth = va_target([[0.5, -0.5], [0.0, 0.0], [np.nan, 9.0]], [1, 1, 0])
+    pred = np.array([[-0.5, -3.5], [0.0, 2.0], [1.0, 1.0]], np.float32)
+    assert float(L.masked_mse(truth, pred)) == pytest.approx(3.5, rel=1e-6)
+    assert float(L.masked_mse(va_target(np.zeros((2, 2)), [0, 0]), pred[:2])) == 0.0
+    # affect_loss picks it by name; an unknown name is an error naming the choices.
+    total, terms = L.affect_loss({"va": truth}, {"va": pred}, va_loss="mse")
+    assert float(terms["va"]) == pytest.approx(3.5, rel=1e-6) and float(total) == float(terms["va"])
+    with pytest.raises(ValueError, match=r"va_loss in \['ccc', 'mse'\]"):
+        L.affect_loss({"va": truth}, {"va": pred}, va_loss="mae")
+
+
+def test_focal_loss_against_numpy():
+    """gamma 0 is the cross-entropy; gamma 2 scales each term by (1 - p)^2 (Lin et al.)."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(5, 8)).astype("float32")
+    labels = np.array([1, 4, 4, 0, 7])
+    mask = np.array([1, 1, 1, 0, 1])
+    y = np.stack([labels, mask], axis=1).astype("float32")
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    p_true = p[np.arange(5), labels]
+    focal = -((1 - p_true) ** 2) * np.log(p_true)
+    expected = focal[mask > 0].mean()
+    got = L.masked_cross_entropy(y, logits, focal_gamma=2.0)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    assert float(L.masked_cross_entropy(y, logits, focal_gamma=0.0)) == pytest.approx(
+        float(L.masked_cross_entropy(y, logits)), rel=1e-7
+    )
+    # A confident right answer (p = e^6 / (e^6 + 7) = 0.983) costs (1 - p)^2 = 3e-4 of its
+    # cross-entropy.
+    sure = np.zeros((1, 8), np.float32)
+    sure[0, 2] = 6.0
+    one = np.array([[2, 1]], np.float32)
+    ratio = float(L.masked_cross_entropy(one, sure, focal_gamma=2.0)) / float(
+        L.masked_cross_entropy(one, sure)
+    )
+    p_sure = np.exp(6.0) / (np.exp(6.0) + 7)
+    assert ratio == pytest.approx((1 - p_sure) ** 2, rel=1e-4) and ratio < 1e-3

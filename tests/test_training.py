@@ -241,6 +241,15 @@ def test_transfer_flags_fail_clearly(trained, tmp_path, capsys):
     assert "Expected pretrained weights for schedule='frozen'" in capsys.readouterr().err
     assert cli.main([*base, "--warm-start", str(tmp_path / "none.keras")]) == 2
     assert "--warm-start" in capsys.readouterr().err
+    assert cli.main([*base, "--focal-gamma", "-1"]) == 2
+    assert "Expected focal_gamma in [0, 10]. Received: focal_gamma=-1.0" in capsys.readouterr().err
+    # The loss choices reach the saved model's config.
+    from affect_tf.inference import keras_config
+
+    assert cli.main([*base, "--va-loss", "mse", "--focal-gamma", "2"]) == 0
+    saved = keras_config(tmp_path / "o" / "model.keras")
+    assert (saved["va_loss"], saved["focal_gamma"]) == ("mse", 2.0)
+    capsys.readouterr()
     # The model's own tuned AU thresholds (saved in model.keras = au_thresholds.json).
     args = ["evaluate", "--model", str(out), "--data", str(out / "data")]
     assert cli.main([*args, "--au-thresholds", "model"]) == 0

@@ -86,7 +86,9 @@ def _train(args: argparse.Namespace) -> int:
         overrides["tasks"] = tuple(t.strip() for t in args.tasks.split(","))
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
-    for name in ("weights", "schedule", "imbalance", "augment", "warmup_epochs"):
+    for name in (
+        "weights", "schedule", "imbalance", "augment", "warmup_epochs", "va_loss", "focal_gamma",
+    ):  # fmt: skip
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     if args.backbone_lr_scale is not None:
@@ -335,6 +337,14 @@ def add_train_command(sub) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="augmentation layers in the model while training (default the preset's)",
+    )
+    p.add_argument(
+        "--va-loss", choices=("ccc", "mse"), help="valence/arousal loss (default the preset's: ccc)"
+    )
+    p.add_argument(
+        "--focal-gamma",
+        type=float,
+        help="> 0: the expression loss is the focal loss with this gamma (default 0: CE)",
     )
     p.add_argument("--warm-start", help="start every weight from an earlier .keras model")
     p.add_argument(

@@ -136,6 +136,8 @@ class AffectModel(keras.Model):
             log_vars=self.task_log_vars if config.uncertainty else None,
             logit_offsets=self.logit_offsets() if config.imbalance == "logit_adjustment" else None,
             soft_labels=config.soft_labels,
+            va_loss=config.va_loss,
+            focal_gamma=config.focal_gamma,
         )
         for task, value in terms.items():
             self.task_losses[task].update_state(value)

@@ -43,6 +43,10 @@ class AffectConfig(FrozenConfig):
         loss_weights: λ per task (va, expression, au).
         uncertainty: Learn the task weights (Kendall et al.) instead of fixed λ.
         label_smoothing: For the expression cross-entropy.
+        va_loss: ``ccc`` (1 − CCC, Kollias et al.'s choice) or ``mse`` for valence/arousal.
+        focal_gamma: > 0: the expression loss is the focal loss with this gamma (0:
+            cross-entropy). The AU loss is BCE, its positives weighted by
+            ``class_weighting``: the three loss pairs Kollias et al. compare.
         soft_labels: Train the expression head on an example's annotator distribution
             (``expression_dist``, e.g. FER+'s votes) where it has one; False: on its majority
             class only. Examples without a distribution train on their class either way. On
@@ -103,6 +107,8 @@ class AffectConfig(FrozenConfig):
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     uncertainty: bool = False
     label_smoothing: float = 0.05
+    va_loss: str = "ccc"
+    focal_gamma: float = 0.0
     soft_labels: bool = True
     class_weighting: bool = True
     learning_rate: float = 2e-3
@@ -124,6 +130,12 @@ class AffectConfig(FrozenConfig):
             raise ValueError(
                 f"Expected a backbone in {sorted(BACKBONE_NAMES)}. "
                 f"Received: backbone={self.backbone!r}"
+            )
+        if self.va_loss not in ("ccc", "mse"):
+            raise ValueError(f"Expected va_loss 'ccc' or 'mse'. Received: va_loss={self.va_loss!r}")
+        if not 0.0 <= self.focal_gamma <= 10.0:
+            raise ValueError(
+                f"Expected focal_gamma in [0, 10]. Received: focal_gamma={self.focal_gamma}"
             )
         if self.heads not in ("mlp", "gcn"):
             raise ValueError(f"Expected heads 'mlp' or 'gcn'. Received: heads={self.heads!r}")

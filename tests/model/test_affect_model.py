@@ -95,6 +95,30 @@ def test_uncertainty_weights_train_and_survive_save(tmp_path):
     )
 
 
+def test_mse_and_focal_losses_train_and_survive_save(tmp_path):
+    """The loss pairs of Kollias et al. are config choices: the logged task losses are the
+    chosen ones (the VA loss equals ``masked_mse`` of the model's own outputs) and the choice
+    round-trips through a saved model."""
+    from affect_tf import losses as L
+
+    config = get_preset("tiny", va_loss="mse", focal_gamma=2.0, augment=False)
+    model = AffectModel(config)
+    model.compile(optimizer="adam")
+    x, y = batch()
+    model.fit(x, y, epochs=1, verbose=0, batch_size=8)
+    logs = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    va = L.masked_mse(y["va"], model.predict(x, verbose=0)["va"])
+    assert logs["va_loss"] == pytest.approx(float(va), rel=1e-4)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert (loaded.affect_config.va_loss, loaded.affect_config.focal_gamma) == ("mse", 2.0)
+    with pytest.raises(ValueError, match="va_loss 'ccc' or 'mse'. Received: va_loss='mae'"):
+        get_preset("tiny", va_loss="mae")
+    with pytest.raises(ValueError, match="focal_gamma in"):
+        get_preset("tiny", focal_gamma=-1.0)
+
+
 def test_single_task_model_trains_only_its_task():
     config = get_preset("tiny", tasks=("va",))
     model = AffectModel(config)
