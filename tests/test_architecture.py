@@ -47,6 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "affect_tf.pretrain",
             "affect_tf.pretrain_budget",
             "affect_tf.gan",
+            "affect_tf.ablation",
         ),
     ),
     ("export", ("affect_tf.export", "affect_tf.tflite", "affect_tf.explain")),

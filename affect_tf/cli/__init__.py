@@ -1,6 +1,7 @@
 """The ``affect-tf`` command line: synth, convert, pretrain, train, evaluate, predict, serve, ...
 
-One module per command group (``data``, ``pretrain``, ``train``, ``infer``, ``gan``, ``demo``),
+One module per command group (``data``, ``pretrain``, ``train``, ``ablate``, ``infer``, ``gan``,
+``demo``),
 each with an ``add_commands(sub)``; ``errors`` is the one place where library errors become
 one-line messages, ``output`` what the CLI shows. Library code logs; only this package prints.
 """
@@ -11,14 +12,14 @@ import argparse
 import sys
 
 from affect_tf import _env  # noqa: F401  (quiet TensorFlow logs before TF is imported)
-from affect_tf.cli import data, demo, gan, infer, pretrain, train
+from affect_tf.cli import ablate, data, demo, gan, infer, pretrain, train
 from affect_tf.cli.errors import USER_ERRORS, UsageError, report
 from affect_tf.cli.output import show_library_logs
 
 __all__ = ["UsageError", "build_parser", "main"]
 
 # The order of the commands in ``affect-tf --help``.
-COMMAND_GROUPS = (data, pretrain, train, infer, gan, demo)
+COMMAND_GROUPS = (data, pretrain, train, ablate, infer, gan, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,389 @@
+"""Ablations: the source papers' research questions as arms trained on the same data, budget
+and seeds, summarised with their seed spread (``affect-tf ablate``).
+
+A study is a set of arms; an arm is a set of ``AffectConfig`` overrides (the first arm of each
+study is its reference). Every arm is trained ``seeds`` times (CPU training is not
+bit-reproducible) with ``affect_tf.training.train`` and evaluated on the validation data with
+``affect_tf.training.evaluate``; its model is an ordinary ``.keras`` file the user can evaluate,
+export and serve. Finished arm-seeds are not re-run (their ``result.json`` is the mark).
+
+Studies available here:
+
+- ``loss`` (Kollias et al.): CCC vs MSE for VA, CE vs focal for expressions, weighted vs plain
+  BCE for AUs.
+- ``weights`` (Kollias et al.): the task weights α, β (VA and AU, expressions at 1) and the
+  learning rate.
+- ``gcn`` (Emotion-GCN): GCN vs MLP heads; the adjacency's threshold τ and re-weighting p.
+- ``heads`` (Savchenko): simple heads on frozen (shipped SynthAffect) backbone features vs the
+  whole network trained.
+- ``smoothing`` (Savchenko): one model per seed, evaluated with mean and median windows k.
+
+Not yet: Savchenko's features question (embeddings vs expression scores vs both as the heads'
+input) and Emotion-GCN's learned adjacency need model options the package does not have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from affect_tf.errors import UserError
+
+log = logging.getLogger(__name__)
+
+METRICS = ("p_mtl", "va", "expr_f1", "expr_acc", "au_f1")
+STUDIES: dict[str, dict[str, dict]] = {
+    "loss": {
+        "ccc+ce+weighted_bce": {},
+        "mse_va": {"va_loss": "mse"},
+        "focal_expr": {"focal_gamma": 2.0},
+        "plain_bce_au": {"class_weighting": False},
+    },
+    "weights": {
+        "a=b=1,lr=2e-3": {},
+        "a=b=0.5,lr=2e-3": {"loss_weights": (0.5, 1.0, 0.5)},
+        "a=b=1,lr=1e-3": {"learning_rate": 1e-3},
+        "a=b=0.5,lr=1e-3": {"loss_weights": (0.5, 1.0, 0.5), "learning_rate": 1e-3},
+    },
+    "gcn": {
+        "mlp": {"heads": "mlp"},
+        "gcn,tau=0.3,p=0.25": {"heads": "gcn"},
+        "gcn,tau=0.2": {"heads": "gcn", "gcn_tau": 0.2},
+        "gcn,tau=0.4": {"heads": "gcn", "gcn_tau": 0.4},
+        "gcn,p=0.5": {"heads": "gcn", "gcn_p": 0.5},
+    },
+    "heads": {
+        "whole_network": {},
+        "heads_on_frozen_features": {
+            "weights": "synthaffect",
+            "schedule": "frozen",
+            "cache_embeddings": True,
+        },
+    },
+    "smoothing": {"model": {}},
+}
+SMOOTHING_WINDOWS = (1, 3, 5, 9, 15, 21, 31)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much each arm trains: epochs, steps per epoch (None: the whole split), seeds."""
+
+    epochs: int
+    steps_per_epoch: int | None
+    seeds: int
+
+
+BUDGETS = {"quick": Budget(2, 20, 2), "standard": Budget(8, None, 3)}
+
+
+class AblationError(UserError):
+    """A study set that cannot run: unknown study or budget, an output of another set."""
+
+
+def study_names(study: str) -> list[str]:
+    """``all`` or one study name -> the studies to run."""
+    if study == "all":
+        return list(STUDIES)
+    if study not in STUDIES:
+        raise AblationError(
+            f"Expected a study in {sorted([*STUDIES, 'all'])}. Received: --study {study!r}"
+        )
+    return [study]
+
+
+def _check_out(out: Path, manifest: dict) -> None:
+    """An output folder holds one study set: the same data, budget and preset."""
+    path = out / "ablation.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        differs = {k: (saved.get(k), v) for k, v in manifest.items() if saved.get(k) != v}
+        if differs:
+            raise AblationError(
+                f"Expected {out} to hold this study set (or to be new). Received: a set with "
+                + ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in differs.items())
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, indent=1))
+
+
+def summarise(results: dict[str, list[dict]]) -> dict:
+    """Mean ± std per arm and metric over seeds, and which arms differ from the reference (the
+    first) by more than the seed spread (the larger of the two stds)."""
+    arms = list(results)
+    table: dict = {}
+    for arm in arms:
+        table[arm] = {}
+        for metric in METRICS:
+            values = [r[metric] for r in results[arm] if r.get(metric) is not None]
+            if values:
+                table[arm][metric] = {
+                    "mean": float(np.mean(values)),
+                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                    "n": len(values),
+                }
+    reference = table[arms[0]]
+    for arm in arms[1:]:
+        for metric, cell in table[arm].items():
+            if metric in reference:
+                ref = reference[metric]
+                spread = max(cell["std"], ref["std"])
+                cell["diff"] = cell["mean"] - ref["mean"]
+                cell["beyond_spread"] = bool(abs(cell["diff"]) > spread and cell["n"] > 1)
+    return table
+
+
+def markdown(study: str, table: dict) -> str:
+    """The study's table: mean ± std per metric, ``*`` where an arm differs from the reference
+    by more than the seed spread."""
+    metrics = [m for m in METRICS if any(m in row for row in table.values())]
+    lines = [
+        f"| {study} arm | " + " | ".join(metrics) + " |",
+        "|---|" + "---:|" * len(metrics),
+    ]
+    for arm, row in table.items():
+        cells = []
+        for m in metrics:
+            c = row.get(m)
+            cells.append(
+                "-"
+                if c is None
+                else f"{c['mean']:.3f} ± {c['std']:.3f}" + (" *" if c.get("beyond_spread") else "")
+            )
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append(
+        f"Mean ± std over seeds; `*`: differs from `{next(iter(table))}` by more than the larger "
+        "of the two seed spreads."
+    )
+    return "\n".join(lines)
+
+
+def plot(study: str, table: dict, path: Path) -> Path:
+    """Bars with error bars, one group per metric, one bar per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in METRICS if any(m in row for row in table.values())]
+    arms = list(table)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(metrics), 3.6))
+    width = 0.8 / max(len(arms), 1)
+    for i, arm in enumerate(arms):
+        means = [table[arm].get(m, {}).get("mean", np.nan) for m in metrics]
+        stds = [table[arm].get(m, {}).get("std", 0.0) for m in metrics]
+        ax.bar(np.arange(len(metrics)) + i * width, means, width, yerr=stds, capsize=3, label=arm)
+    ax.set_xticks(np.arange(len(metrics)) + width * (len(arms) - 1) / 2, metrics)
+    ax.set_title(f"ablation: {study} (mean ± std over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_smoothing(curves: dict, path: Path) -> Path:
+    """Metric vs window k per task, mean and median."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in ("va", "expr_f1", "au_f1") if m in curves["mean"]]
+    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4 * max(len(metrics), 1), 3.2))
+    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=False):
+        for method, style in (("mean", "-o"), ("median", "--s")):
+            rows = curves[method][metric]
+            k = [r["k"] for r in rows]
+            ax.errorbar(k, [r["mean"] for r in rows], [r["std"] for r in rows], fmt=style,
+                        capsize=3, label=method)  # fmt: skip
+        ax.set_xlabel("window k (frames)")
+        ax.set_title(metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def skip_reason(study: str, base_config, val_files: Sequence[str]) -> str | None:
+    """Why ``study`` cannot run on this data and preset (None: it can): the ``heads`` study needs
+    shipped SynthAffect weights for the preset's backbone and size; ``smoothing`` needs videos
+    (validation examples sharing a video)."""
+    if study == "heads":
+        from affect_tf.model.shipped import WeightsCardError, find_shipped
+
+        try:
+            find_shipped(base_config.backbone, base_config.image_size)
+        except WeightsCardError as e:
+            return f"its frozen-features arm needs shipped weights: {e}"
+    if study == "smoothing":
+        from affect_tf.data.examples import read_tfrecord
+
+        videos, frames = set(), 0
+        for path in val_files:
+            for record in read_tfrecord(path):
+                videos.add(record.video_id)
+                frames += 1
+        if frames <= len(videos):
+            return (
+                f"it needs videos; the validation data has {frames} examples in {len(videos)} "
+                "videos (one frame each)"
+            )
+    return None
+
+
+def run_arm(
+    config,
+    train_files: Sequence[str],
+    val_files: Sequence[str],
+    out: Path,
+    budget: Budget,
+    seed: int,
+) -> dict:
+    """One arm at one seed: trained (unless its ``result.json`` exists) and evaluated."""
+    done = out / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    from affect_tf.training import evaluate, train
+
+    fit = train(
+        config,
+        train_files,
+        out,
+        val_files=val_files,
+        epochs=budget.epochs,
+        steps_per_epoch=budget.steps_per_epoch,
+        seed=seed,
+        verbose=0,
+    )
+    result = {k: v for k, v in evaluate(fit.model, val_files).items() if k in METRICS}
+    result["model"] = str(out / "model.keras")
+    done.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _smoothing_curves(models: list[str], val_files: Sequence[str]) -> dict:
+    import keras
+
+    from affect_tf.training import evaluate
+
+    per_seed = {"mean": {}, "median": {}}
+    for path in models:
+        model = keras.models.load_model(path)
+        for method in per_seed:
+            for k in SMOOTHING_WINDOWS:
+                smooth = None if k == 1 else f"{method}:{k}"
+                result = evaluate(model, val_files, smooth=smooth)
+                for metric in ("va", "expr_f1", "au_f1"):
+                    if result.get(metric) is not None:
+                        per_seed[method].setdefault(metric, {}).setdefault(k, []).append(
+                            result[metric]
+                        )
+    return {
+        method: {
+            metric: [
+                {
+                    "k": k,
+                    "mean": float(np.mean(v)),
+                    "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                }
+                for k, v in sorted(by_k.items())
+            ]
+            for metric, by_k in metrics.items()
+        }
+        for method, metrics in per_seed.items()
+    }
+
+
+def run_study(
+    study: str,
+    base_config,
+    train_files: Sequence[str],
+    val_files: Sequence[str],
+    out: Path,
+    budget: Budget,
+    progress: Callable[[str], None] = log.info,
+) -> dict:
+    """Every arm of ``study`` over ``budget.seeds`` seeds; writes ``<out>/<study>/summary.json``,
+    ``table.md`` and a plot, and returns the summary."""
+    folder = out / study
+    results: dict[str, list[dict]] = {}
+    arms = STUDIES[study]
+    for a, (arm, overrides) in enumerate(arms.items()):
+        config = base_config.replace(**overrides) if overrides else base_config
+        results[arm] = []
+        for seed in range(budget.seeds):
+            progress(f"{study}: arm {a + 1}/{len(arms)} {arm}, seed {seed + 1}/{budget.seeds}")
+            results[arm].append(
+                run_arm(config, train_files, val_files, folder / arm / f"seed{seed}", budget, seed)
+            )
+    table = summarise(results)
+    summary = {"study": study, "budget": dataclasses.asdict(budget), "arms": arms,
+               "results": results, "table": table}  # fmt: skip
+    text = markdown(study, table)
+    if study == "smoothing":
+        curves = _smoothing_curves([r["model"] for r in results["model"]], val_files)
+        summary["smoothing"] = curves
+        text += "\n\n" + _smoothing_markdown(curves)
+        plot_smoothing(curves, folder / "smoothing.png")
+    else:
+        plot(study, table, folder / f"{study}.png")
+    (folder / "table.md").write_text(text + "\n")
+    (folder / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    return summary
+
+
+def _smoothing_markdown(curves: dict) -> str:
+    metrics = list(curves["mean"])
+    lines = ["| window | " + " | ".join(f"{m} mean / median" for m in metrics) + " |"]
+    lines.append("|---:|" + "---|" * len(metrics))
+    for i, k in enumerate(SMOOTHING_WINDOWS):
+        cells = []
+        for m in metrics:
+            a, b = curves["mean"][m][i], curves["median"][m][i]
+            cells.append(f"{a['mean']:.3f} ± {a['std']:.3f} / {b['mean']:.3f} ± {b['std']:.3f}")
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_studies(
+    studies: Sequence[str],
+    base_config,
+    train_files: Sequence[str],
+    val_files: Sequence[str],
+    out: str | Path,
+    budget: str | Budget,
+    progress: Callable[[str], None] = log.info,
+) -> dict[str, dict]:
+    """``run_study`` for each study into one output folder (checked to hold this set); a study
+    the data or preset cannot answer is skipped with its reason (``skip_reason``)."""
+    if isinstance(budget, str):
+        if budget not in BUDGETS:
+            raise AblationError(f"Expected --budget in {sorted(BUDGETS)}. Received: {budget!r}")
+        budget = BUDGETS[budget]
+    out = Path(out)
+    manifest = {
+        "train": [str(f) for f in train_files],
+        "validation": [str(f) for f in val_files],
+        "preset": base_config.name,
+        "budget": dataclasses.asdict(budget),
+    }
+    _check_out(out, manifest)
+    summaries = {}
+    for study in studies:
+        reason = skip_reason(study, base_config, val_files)
+        if reason:
+            progress(f"{study}: skipped, {reason}")
+            summaries[study] = {"study": study, "skipped": reason}
+            continue
+        summaries[study] = run_study(
+            study, base_config, train_files, val_files, out, budget, progress
+        )
+    return summaries

@@ -1,0 +1,96 @@
+"""``affect-tf ablate``: every study at a tiny budget on a tiny SynthAffect corpus; the tables'
+numbers are the arms' saved models evaluated independently; resumable; bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from affect_tf import ablation, cli
+from tests.conftest import synth_corpus
+
+TINY = ablation.Budget(epochs=1, steps_per_epoch=2, seeds=2)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from affect_tf.cli.train import training_files
+
+    root = tmp_path_factory.mktemp("ablate")
+    train = training_files(str(synth_corpus(root / "train", n=48, seed=1, size=64)), root / "t")
+    val = training_files(str(synth_corpus(root / "val", n=24, seed=2, size=64)), root / "v")
+    return root, train, val
+
+
+def test_summarise_hand_checked():
+    """Reference 0.5 ± 0.1 (values 0.4, 0.6); an arm at 0.9 ± 0.1 differs beyond the spread,
+    one at 0.55 does not."""
+    results = {
+        "ref": [{"p_mtl": 0.4}, {"p_mtl": 0.6}],
+        "far": [{"p_mtl": 0.8}, {"p_mtl": 1.0}],
+        "near": [{"p_mtl": 0.5}, {"p_mtl": 0.6}],
+    }
+    table = ablation.summarise(results)
+    assert table["ref"]["p_mtl"]["mean"] == pytest.approx(0.5)
+    assert table["ref"]["p_mtl"]["std"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
+    assert table["far"]["p_mtl"]["diff"] == pytest.approx(0.4)
+    assert table["far"]["p_mtl"]["beyond_spread"] and not table["near"]["p_mtl"]["beyond_spread"]
+    text = ablation.markdown("loss", table)
+    assert "| far | 0.900 ± 0.141 * |" in text and "| near | 0.550 ± 0.071 |" in text
+
+
+@pytest.mark.slow  # 28 arm-seeds trained and evaluated: about 7 minutes on 2 cores
+def test_every_study_at_a_tiny_budget(corpus, tmp_path):
+    import keras
+
+    from affect_tf.model import get_preset
+    from affect_tf.training import evaluate
+
+    _, train, val = corpus
+    config = get_preset("demo", epochs=1, batch_size=8)  # shipped weights: the heads study runs
+    out = tmp_path / "study"
+    summaries = ablation.run_studies(list(ablation.STUDIES), config, train, val, out, TINY)
+    assert set(summaries) == set(ablation.STUDIES)
+    for study, summary in summaries.items():
+        assert "skipped" not in summary, summary
+        assert (out / study / "table.md").is_file() and (out / study / "summary.json").is_file()
+        png = "smoothing.png" if study == "smoothing" else f"{study}.png"
+        assert (out / study / png).stat().st_size > 1000
+        assert set(summary["table"]) == set(ablation.STUDIES[study])
+    # The table's numbers are the saved models' own, evaluated independently here.
+    loss = summaries["loss"]
+    for arm, runs in loss["results"].items():
+        values = [evaluate(keras.models.load_model(r["model"]), val)["p_mtl"] for r in runs]
+        assert loss["table"][arm]["p_mtl"]["mean"] == pytest.approx(np.mean(values), abs=1e-6)
+        assert loss["table"][arm]["p_mtl"]["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-6)
+    curves = summaries["smoothing"]["smoothing"]
+    assert [r["k"] for r in curves["mean"]["va"]] == list(ablation.SMOOTHING_WINDOWS)
+    # Resumable: a second run trains nothing (every arm-seed's result.json is kept).
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
+    assert len(stamps) == 2 * sum(len(a) for a in ablation.STUDIES.values())
+    ablation.run_studies(["loss"], config, train, val, out, TINY)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
+
+
+def test_bad_input_is_one_line(corpus, tmp_path, capsys):
+    root, train, val = corpus
+    base = ["ablate", "--data", str(root / "train"), "--val-data", str(root / "val")]
+    with pytest.raises(SystemExit):  # argparse: the choices, exit 2
+        cli.main([*base, "--study", "lossy", "--out", str(tmp_path / "o")])
+    assert "invalid choice: 'lossy'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([*base, "--study", "loss", "--budget", "huge", "--out", str(tmp_path / "o")])
+    capsys.readouterr()
+    # An output folder of another study set.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "ablation.json").write_text(json.dumps({"preset": "full"}))
+    assert cli.main([*base, "--study", "heads", "--out", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "Expected" in err and "preset='full' (now 'tiny')" in err and "Traceback" not in err
+    # A study the preset cannot answer is skipped with its reason, the run goes on.
+    assert cli.main([*base, "--study", "heads", "--out", str(tmp_path / "h")]) == 0
+    out = capsys.readouterr().out
+    assert "heads: skipped (its frozen-features arm needs shipped weights" in out
