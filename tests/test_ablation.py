@@ -94,3 +94,35 @@ def test_bad_input_is_one_line(corpus, tmp_path, capsys):
     assert cli.main([*base, "--study", "heads", "--out", str(tmp_path / "h")]) == 0
     out = capsys.readouterr().out
     assert "heads: skipped (its frozen-features arm needs shipped weights" in out
+
+
+def test_arms_for_tasks_the_data_does_not_label_are_skipped(corpus, tmp_path, monkeypatch):
+    """Validation data labelling expressions only (as FER+): the loss study runs the reference
+    and the focal arm and names the two it leaves out; the table says so."""
+    import tensorflow as tf
+
+    from affect_tf.data.examples import read_tfrecord, serialize_example
+
+    _, train, val = corpus
+    expressions_only = tmp_path / "expr.tfrecord.gz"
+    with tf.io.TFRecordWriter(str(expressions_only), options="GZIP") as writer:
+        for record in read_tfrecord(val[0]):
+            record.va_mask = 0
+            record.au_mask = np.zeros_like(record.au_mask)
+            writer.write(serialize_example(record))
+    counts = ablation.labelled_tasks([str(expressions_only)])
+    assert counts["va"] == 0 and counts["au"] == 0 and counts["expression"] > 0
+    trained = []
+    monkeypatch.setattr(
+        ablation, "run_arm", lambda config, *a, **k: trained.append(config) or {"p_mtl": 0.5}
+    )
+    from affect_tf.model import get_preset
+
+    summary = ablation.run_study(
+        "loss", get_preset("tiny"), train, [str(expressions_only)], tmp_path / "o", TINY
+    )
+    assert list(summary["arms"]) == ["ccc+ce+weighted_bce", "focal_expr"]
+    assert set(summary["skipped_arms"]) == {"mse_va", "plain_bce_au"}
+    assert [c.focal_gamma for c in trained] == [0.0, 0.0, 2.0, 2.0]  # 2 arms x 2 seeds
+    table = (tmp_path / "o" / "loss" / "table.md").read_text()
+    assert "`mse_va` not run: the validation data labels no va." in table
