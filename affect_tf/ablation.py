@@ -29,10 +29,14 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from affect_tf.errors import UserError
+
+if TYPE_CHECKING:
+    from affect_tf.model.config import AffectConfig
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +239,7 @@ def labelled_tasks(files: Sequence[str]) -> dict[str, int]:
     return counts
 
 
-def skip_reason(study: str, base_config, val_files: Sequence[str]) -> str | None:
+def skip_reason(study: str, base_config: AffectConfig, val_files: Sequence[str]) -> str | None:
     """Why ``study`` cannot run on this data and preset (None: it can): the ``heads`` study needs
     shipped SynthAffect weights for the preset's backbone and size; ``smoothing`` needs videos
     (validation examples sharing a video)."""
@@ -257,7 +261,7 @@ def skip_reason(study: str, base_config, val_files: Sequence[str]) -> str | None
 
 
 def run_arm(
-    config,
+    config: AffectConfig,
     train_files: Sequence[str],
     val_files: Sequence[str],
     out: Path,
@@ -321,7 +325,7 @@ def _smoothing_curves(models: list[str], val_files: Sequence[str]) -> dict:
 
 def run_study(
     study: str,
-    base_config,
+    base_config: AffectConfig,
     train_files: Sequence[str],
     val_files: Sequence[str],
     out: Path,
@@ -383,7 +387,7 @@ def _smoothing_markdown(curves: dict) -> str:
 
 def run_studies(
     studies: Sequence[str],
-    base_config,
+    base_config: AffectConfig,
     train_files: Sequence[str],
     val_files: Sequence[str],
     out: str | Path,
