@@ -22,11 +22,7 @@ def _ablate(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     out = Path(args.out)
     files = training_files(args.data, out / "data")
-    val_files = training_files(args.val_data, out / "val") if args.val_data else None
-    if val_files is None:
-        raise UsageError(
-            "Expected --val-data: every arm is measured on the same held-out data. Received: none"
-        )
+    val_files = training_files(args.val_data, out / "val")  # required: every arm's yardstick
     try:
         summaries = run_studies(studies, config, files, val_files, out, args.budget, print)
     except ValueError as e:  # data that cannot train
