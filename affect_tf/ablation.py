@@ -223,26 +223,28 @@ def plot_smoothing(curves: dict, path: Path) -> Path:
 
 
 def labelled_tasks(files: Sequence[str]) -> dict[str, int]:
-    """How many examples of ``files`` label each task, and ``frames``/``videos`` counts."""
+    """How many examples of ``files`` label each task, and ``frames``/``videos`` counts
+    (``data.coverage.LabelStats``, the conversion report's counter)."""
+    from affect_tf.data.coverage import LabelStats
     from affect_tf.data.examples import read_tfrecord
 
-    counts = {"va": 0, "expression": 0, "au": 0, "frames": 0}
-    videos = set()
+    stats = LabelStats()
     for path in files:
         for record in read_tfrecord(path):
-            counts["va"] += int(record.va_mask > 0)
-            counts["expression"] += int(record.expr_mask > 0)
-            counts["au"] += int(np.any(np.asarray(record.au_mask) > 0))
-            counts["frames"] += 1
-            videos.add(record.video_id)
-    counts["videos"] = len(videos)
-    return counts
+            stats.add(record)
+    return {
+        "va": stats.va,
+        "expression": stats.expr,
+        "au": stats.au,
+        "frames": stats.written,
+        "videos": len(stats.videos),
+    }
 
 
-def skip_reason(study: str, base_config: AffectConfig, val_files: Sequence[str]) -> str | None:
+def skip_reason(study: str, base_config: AffectConfig, labelled: dict[str, int]) -> str | None:
     """Why ``study`` cannot run on this data and preset (None: it can): the ``heads`` study needs
     shipped SynthAffect weights for the preset's backbone and size; ``smoothing`` needs videos
-    (validation examples sharing a video)."""
+    (validation examples sharing a video; ``labelled`` is ``labelled_tasks`` of them)."""
     if study == "heads":
         from affect_tf.model.shipped import WeightsCardError, find_shipped
 
@@ -250,13 +252,11 @@ def skip_reason(study: str, base_config: AffectConfig, val_files: Sequence[str])
             find_shipped(base_config.backbone, base_config.image_size)
         except WeightsCardError as e:
             return f"its frozen-features arm needs shipped weights: {e}"
-    if study == "smoothing":
-        counts = labelled_tasks(val_files)
-        if counts["frames"] <= counts["videos"]:
-            return (
-                f"it needs videos; the validation data has {counts['frames']} examples in "
-                f"{counts['videos']} videos (one frame each)"
-            )
+    if study == "smoothing" and labelled["frames"] <= labelled["videos"]:
+        return (
+            f"it needs videos; the validation data has {labelled['frames']} examples in "
+            f"{labelled['videos']} videos (one frame each)"
+        )
     return None
 
 
@@ -291,13 +291,12 @@ def run_arm(
 
 
 def _smoothing_curves(models: list[str], val_files: Sequence[str]) -> dict:
-    import keras
-
+    from affect_tf.model.loading import load_model
     from affect_tf.training import evaluate
 
     per_seed = {"mean": {}, "median": {}}
     for path in models:
-        model = keras.models.load_model(path)
+        model = load_model(path)
         for method in per_seed:
             for k in SMOOTHING_WINDOWS:
                 smooth = None if k == 1 else f"{method}:{k}"
@@ -331,13 +330,15 @@ def run_study(
     out: Path,
     budget: Budget,
     progress: Callable[[str], None] = log.info,
+    labelled: dict[str, int] | None = None,
 ) -> dict:
     """Every arm of ``study`` over ``budget.seeds`` seeds; writes ``<out>/<study>/summary.json``,
-    ``table.md`` and a plot, and returns the summary."""
+    ``table.md`` and a plot, and returns the summary. ``labelled``: ``labelled_tasks`` of the
+    validation files when the caller has it (read here otherwise)."""
     folder = out / study
     folder.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict]] = {}
-    labelled = labelled_tasks(val_files)
+    labelled = labelled_tasks(val_files) if labelled is None else labelled
     arms, skipped = {}, {}
     for arm, overrides in STUDIES[study].items():
         task = ARM_TASK.get(arm)
@@ -408,14 +409,15 @@ def run_studies(
         "budget": dataclasses.asdict(budget),
     }
     _check_out(out, manifest)
+    labelled = labelled_tasks(val_files)  # read once for every study
     summaries = {}
     for study in studies:
-        reason = skip_reason(study, base_config, val_files)
+        reason = skip_reason(study, base_config, labelled)
         if reason:
             progress(f"{study}: skipped, {reason}")
             summaries[study] = {"study": study, "skipped": reason}
             continue
         summaries[study] = run_study(
-            study, base_config, train_files, val_files, out, budget, progress
+            study, base_config, train_files, val_files, out, budget, progress, labelled
         )
     return summaries
