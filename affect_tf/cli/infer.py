@@ -13,11 +13,12 @@ from affect_tf.cli.output import print_table
 from affect_tf.files import replaced_atomically
 
 
-def default_model(kind: str = "keras") -> str:
-    """The model the package ships (``affect_tf.model.default``), checked against its card."""
+def default_model() -> str:
+    """The shipped model's ``.keras`` file (``affect_tf.model.default``), checked against its
+    card: ``explain`` needs gradients (``predict``/``video`` read the TFLite copy)."""
     from affect_tf.model.default import default_model_path
 
-    return str(default_model_path(kind=kind))
+    return str(default_model_path())
 
 
 def recognizer_for(args: argparse.Namespace):

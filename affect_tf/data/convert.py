@@ -268,10 +268,10 @@ def _records(samples: Iterable[Sample], converter: Converter, workers: int):
 
 
 def default_workers() -> int:
-    """Conversion processes by default: every core (``os.sched_getaffinity``)."""
-    import os
+    """Conversion processes by default: every core (``face.detect.available_cores``)."""
+    from affect_tf.face.detect import available_cores
 
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cores()
 
 
 def convert(

@@ -99,6 +99,14 @@ class FaceDetector(Protocol):
 LITERT_THREADS_ENV = "AFFECT_LITERT_THREADS"
 
 
+def available_cores() -> int:
+    """The cores this process may run on (``os.sched_getaffinity``; the CPU count elsewhere)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
 def litert_threads() -> int:
     """Threads per LiteRT interpreter (BlazeFace, the face mesh, TFLite models): every core up
     to 4, or ``$AFFECT_LITERT_THREADS``. LiteRT's own default is one thread; two on 2 cores
@@ -108,8 +116,7 @@ def litert_threads() -> int:
 
     if os.environ.get(LITERT_THREADS_ENV, "").isdigit():
         return max(1, int(os.environ[LITERT_THREADS_ENV]))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(4, cores or 1))
+    return min(4, available_cores())
 
 
 # No detector finds a face in an image thinner than this (BlazeFace's smallest anchors are
