@@ -13,13 +13,17 @@ Studies available here:
   BCE for AUs.
 - ``weights`` (Kollias et al.): the task weights α, β (VA and AU, expressions at 1) and the
   learning rate.
-- ``gcn`` (Emotion-GCN): GCN vs MLP heads; the adjacency's threshold τ and re-weighting p.
+- ``gcn`` (Emotion-GCN): GCN vs MLP heads; the adjacency's threshold τ and re-weighting p;
+  the data-derived vs a learned adjacency (``AffectConfig.gcn_adjacency``).
+- ``features`` (Savchenko): the AU and VA heads reading the frozen embedding, the expression
+  scores, or both concatenated (``AffectConfig.head_features``).
 - ``heads`` (Savchenko): simple heads on frozen (shipped SynthAffect) backbone features vs the
   whole network trained.
 - ``smoothing`` (Savchenko): one model per seed, evaluated with mean and median windows k.
 
-Not yet: Savchenko's features question (embeddings vs expression scores vs both as the heads'
-input) and Emotion-GCN's learned adjacency need model options the package does not have.
+Savchenko's scores come from a model pretrained on another corpus; here they are the
+network's own expression head (gradients stopped), so the question is asked of the AU and VA
+heads, on data that labels them (SynthAffect).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METRICS = ("p_mtl", "va", "expr_f1", "expr_acc", "au_f1")
+# Savchenko's set-up: the shipped SynthAffect backbone fixed, run once over the data.
+FROZEN = {"weights": "synthaffect", "schedule": "frozen", "cache_embeddings": True}
 STUDIES: dict[str, dict[str, dict]] = {
     "loss": {
         "ccc+ce+weighted_bce": {},
@@ -60,14 +66,18 @@ STUDIES: dict[str, dict[str, dict]] = {
         "gcn,tau=0.2": {"heads": "gcn", "gcn_tau": 0.2},
         "gcn,tau=0.4": {"heads": "gcn", "gcn_tau": 0.4},
         "gcn,p=0.5": {"heads": "gcn", "gcn_p": 0.5},
+        "gcn,learned_adjacency": {"heads": "gcn", "gcn_adjacency": "learned"},
+    },
+    # Savchenko: what the per-task heads read, on frozen (shipped SynthAffect) features. The
+    # expression head makes the scores, so the arms differ in the AU and VA heads only.
+    "features": {
+        "embeddings": {**FROZEN, "heads": "mlp"},
+        "scores": {**FROZEN, "heads": "mlp", "head_features": "scores"},
+        "embeddings+scores": {**FROZEN, "heads": "mlp", "head_features": "both"},
     },
     "heads": {
         "whole_network": {},
-        "heads_on_frozen_features": {
-            "weights": "synthaffect",
-            "schedule": "frozen",
-            "cache_embeddings": True,
-        },
+        "heads_on_frozen_features": FROZEN,
     },
     "smoothing": {"model": {}},
 }
@@ -75,6 +85,8 @@ STUDIES: dict[str, dict[str, dict]] = {
 # data does not label that task (FER+ labels expressions only: an MSE-for-VA arm would train
 # the same network as the reference there).
 ARM_TASK = {"mse_va": "va", "focal_expr": "expression", "plain_bce_au": "au"}
+# A study whose arms all act on these tasks is skipped where the validation data labels none.
+STUDY_TASKS = {"features": ("va", "au")}
 SMOOTHING_WINDOWS = (1, 3, 5, 9, 15, 21, 31)
 
 
@@ -242,16 +254,22 @@ def labelled_tasks(files: Sequence[str]) -> dict[str, int]:
 
 
 def skip_reason(study: str, base_config: AffectConfig, labelled: dict[str, int]) -> str | None:
-    """Why ``study`` cannot run on this data and preset (None: it can): the ``heads`` study needs
-    shipped SynthAffect weights for the preset's backbone and size; ``smoothing`` needs videos
-    (validation examples sharing a video; ``labelled`` is ``labelled_tasks`` of them)."""
-    if study == "heads":
+    """Why ``study`` cannot run on this data and preset (None: it can): ``features`` needs VA or
+    AU labels; ``heads`` and ``features`` need shipped SynthAffect weights for the preset's
+    backbone and size; ``smoothing`` needs videos (validation examples sharing a video;
+    ``labelled`` is ``labelled_tasks`` of them)."""
+    tasks = STUDY_TASKS.get(study)
+    if tasks and not any(labelled[t] for t in tasks):
+        return (
+            f"its arms change the {' and '.join(tasks)} heads; the validation data labels neither"
+        )
+    if study in ("heads", "features"):
         from affect_tf.model.shipped import WeightsCardError, find_shipped
 
         try:
             find_shipped(base_config.backbone, base_config.image_size)
         except WeightsCardError as e:
-            return f"its frozen-features arm needs shipped weights: {e}"
+            return f"its frozen-features arms need shipped weights: {e}"
     if study == "smoothing" and labelled["frames"] <= labelled["videos"]:
         return (
             f"it needs videos; the validation data has {labelled['frames']} examples in "

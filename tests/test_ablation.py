@@ -99,7 +99,7 @@ def test_bad_input_is_one_line(corpus, tmp_path, capsys):
     # A study the preset cannot answer is skipped with its reason, the run goes on.
     assert cli.main([*base, "--study", "heads", "--out", str(tmp_path / "h")]) == 0
     out = capsys.readouterr().out
-    assert "heads: skipped (its frozen-features arm needs shipped weights" in out
+    assert "heads: skipped (its frozen-features arms need shipped weights" in out
 
 
 def test_arms_for_tasks_the_data_does_not_label_are_skipped(corpus, tmp_path, monkeypatch):
@@ -132,3 +132,22 @@ def test_arms_for_tasks_the_data_does_not_label_are_skipped(corpus, tmp_path, mo
     assert [c.focal_gamma for c in trained] == [0.0, 0.0, 2.0, 2.0]  # 2 arms x 2 seeds
     table = (tmp_path / "o" / "loss" / "table.md").read_text()
     assert "`mse_va` not run: the validation data labels no va." in table
+
+
+def test_features_study_needs_va_or_au_labels():
+    """FER+ labels expressions only: the features study (its arms change the AU and VA heads)
+    is skipped with that reason; with AU labels it runs."""
+    from affect_tf.model import get_preset
+
+    config = get_preset("demo")
+    none = {"va": 0, "expression": 100, "au": 0, "frames": 100, "videos": 100}
+    reason = ablation.skip_reason("features", config, none)
+    assert reason == "its arms change the va and au heads; the validation data labels neither"
+    assert ablation.skip_reason("features", config, {**none, "au": 5}) is None
+    assert ablation.skip_reason("features", get_preset("tiny"), {**none, "au": 5}).startswith(
+        "its frozen-features arms need shipped weights"
+    )
+    arms = ablation.STUDIES["features"]
+    assert [a.get("head_features", "embedding") for a in arms.values()] == list(
+        ("embedding", "scores", "both")
+    )

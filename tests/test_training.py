@@ -250,6 +250,13 @@ def test_transfer_flags_fail_clearly(trained, tmp_path, capsys):
     saved = keras_config(tmp_path / "o" / "model.keras")
     assert (saved["va_loss"], saved["focal_gamma"]) == ("mse", 2.0)
     capsys.readouterr()
+    # So do the heads' inputs (mlp heads only: with gcn the flag is one line, exit 2).
+    heads = ["--head-features", "both", "--no-resume"]
+    assert cli.main([*base, *heads, "--heads", "gcn"]) == 2
+    assert "Expected heads='mlp' with head_features" in capsys.readouterr().err
+    assert cli.main([*base, *heads, "--heads", "mlp"]) == 0
+    assert keras_config(tmp_path / "o" / "model.keras")["head_features"] == "both"
+    capsys.readouterr()
     # The model's own tuned AU thresholds (saved in model.keras = au_thresholds.json).
     args = ["evaluate", "--model", str(out), "--data", str(out / "data")]
     assert cli.main([*args, "--au-thresholds", "model"]) == 0

@@ -88,6 +88,7 @@ def _train(args: argparse.Namespace) -> int:
         overrides["batch_size"] = args.batch_size
     for name in (
         "weights", "schedule", "imbalance", "augment", "warmup_epochs", "va_loss", "focal_gamma",
+        "head_features", "gcn_adjacency",
     ):  # fmt: skip
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
@@ -286,6 +287,31 @@ def add_commands(sub) -> None:
     p.set_defaults(func=_export)
 
 
+def _loss_and_head_flags(p: argparse.ArgumentParser) -> None:
+    """The loss choices of Kollias et al. and the heads' inputs and graph (the ablations')."""
+    from affect_tf.model.config import GCN_ADJACENCIES, HEAD_FEATURES
+
+    p.add_argument(
+        "--va-loss", choices=("ccc", "mse"), help="valence/arousal loss (default the preset's: ccc)"
+    )
+    p.add_argument(
+        "--focal-gamma",
+        type=float,
+        help="> 0: the expression loss is the focal loss with this gamma (default 0: CE)",
+    )
+    p.add_argument(
+        "--head-features",
+        choices=HEAD_FEATURES,
+        help="mlp heads: the AU and VA heads read the embedding (default), the expression "
+        "scores, or both (Savchenko)",
+    )
+    p.add_argument(
+        "--gcn-adjacency",
+        choices=GCN_ADJACENCIES,
+        help="gcn heads: the label graph from the data's correlations (default) or learned",
+    )
+
+
 def add_train_command(sub) -> None:
     """``affect-tf train``: the model, transfer learning, imbalance and augmentation flags."""
     from affect_tf.model.config import BACKBONE_NAMES, IMBALANCE, PRESETS, SCHEDULES
@@ -338,14 +364,7 @@ def add_train_command(sub) -> None:
         default=None,
         help="augmentation layers in the model while training (default the preset's)",
     )
-    p.add_argument(
-        "--va-loss", choices=("ccc", "mse"), help="valence/arousal loss (default the preset's: ccc)"
-    )
-    p.add_argument(
-        "--focal-gamma",
-        type=float,
-        help="> 0: the expression loss is the focal loss with this gamma (default 0: CE)",
-    )
+    _loss_and_head_flags(p)
     p.add_argument("--warm-start", help="start every weight from an earlier .keras model")
     p.add_argument(
         "--no-resume", action="store_true", help="start over even if OUT holds an unfinished run"

@@ -91,7 +91,13 @@ class AffectModel(keras.Model):
         embedding = layers.Activation("relu", name=tg.EMBEDDING)(x)
         x = layers.Dropout(config.dropout, name="embedding_dropout")(embedding)
         if config.heads == "gcn":
-            gcn = GCNHeads(adjacency, config.gcn_node_dim, config.gcn_hidden, name="gcn_heads")
+            gcn = GCNHeads(
+                adjacency,
+                config.gcn_node_dim,
+                config.gcn_hidden,
+                learn_adjacency=config.gcn_adjacency == "learned",
+                name="gcn_heads",
+            )
             expression, au, va = gcn(x)
             outputs = {
                 tg.EXPRESSION: layers.Identity(name=tg.EXPRESSION)(expression),
@@ -99,7 +105,7 @@ class AffectModel(keras.Model):
                 tg.VA: layers.Identity(name=tg.VA)(va),
             }
         else:
-            outputs = mlp_heads(x, config.head_hidden, config.dropout)
+            outputs = mlp_heads(x, config.head_hidden, config.dropout, config.head_features)
         kwargs.setdefault("name", f"affect_{config.name}")
         super().__init__(inputs=image, outputs=outputs, **kwargs)
         self.affect_config = config

@@ -22,6 +22,10 @@ SCHEDULES: tuple[str, ...] = ("scratch", "frozen", "finetune")
 # How the expression loss copes with class imbalance (``AffectModel.compute_loss``,
 # ``affect_tf.data.dataset.balance_expressions``).
 IMBALANCE: tuple[str, ...] = ("none", "class_weights", "logit_adjustment", "sampling")
+# What the MLP AU/VA heads read (``affect_tf.model.heads.mlp_heads``) and where the GCN's label
+# graph comes from (``GCNHeads``).
+HEAD_FEATURES: tuple[str, ...] = ("embedding", "scores", "both")
+GCN_ADJACENCIES: tuple[str, ...] = ("data", "learned")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +42,11 @@ class AffectConfig(FrozenConfig):
         head_hidden: Hidden units of each MLP head.
         gcn_node_dim, gcn_hidden: GCN node-embedding and hidden sizes.
         gcn_tau, gcn_p: Adjacency binarisation threshold and re-weighting (``label_adjacency``).
+        gcn_adjacency: ``data`` (the label graph of the training data's correlations,
+            Emotion-GCN) or ``learned`` (the GCN learns its graph, starting from no edges).
+        head_features: What the MLP AU and VA heads read (Savchenko): ``embedding`` (the
+            shared embedding), ``scores`` (the expression head's softmax, gradients stopped)
+            or ``both`` concatenated. The expression head reads the embedding.
         dropout: Dropout on the embedding and in the heads.
         tasks: Which tasks to train (a single-task model leaves the others' loss out).
         loss_weights: λ per task (va, expression, au).
@@ -100,6 +109,8 @@ class AffectConfig(FrozenConfig):
     gcn_hidden: int = 64
     gcn_tau: float = 0.3
     gcn_p: float = 0.25
+    gcn_adjacency: str = "data"
+    head_features: str = "embedding"
     dropout: float = 0.2
     TUPLE_FIELDS = ("tasks", "loss_weights")  # JSON gives lists
 
@@ -139,6 +150,21 @@ class AffectConfig(FrozenConfig):
             )
         if self.heads not in ("mlp", "gcn"):
             raise ValueError(f"Expected heads 'mlp' or 'gcn'. Received: heads={self.heads!r}")
+        if self.gcn_adjacency not in GCN_ADJACENCIES:
+            raise ValueError(
+                f"Expected gcn_adjacency in {GCN_ADJACENCIES}. "
+                f"Received: gcn_adjacency={self.gcn_adjacency!r}"
+            )
+        if self.head_features not in HEAD_FEATURES:
+            raise ValueError(
+                f"Expected head_features in {HEAD_FEATURES}. "
+                f"Received: head_features={self.head_features!r}"
+            )
+        if self.head_features != "embedding" and self.heads != "mlp":
+            raise ValueError(
+                "Expected heads='mlp' with head_features (GCN heads read the embedding). "
+                f"Received: heads={self.heads!r}, head_features={self.head_features!r}"
+            )
         unknown = set(self.tasks) - {"va", "expression", "au"}
         if unknown or not self.tasks:
             raise ValueError(

@@ -6,7 +6,13 @@ embeddings into one weight vector per label; each label's output is the dot prod
 vector with the shared face embedding. The graph's adjacency comes from the label correlations of
 the training data (``label_adjacency``), binarised at τ and re-weighted with p as in ML-GCN /
 Emotion-GCN. Word vectors for the node inputs cannot be downloaded here, so node embeddings are
-learned.
+learned. ``adjacency="learned"`` lets the network learn the graph instead (from no edges): the
+data-derived vs learned adjacency question of the ablations.
+
+The MLP heads' ``features`` is Savchenko's question of what the per-task heads read: the shared
+embedding, the expression head's scores (its softmax, gradients stopped: features, not a second
+path into the expression head), or both concatenated. The expression head always reads the
+embedding (it makes the scores).
 """
 
 from __future__ import annotations
@@ -25,16 +31,41 @@ from affect_tf.data.label_graph import (
     identity_adjacency,
 )
 from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
+from affect_tf.model.config import HEAD_FEATURES
 
 
-def mlp_heads(embedding, hidden: int, dropout: float) -> dict:
-    """Per-task MLP heads on the shared embedding: expression logits, AU logits, tanh VA."""
-    outputs = {}
-    for task, units in (("expression", NUM_EXPRESSIONS), ("au", NUM_AUS), ("va", 2)):
-        x = layers.Dense(hidden, activation="relu", name=f"{task}_hidden")(embedding)
+@keras.saving.register_keras_serializable(package="affect_tf")
+class ExpressionScores(layers.Layer):
+    """Expression logits -> their softmax with gradients stopped: scores as features for the
+    AU and VA heads (Savchenko), which must not train the expression head through them."""
+
+    def call(self, logits):
+        return ops.stop_gradient(ops.softmax(logits, axis=-1))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def mlp_heads(embedding, hidden: int, dropout: float, features: str = "embedding") -> dict:
+    """Per-task MLP heads: expression logits on the shared embedding; AU logits and tanh VA on
+    ``features`` (``HEAD_FEATURES``: the embedding, the expression scores, or both)."""
+    if features not in HEAD_FEATURES:
+        raise ValueError(f"Expected features in {HEAD_FEATURES}. Received: features={features!r}")
+
+    def head(x, task: str, units: int):
+        x = layers.Dense(hidden, activation="relu", name=f"{task}_hidden")(x)
         x = layers.Dropout(dropout, name=f"{task}_dropout")(x)
         activation = "tanh" if task == "va" else None
-        outputs[task] = layers.Dense(units, activation=activation, name=task)(x)
+        return layers.Dense(units, activation=activation, name=task)(x)
+
+    outputs = {"expression": head(embedding, "expression", NUM_EXPRESSIONS)}
+    inputs = embedding
+    if features != "embedding":
+        scores = ExpressionScores(name="expression_scores")(outputs["expression"])
+        inputs = scores if features == "scores" else layers.Concatenate(
+            name="head_features")([embedding, scores])  # fmt: skip
+    outputs["au"] = head(inputs, "au", NUM_AUS)
+    outputs["va"] = head(inputs, "va", 2)
     return outputs
 
 
@@ -48,6 +79,9 @@ class GCNHeads(layers.Layer):
         node_dim: Size of the learned node embeddings (the GCN input).
         hidden_dim: Size of the GCN's hidden layer.
         negative_slope: LeakyReLU slope between the GCN layers (Emotion-GCN uses 0.2).
+        learn_adjacency: Learn the graph instead of using ``adjacency``: ``I + softplus(W)``
+            with ``W`` symmetric and trainable, starting near no edges (softplus(-4) = 0.018),
+            normalised the same way at every step.
 
     Call: ``(B, D)`` embedding -> ``(expression logits (B, 8), au logits (B, 12), va (B, 2))``.
     """
@@ -58,6 +92,7 @@ class GCNHeads(layers.Layer):
         node_dim: int = 64,
         hidden_dim: int = 128,
         negative_slope: float = 0.2,
+        learn_adjacency: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -74,6 +109,7 @@ class GCNHeads(layers.Layer):
         self.node_dim = node_dim
         self.hidden_dim = hidden_dim
         self.negative_slope = negative_slope
+        self.learn_adjacency = bool(learn_adjacency)
 
     def build(self, input_shape):
         dim = input_shape[-1]
@@ -87,10 +123,25 @@ class GCNHeads(layers.Layer):
             shape=(self.hidden_dim, dim), initializer="glorot_uniform", name="w2"
         )
         self.bias = self.add_weight(shape=(NUM_NODES,), initializer="zeros", name="bias")
+        if self.learn_adjacency:
+            self.edge_logits = self.add_weight(
+                shape=(NUM_NODES, NUM_NODES),
+                initializer=keras.initializers.Constant(-4.0),
+                name="edge_logits",
+            )
+
+    def normalised_adjacency(self):
+        """``D^-1/2 A D^-1/2`` of the fixed adjacency, or of the learned one."""
+        if not self.learn_adjacency:
+            return ops.convert_to_tensor(self._normalised, dtype=self.compute_dtype)
+        w = ops.cast(self.edge_logits, self.compute_dtype)
+        a = ops.eye(NUM_NODES, dtype=self.compute_dtype) + ops.softplus((w + ops.transpose(w)) / 2)
+        inv_sqrt = ops.rsqrt(ops.sum(a, axis=1))
+        return a * inv_sqrt[:, None] * inv_sqrt[None, :]
 
     def label_weights(self):
         """The ``(22, D)`` per-label weight vectors the GCN produces."""
-        a = ops.convert_to_tensor(self._normalised, dtype=self.compute_dtype)
+        a = self.normalised_adjacency()
         h = ops.leaky_relu(ops.matmul(a, ops.matmul(self.nodes, self.w1)), self.negative_slope)
         return ops.matmul(a, ops.matmul(h, self.w2))
 
@@ -109,4 +160,5 @@ class GCNHeads(layers.Layer):
             "node_dim": self.node_dim,
             "hidden_dim": self.hidden_dim,
             "negative_slope": self.negative_slope,
+            "learn_adjacency": self.learn_adjacency,
         }

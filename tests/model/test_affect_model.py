@@ -255,3 +255,76 @@ def test_an_augmenting_model_exports_and_serves_its_own_function(tmp_path):
     )
     np.testing.assert_allclose(served["valence"].numpy(), expected["va"][:, 0], atol=1e-5)
     np.testing.assert_allclose(served["arousal"].numpy(), expected["va"][:, 1], atol=1e-5)
+
+
+@pytest.mark.parametrize("features", ["scores", "both"])
+def test_head_features_read_the_expression_scores_and_round_trip(tmp_path, features):
+    """Savchenko's features: the AU/VA heads read the expression head's softmax (gradients
+    stopped) or it beside the embedding; the model saves and loads with the same outputs."""
+    import dataclasses
+
+    import keras
+    import tensorflow as tf
+
+    from affect_tf.model.config import PRESETS
+
+    config = dataclasses.replace(PRESETS["tiny"], head_features=features)
+    model = AffectModel(config)
+    width = {"scores": 8, "both": config.embedding_dim + 8}[features]
+    assert model.get_layer("au_hidden").input.shape[-1] == width
+    faces = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 3)).astype("float32")
+    out = model.predict(faces, verbose=0)
+    scores = model.get_layer("expression_scores")
+    probs = keras.Model(model.input, scores.output).predict(faces, verbose=0)
+    np.testing.assert_allclose(probs, tf.nn.softmax(out["expression"]).numpy(), atol=1e-5)
+    # The VA loss reaches the expression head only through the embedding, never the scores.
+    with tf.GradientTape() as tape:
+        va = model(faces, training=False)["va"]
+    grads = tape.gradient(va, model.get_layer("expression").trainable_variables)
+    assert all(g is None or not np.any(g.numpy()) for g in grads)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.affect_config.head_features == features
+    np.testing.assert_allclose(loaded.predict(faces, verbose=0)["va"], out["va"], atol=1e-6)
+
+
+def test_head_features_and_adjacency_are_checked():
+    from affect_tf.model.config import PRESETS
+
+    with pytest.raises(ValueError, match="head_features"):
+        PRESETS["tiny"].replace(head_features="logits")
+    with pytest.raises(ValueError, match="heads='mlp' with head_features"):
+        PRESETS["tiny"].replace(heads="gcn", head_features="both")
+    with pytest.raises(ValueError, match="gcn_adjacency"):
+        PRESETS["tiny"].replace(gcn_adjacency="random")
+
+
+def test_learned_adjacency_starts_near_no_edges_trains_and_round_trips(tmp_path):
+    """``gcn_adjacency='learned'``: the graph is I + softplus(W) normalised, W symmetric,
+    starting at -4 (off-diagonal softplus(-4) = 0.01815); the edge weights get gradients; the
+    layer's config round-trips and a saved model predicts the same."""
+    import keras
+    import tensorflow as tf
+
+    layer = GCNHeads(np.eye(H.NUM_NODES), node_dim=8, hidden_dim=16, learn_adjacency=True)
+    layer.build((None, 16))
+    a = layer.normalised_adjacency().numpy()
+    off = np.log1p(np.exp(-4.0))
+    degree = 1 + off * H.NUM_NODES  # the diagonal 1 + softplus(-4), the 21 others softplus(-4)
+    assert a[0, 0] == pytest.approx((1 + off) / degree, rel=1e-5)
+    assert a[0, 1] == pytest.approx(off / degree, rel=1e-5)
+    np.testing.assert_allclose(a, a.T, atol=1e-7)
+    with tf.GradientTape() as tape:
+        expression, _, _ = layer(tf.ones((2, 16)))
+        loss = tf.reduce_sum(expression)
+    assert np.any(tape.gradient(loss, layer.edge_logits).numpy())
+    assert GCNHeads.from_config(layer.get_config()).learn_adjacency
+    model = AffectModel(get_preset("tiny", heads="gcn", gcn_adjacency="learned"))
+    faces = np.random.default_rng(1).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
+    model.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras")
+    np.testing.assert_allclose(
+        loaded.predict(faces, verbose=0)["expression"],
+        model.predict(faces, verbose=0)["expression"],
+        atol=1e-5,
+    )
