@@ -41,7 +41,7 @@ def test_summarise_hand_checked():
     assert "| far | 0.900 ± 0.141 * |" in text and "| near | 0.550 ± 0.071 |" in text
 
 
-@pytest.mark.slow  # 28 arm-seeds trained and evaluated: about 7 minutes on 2 cores
+@pytest.mark.slow  # 36 arm-seeds trained and evaluated: about 8 minutes on 2 cores
 def test_every_study_at_a_tiny_budget(corpus, tmp_path):
     import keras
 
