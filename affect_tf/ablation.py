@@ -255,15 +255,15 @@ def labelled_tasks(files: Sequence[str]) -> dict[str, int]:
 
 def skip_reason(study: str, base_config: AffectConfig, labelled: dict[str, int]) -> str | None:
     """Why ``study`` cannot run on this data and preset (None: it can): ``features`` needs VA or
-    AU labels; ``heads`` and ``features`` need shipped SynthAffect weights for the preset's
-    backbone and size; ``smoothing`` needs videos (validation examples sharing a video;
-    ``labelled`` is ``labelled_tasks`` of them)."""
+    AU labels; a study with an arm on the shipped SynthAffect weights (``heads``, ``features``)
+    needs them for the preset's backbone and size; ``smoothing`` needs videos (validation
+    examples sharing a video; ``labelled`` is ``labelled_tasks`` of them)."""
     tasks = STUDY_TASKS.get(study)
     if tasks and not any(labelled[t] for t in tasks):
         return (
             f"its arms change the {' and '.join(tasks)} heads; the validation data labels neither"
         )
-    if study in ("heads", "features"):
+    if any(arm.get("weights") == "synthaffect" for arm in STUDIES[study].values()):
         from affect_tf.model.shipped import WeightsCardError, find_shipped
 
         try:
