@@ -20,6 +20,10 @@ Studies available here:
 - ``heads`` (Savchenko): simple heads on frozen (shipped SynthAffect) backbone features vs the
   whole network trained.
 - ``smoothing`` (Savchenko): one model per seed, evaluated with mean and median windows k.
+- ``multitask`` (the seeds' question across corpora): the first ``--data`` corpus alone vs every
+  corpus mixed (FER+ ∪ SynthAffect: does learning VA and AUs on synthetic faces help or hurt
+  expressions on real ones?), and the mix with the expression task alone (which separates the
+  extra faces from the extra tasks).
 
 Savchenko's scores come from a model pretrained on another corpus; here they are the
 network's own expression head (gradients stopped), so the question is asked of the AU and VA
@@ -37,6 +41,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from affect_tf.ablation_report import (
+    METRICS,
+    SMOOTHING_WINDOWS,
+    markdown,
+    plot,
+    plot_smoothing,
+    smoothing_markdown,
+    summarise,
+)
 from affect_tf.errors import UserError
 
 if TYPE_CHECKING:
@@ -44,7 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-METRICS = ("p_mtl", "va", "expr_f1", "expr_acc", "au_f1")
 # Savchenko's set-up: the shipped SynthAffect backbone fixed, run once over the data.
 FROZEN = {"weights": "synthaffect", "schedule": "frozen", "cache_embeddings": True}
 STUDIES: dict[str, dict[str, dict]] = {
@@ -80,14 +92,20 @@ STUDIES: dict[str, dict[str, dict]] = {
         "heads_on_frozen_features": FROZEN,
     },
     "smoothing": {"model": {}},
+    # ``corpora`` is not a config field: which of the training corpora the arm trains on.
+    "multitask": {
+        "first_corpus_alone": {"corpora": "first"},
+        "all_corpora": {},
+        "all_corpora,expressions_only": {"tasks": ("expression",)},
+    },
 }
 # The task an arm's change acts on: the arm is skipped (with its reason) where the validation
 # data does not label that task (FER+ labels expressions only: an MSE-for-VA arm would train
 # the same network as the reference there).
 ARM_TASK = {"mse_va": "va", "focal_expr": "expression", "plain_bce_au": "au"}
+TASK_METRICS = {"va": ("va",), "expression": ("expr_f1", "expr_acc"), "au": ("au_f1",)}
 # A study whose arms all act on these tasks is skipped where the validation data labels none.
 STUDY_TASKS = {"features": ("va", "au")}
-SMOOTHING_WINDOWS = (1, 3, 5, 9, 15, 21, 31)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +124,27 @@ BUDGETS = {"quick": Budget(2, 20, 2), "standard": Budget(6, 250, 3)}
 
 class AblationError(UserError):
     """A study set that cannot run: unknown study or budget, an output of another set."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """The training corpora (each its files) and their mixing weights (None: read as one)."""
+
+    corpora: tuple[tuple[str, ...], ...]
+    weights: tuple[float, ...] | None = None
+
+    @classmethod
+    def of(cls, data: Sequence[str] | TrainingData) -> TrainingData:
+        """A list of files is one corpus."""
+        return data if isinstance(data, TrainingData) else cls((tuple(str(f) for f in data),))
+
+    @property
+    def files(self) -> list[str]:
+        return [f for files in self.corpora for f in files]
+
+    def for_arm(self, overrides: dict) -> TrainingData:
+        """What an arm trains on: every corpus, or the first alone (``corpora='first'``)."""
+        return TrainingData(self.corpora[:1]) if overrides.get("corpora") == "first" else self
 
 
 def study_names(study: str) -> list[str]:
@@ -134,106 +173,6 @@ def _check_out(out: Path, manifest: dict) -> None:
     path.write_text(json.dumps(manifest, indent=1))
 
 
-def summarise(results: dict[str, list[dict]]) -> dict:
-    """Mean ± std per arm and metric over seeds, and which arms differ from the reference (the
-    first) by more than the seed spread (the larger of the two stds)."""
-    arms = list(results)
-    table: dict = {}
-    for arm in arms:
-        table[arm] = {}
-        for metric in METRICS:
-            values = [r[metric] for r in results[arm] if r.get(metric) is not None]
-            if values:
-                table[arm][metric] = {
-                    "mean": float(np.mean(values)),
-                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                    "n": len(values),
-                }
-    reference = table[arms[0]]
-    for arm in arms[1:]:
-        for metric, cell in table[arm].items():
-            if metric in reference:
-                ref = reference[metric]
-                spread = max(cell["std"], ref["std"])
-                cell["diff"] = cell["mean"] - ref["mean"]
-                cell["beyond_spread"] = bool(abs(cell["diff"]) > spread and cell["n"] > 1)
-    return table
-
-
-def markdown(study: str, table: dict) -> str:
-    """The study's table: mean ± std per metric, ``*`` where an arm differs from the reference
-    by more than the seed spread."""
-    metrics = [m for m in METRICS if any(m in row for row in table.values())]
-    lines = [
-        f"| {study} arm | " + " | ".join(metrics) + " |",
-        "|---|" + "---:|" * len(metrics),
-    ]
-    for arm, row in table.items():
-        cells = []
-        for m in metrics:
-            c = row.get(m)
-            cells.append(
-                "-"
-                if c is None
-                else f"{c['mean']:.3f} ± {c['std']:.3f}" + (" *" if c.get("beyond_spread") else "")
-            )
-        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines.append(
-        f"Mean ± std over seeds; `*`: differs from `{next(iter(table))}` by more than the larger "
-        "of the two seed spreads."
-    )
-    return "\n".join(lines)
-
-
-def plot(study: str, table: dict, path: Path) -> Path:
-    """Bars with error bars, one group per metric, one bar per arm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [m for m in METRICS if any(m in row for row in table.values())]
-    arms = list(table)
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(metrics), 3.6))
-    width = 0.8 / max(len(arms), 1)
-    for i, arm in enumerate(arms):
-        means = [table[arm].get(m, {}).get("mean", np.nan) for m in metrics]
-        stds = [table[arm].get(m, {}).get("std", 0.0) for m in metrics]
-        ax.bar(np.arange(len(metrics)) + i * width, means, width, yerr=stds, capsize=3, label=arm)
-    ax.set_xticks(np.arange(len(metrics)) + width * (len(arms) - 1) / 2, metrics)
-    ax.set_title(f"ablation: {study} (mean ± std over seeds)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_smoothing(curves: dict, path: Path) -> Path:
-    """Metric vs window k per task, mean and median."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [m for m in ("va", "expr_f1", "au_f1") if m in curves["mean"]]
-    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4 * max(len(metrics), 1), 3.2))
-    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=False):
-        for method, style in (("mean", "-o"), ("median", "--s")):
-            rows = curves[method][metric]
-            k = [r["k"] for r in rows]
-            ax.errorbar(k, [r["mean"] for r in rows], [r["std"] for r in rows], fmt=style,
-                        capsize=3, label=method)  # fmt: skip
-        ax.set_xlabel("window k (frames)")
-        ax.set_title(metric)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def labelled_tasks(files: Sequence[str]) -> dict[str, int]:
     """How many examples of ``files`` label each task, and ``frames``/``videos`` counts
     (``data.coverage.LabelStats``, the conversion report's counter)."""
@@ -253,11 +192,19 @@ def labelled_tasks(files: Sequence[str]) -> dict[str, int]:
     }
 
 
-def skip_reason(study: str, base_config: AffectConfig, labelled: dict[str, int]) -> str | None:
+def skip_reason(
+    study: str, base_config: AffectConfig, labelled: dict[str, int], corpora: int = 1
+) -> str | None:
     """Why ``study`` cannot run on this data and preset (None: it can): ``features`` needs VA or
     AU labels; a study with an arm on the shipped SynthAffect weights (``heads``, ``features``)
     needs them for the preset's backbone and size; ``smoothing`` needs videos (validation
-    examples sharing a video; ``labelled`` is ``labelled_tasks`` of them)."""
+    examples sharing a video; ``labelled`` is ``labelled_tasks`` of them); ``multitask`` needs
+    two or more training ``corpora``."""
+    if study == "multitask" and corpora < 2:
+        return (
+            "it compares the first training corpus alone with every corpus together; "
+            f"give two or more --data (PATH:WEIGHT mixes them by weight). Received: {corpora}"
+        )
     tasks = STUDY_TASKS.get(study)
     if tasks and not any(labelled[t] for t in tasks):
         return (
@@ -280,7 +227,7 @@ def skip_reason(study: str, base_config: AffectConfig, labelled: dict[str, int])
 
 def run_arm(
     config: AffectConfig,
-    train_files: Sequence[str],
+    data: Sequence[str] | TrainingData,
     val_files: Sequence[str],
     out: Path,
     budget: Budget,
@@ -292,10 +239,14 @@ def run_arm(
         return json.loads(done.read_text())
     from affect_tf.training import evaluate, train
 
+    data = TrainingData.of(data)
+    mixed = data.weights is not None and len(data.corpora) > 1
     fit = train(
         config,
-        train_files,
+        data.files,
         out,
+        corpora=[list(files) for files in data.corpora] if mixed else None,
+        weights=list(data.weights) if mixed else None,
         val_files=val_files,
         epochs=budget.epochs,
         steps_per_epoch=budget.steps_per_epoch,
@@ -303,6 +254,11 @@ def run_arm(
         verbose=0,
     )
     result = {k: v for k, v in evaluate(fit.model, val_files).items() if k in METRICS}
+    # A head the arm does not train reads at chance: its metric, and the P_MTL summing it,
+    # would compare unlike with like.
+    untrained = [m for task, ms in TASK_METRICS.items() if task not in config.tasks for m in ms]
+    for metric in [*untrained, "p_mtl"] if untrained else []:
+        result.pop(metric, None)
     result["model"] = str(out / "model.keras")
     done.write_text(json.dumps(result, indent=1))
     return result
@@ -343,7 +299,7 @@ def _smoothing_curves(models: list[str], val_files: Sequence[str]) -> dict:
 def run_study(
     study: str,
     base_config: AffectConfig,
-    train_files: Sequence[str],
+    train_files: Sequence[str] | TrainingData,
     val_files: Sequence[str],
     out: Path,
     budget: Budget,
@@ -352,7 +308,9 @@ def run_study(
 ) -> dict:
     """Every arm of ``study`` over ``budget.seeds`` seeds; writes ``<out>/<study>/summary.json``,
     ``table.md`` and a plot, and returns the summary. ``labelled``: ``labelled_tasks`` of the
-    validation files when the caller has it (read here otherwise)."""
+    validation files when the caller has it (read here otherwise); ``train_files``: one
+    corpus's files, or several corpora (``TrainingData``)."""
+    data = TrainingData.of(train_files)
     folder = out / study
     folder.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict]] = {}
@@ -366,12 +324,14 @@ def run_study(
         else:
             arms[arm] = overrides
     for a, (arm, overrides) in enumerate(arms.items()):
-        config = base_config.replace(**overrides) if overrides else base_config
+        fields = {k: v for k, v in overrides.items() if k != "corpora"}
+        config = base_config.replace(**fields) if fields else base_config
+        arm_data = data.for_arm(overrides)
         results[arm] = []
         for seed in range(budget.seeds):
             progress(f"{study}: arm {a + 1}/{len(arms)} {arm}, seed {seed + 1}/{budget.seeds}")
             results[arm].append(
-                run_arm(config, train_files, val_files, folder / arm / f"seed{seed}", budget, seed)
+                run_arm(config, arm_data, val_files, folder / arm / f"seed{seed}", budget, seed)
             )
     table = summarise(results)
     summary = {"study": study, "budget": dataclasses.asdict(budget), "arms": arms,
@@ -382,7 +342,7 @@ def run_study(
     if study == "smoothing":
         curves = _smoothing_curves([r["model"] for r in results["model"]], val_files)
         summary["smoothing"] = curves
-        text += "\n\n" + _smoothing_markdown(curves)
+        text += "\n\n" + smoothing_markdown(curves)
         plot_smoothing(curves, folder / "smoothing.png")
     else:
         plot(study, table, folder / f"{study}.png")
@@ -391,51 +351,43 @@ def run_study(
     return summary
 
 
-def _smoothing_markdown(curves: dict) -> str:
-    metrics = list(curves["mean"])
-    lines = ["| window | " + " | ".join(f"{m} mean / median" for m in metrics) + " |"]
-    lines.append("|---:|" + "---|" * len(metrics))
-    for i, k in enumerate(SMOOTHING_WINDOWS):
-        cells = []
-        for m in metrics:
-            a, b = curves["mean"][m][i], curves["median"][m][i]
-            cells.append(f"{a['mean']:.3f} ± {a['std']:.3f} / {b['mean']:.3f} ± {b['std']:.3f}")
-        lines.append(f"| {k} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def run_studies(
     studies: Sequence[str],
     base_config: AffectConfig,
-    train_files: Sequence[str],
+    train_files: Sequence[str] | TrainingData,
     val_files: Sequence[str],
     out: str | Path,
     budget: str | Budget,
     progress: Callable[[str], None] = log.info,
 ) -> dict[str, dict]:
     """``run_study`` for each study into one output folder (checked to hold this set); a study
-    the data or preset cannot answer is skipped with its reason (``skip_reason``)."""
+    the data or preset cannot answer is skipped with its reason (``skip_reason``).
+    ``train_files``: one corpus's files, or several corpora and their weights."""
     if isinstance(budget, str):
         if budget not in BUDGETS:
             raise AblationError(f"Expected --budget in {sorted(BUDGETS)}. Received: {budget!r}")
         budget = BUDGETS[budget]
     out = Path(out)
+    data = TrainingData.of(train_files)
     manifest = {
-        "train": [str(f) for f in train_files],
+        "train": data.files,
         "validation": [str(f) for f in val_files],
         "preset": base_config.name,
         "budget": dataclasses.asdict(budget),
     }
+    if len(data.corpora) > 1:  # a one-corpus set's manifest is as it always was
+        manifest["corpora"] = [len(files) for files in data.corpora]
+        manifest["weights"] = list(data.weights) if data.weights else None
     _check_out(out, manifest)
     labelled = labelled_tasks(val_files)  # read once for every study
     summaries = {}
     for study in studies:
-        reason = skip_reason(study, base_config, labelled)
+        reason = skip_reason(study, base_config, labelled, len(data.corpora))
         if reason:
             progress(f"{study}: skipped, {reason}")
             summaries[study] = {"study": study, "skipped": reason}
             continue
         summaries[study] = run_study(
-            study, base_config, train_files, val_files, out, budget, progress, labelled
+            study, base_config, data, val_files, out, budget, progress, labelled
         )
     return summaries

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from affect_tf import ablation, cli
+from affect_tf import ablation, ablation_report, cli
 from tests.conftest import synth_corpus
 
 TINY = ablation.Budget(epochs=1, steps_per_epoch=2, seeds=2)
@@ -21,7 +21,8 @@ def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("ablate")
     train = training_files(str(synth_corpus(root / "train", n=48, seed=1, size=64)), root / "t")
     val = training_files(str(synth_corpus(root / "val", n=24, seed=2, size=64)), root / "v")
-    return root, train, val
+    second = training_files(str(synth_corpus(root / "b", n=24, seed=3, size=64)), root / "b2")
+    return root, train, val, second
 
 
 def test_summarise_hand_checked():
@@ -32,27 +33,29 @@ def test_summarise_hand_checked():
         "far": [{"p_mtl": 0.8}, {"p_mtl": 1.0}],
         "near": [{"p_mtl": 0.5}, {"p_mtl": 0.6}],
     }
-    table = ablation.summarise(results)
+    table = ablation_report.summarise(results)
     assert table["ref"]["p_mtl"]["mean"] == pytest.approx(0.5)
     assert table["ref"]["p_mtl"]["std"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
     assert table["far"]["p_mtl"]["diff"] == pytest.approx(0.4)
     assert table["far"]["p_mtl"]["beyond_spread"] and not table["near"]["p_mtl"]["beyond_spread"]
-    text = ablation.markdown("loss", table)
+    text = ablation_report.markdown("loss", table)
     assert "| far | 0.900 ± 0.141 * |" in text and "| near | 0.550 ± 0.071 |" in text
 
 
-@pytest.mark.slow  # 36 arm-seeds trained and evaluated: about 8 minutes on 2 cores
+@pytest.mark.slow  # 42 arm-seeds trained and evaluated: about 9 minutes on 2 cores
 def test_every_study_at_a_tiny_budget(corpus, tmp_path):
     import keras
 
     from affect_tf.model import get_preset
     from affect_tf.training import evaluate
 
-    _, train, val = corpus
+    _, train, val, second = corpus
     config = get_preset("demo", epochs=1, batch_size=8)  # shipped weights: the heads study runs
     out = tmp_path / "study"
     labelled = ablation.labelled_tasks(val)
-    summaries = ablation.run_studies(list(ablation.STUDIES), config, train, val, out, TINY)
+    # Two corpora mixed by weight: the multitask study runs, every other study trains on the mix.
+    data = ablation.TrainingData((tuple(train), tuple(second)), (0.75, 0.25))
+    summaries = ablation.run_studies(list(ablation.STUDIES), config, data, val, out, TINY)
     assert set(summaries) == set(ablation.STUDIES)
     for study, summary in summaries.items():
         assert "skipped" not in summary, summary
@@ -71,17 +74,21 @@ def test_every_study_at_a_tiny_budget(corpus, tmp_path):
         values = [evaluate(keras.models.load_model(r["model"]), val)["p_mtl"] for r in runs]
         assert loss["table"][arm]["p_mtl"]["mean"] == pytest.approx(np.mean(values), abs=1e-6)
         assert loss["table"][arm]["p_mtl"]["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-6)
+    # The expressions-only arm reports no VA, AU or P_MTL (its other heads are untrained).
+    multitask = summaries["multitask"]["table"]
+    assert set(multitask["all_corpora,expressions_only"]) == {"expr_f1", "expr_acc"}
+    assert {"p_mtl", "va", "expr_f1"} <= set(multitask["first_corpus_alone"])
     curves = summaries["smoothing"]["smoothing"]
     assert [r["k"] for r in curves["mean"]["va"]] == list(ablation.SMOOTHING_WINDOWS)
     # Resumable: a second run trains nothing (every arm-seed's result.json is kept).
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("result.json")}
     assert len(stamps) == 2 * sum(len(summary["table"]) for summary in summaries.values())
-    ablation.run_studies(["loss"], config, train, val, out, TINY)
+    ablation.run_studies(["loss"], config, data, val, out, TINY)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("result.json")} == stamps
 
 
 def test_bad_input_is_one_line(corpus, tmp_path, capsys):
-    root, train, val = corpus
+    root, train, val, _ = corpus
     base = ["ablate", "--data", str(root / "train"), "--val-data", str(root / "val")]
     with pytest.raises(SystemExit):  # argparse: the choices, exit 2
         cli.main([*base, "--study", "lossy", "--out", str(tmp_path / "o")])
@@ -100,6 +107,19 @@ def test_bad_input_is_one_line(corpus, tmp_path, capsys):
     assert cli.main([*base, "--study", "heads", "--out", str(tmp_path / "h")]) == 0
     out = capsys.readouterr().out
     assert "heads: skipped (its frozen-features arms need shipped weights" in out
+    # The multitask study with one corpus: skipped, named; a mixing weight below 0: one line.
+    assert cli.main([*base, "--study", "multitask", "--out", str(tmp_path / "m")]) == 0
+    assert "multitask: skipped (it compares the first training corpus alone" in (
+        capsys.readouterr().out
+    )
+    mixed = [*base, "--data", f"{root / 'b'}:-1", "--study", "multitask", "--out", str(other)]
+    assert cli.main(mixed) == 2
+    err = capsys.readouterr().err
+    assert "Expected a mixing weight >= 0" in err and "Traceback" not in err
+    # Weights on some corpora only.
+    assert cli.main([*base, "--data", f"{root / 'b'}:0.5", "--study", "multitask",
+                     "--out", str(tmp_path / "w")]) == 2  # fmt: skip
+    assert "Expected a mixing weight on every --data" in capsys.readouterr().err
 
 
 def test_arms_for_tasks_the_data_does_not_label_are_skipped(corpus, tmp_path, monkeypatch):
@@ -109,7 +129,7 @@ def test_arms_for_tasks_the_data_does_not_label_are_skipped(corpus, tmp_path, mo
 
     from affect_tf.data.examples import read_tfrecord, serialize_example
 
-    _, train, val = corpus
+    _, train, val, _ = corpus
     expressions_only = tmp_path / "expr.tfrecord.gz"
     with tf.io.TFRecordWriter(str(expressions_only), options="GZIP") as writer:
         for record in read_tfrecord(val[0]):
@@ -151,3 +171,56 @@ def test_features_study_needs_va_or_au_labels():
     assert [a.get("head_features", "embedding") for a in arms.values()] == list(
         ("embedding", "scores", "both")
     )
+
+
+def test_multitask_arms_train_on_their_corpora(corpus, tmp_path, monkeypatch):
+    """The reference trains on the first corpus alone (no mixing), the others on both corpora
+    mixed by their weights, the last with the expression task only; one corpus: skipped."""
+    from affect_tf.model import get_preset
+
+    _, train, val, second = corpus
+    data = ablation.TrainingData((tuple(train), tuple(second)), (0.7, 0.3))
+    assert data.files == [*train, *second]
+    calls = []
+    monkeypatch.setattr(
+        ablation,
+        "run_arm",
+        lambda config, arm_data, *a, **k: calls.append((config.tasks, arm_data)) or {"p_mtl": 1},
+    )
+    ablation.run_study("multitask", get_preset("tiny"), data, val, tmp_path / "o", TINY)
+    first = ablation.TrainingData((tuple(train),))
+    everything = ("va", "expression", "au")
+    assert (
+        calls
+        == [(everything, first)] * 2 + [(everything, data)] * 2 + [(("expression",), data)] * 2
+    )
+    labelled = ablation.labelled_tasks(val)
+    reason = ablation.skip_reason("multitask", get_preset("tiny"), labelled, corpora=1)
+    assert (
+        reason.startswith("it compares the first training corpus alone") and "Received: 1" in reason
+    )
+    assert ablation.skip_reason("multitask", get_preset("tiny"), labelled, corpora=2) is None
+
+
+def test_mixed_arm_trains_on_both_corpora(corpus, tmp_path, monkeypatch):
+    """``run_arm`` hands the mix to ``training.train`` as corpora and weights; the first corpus
+    alone as plain files."""
+    from affect_tf import training
+    from affect_tf.model import get_preset
+
+    _, train, val, second = corpus
+    seen = []
+
+    def fake_train(config, files, out, **kwargs):
+        seen.append((list(files), kwargs["corpora"], kwargs["weights"]))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(training, "train", fake_train)
+    data = ablation.TrainingData((tuple(train), tuple(second)), (0.7, 0.3))
+    for arm_data in (data, data.for_arm({"corpora": "first"})):
+        with pytest.raises(RuntimeError, match="stop here"):
+            ablation.run_arm(get_preset("tiny"), arm_data, val, tmp_path / "a", TINY, 0)
+    assert seen == [
+        ([*train, *second], [list(train), list(second)], [0.7, 0.3]),
+        (list(train), None, None),
+    ]

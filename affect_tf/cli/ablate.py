@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from affect_tf.cli.errors import UsageError
-from affect_tf.cli.train import training_files
+from affect_tf.cli.train import training_corpora, training_files
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    from affect_tf.ablation import BUDGETS, run_studies, study_names
+    from affect_tf.ablation import BUDGETS, TrainingData, run_studies, study_names
     from affect_tf.model import get_preset
 
     studies = study_names(args.study)
@@ -21,10 +21,11 @@ def _ablate(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     out = Path(args.out)
-    files = training_files(args.data, out / "data")
+    corpora, weights = training_corpora(args.data, out / "data")
+    data = TrainingData(tuple(map(tuple, corpora)), tuple(weights) if weights else None)
     val_files = training_files(args.val_data, out / "val")  # required: every arm's yardstick
     try:
-        summaries = run_studies(studies, config, files, val_files, out, args.budget, print)
+        summaries = run_studies(studies, config, data, val_files, out, args.budget, print)
     except ValueError as e:  # data that cannot train
         raise UsageError(str(e)) from None
     for study, summary in summaries.items():
@@ -45,7 +46,14 @@ def add_commands(sub) -> None:
         "ablate",
         help="run the papers' research questions as ablation studies (mean ± std over seeds)",
     )
-    p.add_argument("--data", required=True, help="training data: tf.Examples or a manifest")
+    p.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="training data: tf.Examples or a manifest; repeat for several corpora, "
+        "PATH:WEIGHT to mix them by weight (the multitask study compares the first alone "
+        "with all of them)",
+    )
     p.add_argument("--val-data", required=True, help="held-out data every arm is measured on")
     p.add_argument("--study", required=True, choices=[*STUDIES, "all"])
     p.add_argument("--budget", default="quick", choices=sorted(BUDGETS))
