@@ -48,6 +48,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "affect_tf.pretrain_budget",
             "affect_tf.gan",
             "affect_tf.ablation",
+            "affect_tf.ablation_report",
         ),
     ),
     ("export", ("affect_tf.export", "affect_tf.tflite", "affect_tf.explain")),
