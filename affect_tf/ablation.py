@@ -5,7 +5,9 @@ A study is a set of arms; an arm is a set of ``AffectConfig`` overrides (the fir
 study is its reference). Every arm is trained ``seeds`` times (CPU training is not
 bit-reproducible) with ``affect_tf.training.train`` and evaluated on the validation data with
 ``affect_tf.training.evaluate``; its model is an ordinary ``.keras`` file the user can evaluate,
-export and serve. Finished arm-seeds are not re-run (their ``result.json`` is the mark).
+export and serve. Finished arm-seeds are not re-run (their ``result.json`` is the mark), and
+an arm-seed that would train what another study of the set already trained (the same config,
+data, budget and seed: the studies' references are often one run) reuses that one.
 
 Studies available here:
 
@@ -33,6 +35,7 @@ heads, on data that labels them (SynthAffect).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -232,14 +235,27 @@ def run_arm(
     out: Path,
     budget: Budget,
     seed: int,
+    shared: Path | None = None,
 ) -> dict:
-    """One arm at one seed: trained (unless its ``result.json`` exists) and evaluated."""
+    """One arm at one seed: trained (unless its ``result.json`` exists) and evaluated.
+
+    ``shared``: a study set's folder; an arm-seed there that trained the same config on the
+    same data, budget and seed (another study's reference, most often) is reused, not retrained.
+    """
     done = out / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
+    data = TrainingData.of(data)
+    key = arm_key(config, data, val_files, budget, seed)
+    twin = _same_arm(shared, key) if shared is not None else None
+    if twin is not None:
+        log.info("%s: the same arm-seed as %s, reused", out, twin.parent)
+        result = {**json.loads(twin.read_text()), "reused": str(twin.parent)}
+        out.mkdir(parents=True, exist_ok=True)
+        done.write_text(json.dumps(result, indent=1))
+        return result
     from affect_tf.training import evaluate, train
 
-    data = TrainingData.of(data)
     mixed = data.weights is not None and len(data.corpora) > 1
     fit = train(
         config,
@@ -260,8 +276,37 @@ def run_arm(
     for metric in [*untrained, "p_mtl"] if untrained else []:
         result.pop(metric, None)
     result["model"] = str(out / "model.keras")
+    result["key"] = key
     done.write_text(json.dumps(result, indent=1))
     return result
+
+
+def arm_key(
+    config: AffectConfig,
+    data: TrainingData,
+    val_files: Sequence[str],
+    budget: Budget,
+    seed: int,
+) -> str:
+    """What makes two arm-seeds the same run: config, training data, validation, budget, seed."""
+    what = {
+        "config": dataclasses.asdict(config),
+        "corpora": data.corpora,
+        "weights": data.weights,
+        "validation": [str(f) for f in val_files],
+        "budget": dataclasses.asdict(budget),
+        "seed": seed,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _same_arm(shared: Path, key: str) -> Path | None:
+    """A finished, trained (not itself reused) arm-seed under ``shared`` with this key."""
+    for path in sorted(shared.glob("*/*/seed*/result.json")):
+        result = json.loads(path.read_text())
+        if result.get("key") == key and "reused" not in result:
+            return path
+    return None
 
 
 def _smoothing_curves(models: list[str], val_files: Sequence[str]) -> dict:
@@ -331,7 +376,9 @@ def run_study(
         for seed in range(budget.seeds):
             progress(f"{study}: arm {a + 1}/{len(arms)} {arm}, seed {seed + 1}/{budget.seeds}")
             results[arm].append(
-                run_arm(config, arm_data, val_files, folder / arm / f"seed{seed}", budget, seed)
+                run_arm(
+                    config, arm_data, val_files, folder / arm / f"seed{seed}", budget, seed, out
+                )
             )
     table = summarise(results)
     summary = {"study": study, "budget": dataclasses.asdict(budget), "arms": arms,

@@ -42,7 +42,7 @@ def test_summarise_hand_checked():
     assert "| far | 0.900 ± 0.141 * |" in text and "| near | 0.550 ± 0.071 |" in text
 
 
-@pytest.mark.slow  # 42 arm-seeds trained and evaluated: about 9 minutes on 2 cores
+@pytest.mark.slow  # 34 arm-seeds trained (8 more reused) and evaluated: about 8 minutes on 2 cores
 def test_every_study_at_a_tiny_budget(corpus, tmp_path):
     import keras
 
@@ -74,6 +74,12 @@ def test_every_study_at_a_tiny_budget(corpus, tmp_path):
         values = [evaluate(keras.models.load_model(r["model"]), val)["p_mtl"] for r in runs]
         assert loss["table"][arm]["p_mtl"]["mean"] == pytest.approx(np.mean(values), abs=1e-6)
         assert loss["table"][arm]["p_mtl"]["std"] == pytest.approx(np.std(values, ddof=1), abs=1e-6)
+    # One run behind every reference that trains the same config on the same data and seeds.
+    first = [r["model"] for r in summaries["loss"]["results"]["ccc+ce+weighted_bce"]]
+    for study, arm in (("weights", "a=b=1,lr=2e-3"), ("heads", "whole_network"),
+                       ("multitask", "all_corpora")):  # fmt: skip
+        runs = summaries[study]["results"][arm]
+        assert [r["model"] for r in runs] == first and all("reused" in r for r in runs)
     # The expressions-only arm reports no VA, AU or P_MTL (its other heads are untrained).
     multitask = summaries["multitask"]["table"]
     assert set(multitask["all_corpora,expressions_only"]) == {"expr_f1", "expr_acc"}
@@ -224,3 +230,32 @@ def test_mixed_arm_trains_on_both_corpora(corpus, tmp_path, monkeypatch):
         ([*train, *second], [list(train), list(second)], [0.7, 0.3]),
         (list(train), None, None),
     ]
+
+
+def test_an_arm_seed_another_study_trained_is_reused(corpus, tmp_path, monkeypatch):
+    """Same config, data, validation, budget and seed: the earlier result, not a new training;
+    another seed or config trains."""
+    from affect_tf import training
+    from affect_tf.model import get_preset
+
+    _, train, val, _ = corpus
+    config = get_preset("tiny")
+    data = ablation.TrainingData((tuple(train),))
+    key = ablation.arm_key(config, data, val, TINY, 0)
+    assert key == ablation.arm_key(get_preset("tiny"), data, list(val), TINY, 0)
+    assert key != ablation.arm_key(config, data, val, TINY, 1)
+    assert key != ablation.arm_key(config.replace(focal_gamma=2.0), data, val, TINY, 0)
+    earlier = tmp_path / "set" / "loss" / "ref" / "seed0"
+    earlier.mkdir(parents=True)
+    (earlier / "result.json").write_text(json.dumps({"p_mtl": 1.25, "model": "m", "key": key}))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(training, "train", no_training)
+    here = tmp_path / "set" / "weights" / "ref" / "seed0"
+    result = ablation.run_arm(config, data, val, here, TINY, 0, tmp_path / "set")
+    assert result["p_mtl"] == 1.25 and result["model"] == "m" and result["reused"] == str(earlier)
+    assert json.loads((here / "result.json").read_text()) == result
+    with pytest.raises(AssertionError, match="trained"):  # seed 1 was never trained
+        ablation.run_arm(config, data, val, tmp_path / "x", TINY, 1, tmp_path / "set")
