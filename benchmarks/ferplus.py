@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf.labels import EXPRESSIONS
+from affect_tf.core.labels import EXPRESSIONS
 from benchmarks.common import write_section
 from benchmarks.ferplus_defaults import FERPLUS, ferplus_splits, load_results, save_results
 
@@ -36,7 +36,11 @@ FER_CLASSES = ("Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "
 
 def scores(labels: np.ndarray, predicted: np.ndarray) -> dict:
     """Accuracy, 8-class macro F1 and per-class F1 (the project's ABAW metrics)."""
-    from affect_tf.metrics import accuracy_from_confusion, confusion_counts, f1_from_confusion
+    from affect_tf.evaluation.metrics import (
+        accuracy_from_confusion,
+        confusion_counts,
+        f1_from_confusion,
+    )
 
     confusion = confusion_counts(labels, predicted, np.ones(len(labels)))
     per_class = f1_from_confusion(confusion)
@@ -83,7 +87,7 @@ def fer_on(faces: np.ndarray, labels: np.ndarray) -> dict:
 def train_preset(preset: str, train: str, valid: str, out: Path, epochs, seed: int) -> tuple:
     """The preset's recipe on FER+ Train (Valid stops early and keeps the best epoch)."""
     from affect_tf.model import get_preset
-    from affect_tf.training import train as fit
+    from affect_tf.training.tfrecords import train as fit
 
     config = get_preset(preset)
     start = time.perf_counter()
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.json)
     results = load_results(path, args)
     results["fer"] = fer_on(faces, labels)
-    from affect_tf.training import evaluate
+    from affect_tf.training.tfrecords import evaluate
 
     for preset in args.presets.split(","):
         print(f"== {preset}", flush=True)

@@ -70,7 +70,7 @@ def cross_fit(logits: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict:
 def valid_logits(model_path: str, valid: str) -> tuple[np.ndarray, np.ndarray]:
     """Log-probabilities and majority labels of the labelled Valid faces."""
     from affect_tf.model.loading import load_model
-    from affect_tf.training import run_model
+    from affect_tf.training.tfrecords import run_model
 
     run = run_model(load_model(model_path, compile=False), [valid])
     mask = run["t_expression"][:, 1] > 0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf.labels import EXPRESSIONS
+from affect_tf.core.labels import EXPRESSIONS
 from benchmarks.common import write_section
 
 FERPLUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ferplus"
@@ -192,8 +192,8 @@ def majority_baseline(files: list[str]) -> dict:
 def run_arm(preset: str, overrides: dict, train: str, valid: str, out: Path, seed: int, epochs):
     """Trains one arm with the product's fit and scores it on Valid."""
     from affect_tf.model import get_preset
-    from affect_tf.training import evaluate
-    from affect_tf.training import train as fit
+    from affect_tf.training.tfrecords import evaluate
+    from affect_tf.training.tfrecords import train as fit
 
     config = get_preset(preset, **overrides)
     start = time.perf_counter()

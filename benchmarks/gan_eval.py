@@ -39,19 +39,19 @@ import numpy as np
 import tensorflow as tf
 from scipy import linalg
 
+from affect_tf.core.labels import EXPRESSIONS, NUM_AUS
 from affect_tf.data import targets as tg
 from affect_tf.data.dataset import make_dataset, measure_priors
 from affect_tf.data.examples import read_tfrecord, serialize_example
+from affect_tf.evaluation.report import AffectEvaluator
 from affect_tf.gan.conditions import AU_SLICE, ConditionPriors, condition_targets
 from affect_tf.gan.config import get_gan_preset
 from affect_tf.gan.folder import GAN_FILE, load_gan, read_meta
 from affect_tf.gan.networks import build_generator
 from affect_tf.gan.sampling import expression_grid, generate, write_generated_examples, write_png
 from affect_tf.gan.train import train_gan
-from affect_tf.labels import EXPRESSIONS, NUM_AUS
 from affect_tf.model.affect_model import probabilities
-from affect_tf.report import AffectEvaluator
-from affect_tf.training import evaluate, train
+from affect_tf.training.tfrecords import evaluate, train
 from benchmarks.common import write_section
 from benchmarks.mtl_vs_single import corpus
 

@@ -56,7 +56,7 @@ def measure(model_dir: Path, images_dir: Path, work: Path, pipeline: bool) -> di
     env = {"PYTHONPATH": str(ROOT)}
     results = {
         "baseline": peak_rss(
-            [python, "-c", "import affect_tf._env, tensorflow"], work / "baseline.log", env
+            [python, "-c", "import affect_tf.core._env, tensorflow"], work / "baseline.log", env
         ),
         "inference": peak_rss(
             [python, "-m", "benchmarks.memory", "inference", str(model_dir), str(images_dir)],

@@ -2,7 +2,7 @@
 
 Each preset's ``AffectModel`` is built with seeded random weights (speed does not depend on
 the weights, and nothing can be downloaded here), exported exactly as the pipeline exports
-(``affect_tf.export.export_saved_model``, then ``affect_tf.tflite.convert`` for fp32, fp16
+(``affect_tf.export.saved_model.export_saved_model``, then ``affect_tf.export.tflite.convert`` for fp32, fp16
 and int8, int8 calibrated on aligned SynthAffect faces), and each file is timed:
 
 - Keras: ``model.predict`` (what users call; ``AffectModel.predict`` runs one batch through
@@ -62,9 +62,9 @@ def build(preset: str, seed: int = 0):
 
 def export(model, out_dir: Path, faces: np.ndarray, variants=("fp32", "fp16", "int8")) -> dict:
     """SavedModel + TFLite files of ``model`` under ``out_dir``; returns their paths and sizes."""
-    from affect_tf.export import export_saved_model
-    from affect_tf.layout import KERAS_FILE
-    from affect_tf.tflite import convert
+    from affect_tf.core.layout import KERAS_FILE
+    from affect_tf.export.saved_model import export_saved_model
+    from affect_tf.export.tflite import convert
 
     saved = export_saved_model(model, export_dir=out_dir / "saved_model")
     files = {
@@ -120,7 +120,7 @@ def callers(model, loaded, files: dict, batch: int, threads: int) -> dict:
     import keras
     import tensorflow as tf
 
-    from affect_tf.layout import SERVING_ALIGNED
+    from affect_tf.core.layout import SERVING_ALIGNED
 
     signature = loaded.signatures[SERVING_ALIGNED]
     out = {
@@ -164,8 +164,8 @@ def measure_training(preset: str, min_seconds: float, seed: int = 0) -> dict:
     in-memory batch of the preset's size, after the step is traced."""
     import keras
 
+    from affect_tf.core.labels import NUM_AUS, NUM_EXPRESSIONS
     from affect_tf.data import targets as tg
-    from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
 
     model = build(preset, seed)
     config = model.affect_config

@@ -23,7 +23,7 @@ from affect_tf.data.convert import convert_corpus
 from affect_tf.data.dataset import measure_priors
 from affect_tf.data.synth import SynthConfig, write_corpus
 from affect_tf.model import get_preset
-from affect_tf.training import evaluate, train
+from affect_tf.training.tfrecords import evaluate, train
 from benchmarks.common import write_section
 
 VARIANTS = {

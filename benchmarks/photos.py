@@ -161,7 +161,7 @@ def cold_start(photo: Path, models: dict[str, str | None], repeats: int = 3) -> 
 def cold_start_models(work: Path) -> dict[str, str | None]:
     """The shipped model three ways: TFLite (the default: no ``--model``), ``.keras`` and a
     SavedModel (exported once into ``work``)."""
-    from affect_tf.export import default_serving_base
+    from affect_tf.export.saved_model import default_serving_base
     from affect_tf.model.default import default_model_path
 
     return {

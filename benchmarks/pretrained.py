@@ -34,9 +34,9 @@ from affect_tf.data.examples import read_tfrecord, serialize_example
 from affect_tf.data.synth import SynthConfig, render_video
 from affect_tf.model import get_preset
 from affect_tf.model.shipped import find_shipped, read_card
-from affect_tf.pretrain import setting_differences
-from affect_tf.pretrain_budget import BUDGETS
-from affect_tf.training import evaluate
+from affect_tf.training.pretrain import setting_differences
+from affect_tf.training.pretrain_budget import BUDGETS
+from affect_tf.training.tfrecords import evaluate
 from benchmarks.common import write_section
 from benchmarks.real_corpora import cell, corpus, mean_std
 from benchmarks.real_corpora import run as train_and_test

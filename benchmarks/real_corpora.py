@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from affect_tf.core.labels import EXPRESSIONS
 from affect_tf.data import SkipReport
 from affect_tf.data.convert import convert, convert_corpus, default_workers
 from affect_tf.data.examples import read_tfrecord, serialize_example
 from affect_tf.data.manifest import read_manifest
 from affect_tf.data.synth import SynthConfig, write_corpus
-from affect_tf.labels import EXPRESSIONS
 from affect_tf.model import get_preset
-from affect_tf.training import evaluate, train
+from affect_tf.training.tfrecords import evaluate, train
 from benchmarks.common import write_section
 
 SKEW = {"Neutral": 0.5, "Happiness": 0.4}  # the five others share the remaining 10 %

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import affect_tf._env  # noqa: F401  (TensorFlow's environment, before TensorFlow loads)
+import affect_tf.core._env  # noqa: F401  (TensorFlow's environment, before TensorFlow loads)
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("mobile", "demo", "full")

@@ -125,7 +125,7 @@ def hostile(server, base: Path, image: bytes) -> dict:
     result.update(
         bombs_refused=refused, rss_mib_before_bombs=before, rss_mib_after_bombs=rss_mib(pid)
     )
-    from affect_tf.layout import next_version
+    from affect_tf.core.layout import next_version
 
     bad = next_version(base)  # newer than the serving version: the server wants to load it
     bad.mkdir()
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
     image = video_records(SynthConfig(n=1, size=96, seed=1), 0)[0].image
     # A copy of the model's newest version: the hostile part adds and removes a bad version.
-    from affect_tf.layout import latest_version
+    from affect_tf.core.layout import latest_version
 
     base = Path(tempfile.mkdtemp(prefix="affect_bench_serving_")) / "affect"
     newest = latest_version(args.model)

@@ -35,8 +35,8 @@ GRAFT_LR = 1e-2
 
 def stage_one(run: Path, data: Path):
     """The stage-1 AffectModel (the GPU run's arrays; the FER+ label statistics it had)."""
-    from affect_tf.fitting import model_from_priors
     from affect_tf.model.config import get_preset
+    from affect_tf.training.fit import model_from_priors
     from benchmarks.shipped_train import fer_targets, load_arrays, load_run_weights, priors_of
 
     arrays = load_arrays(data, mixed=False)
@@ -71,9 +71,9 @@ def graft_va_au(model, embeddings: np.ndarray, targets: dict, pos_weights) -> di
     import keras
     import tensorflow as tf
 
+    from affect_tf.core.labels import NUM_EXPRESSIONS
     from affect_tf.data.label_graph import NUM_NODES, VA_NODES
-    from affect_tf.labels import NUM_EXPRESSIONS
-    from affect_tf.losses import ccc_loss, masked_binary_cross_entropy
+    from affect_tf.model.losses import ccc_loss, masked_binary_cross_entropy
 
     gcn = model.get_layer("gcn_heads")
     adjacency = np.asarray(gcn.adjacency)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from affect_tf.data.dataset import measure_priors
     from affect_tf.model import default as shipped
     from affect_tf.model.affect_model import inference_copy
-    from affect_tf.training import evaluate
+    from affect_tf.training.tfrecords import evaluate
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ What ``predict``, ``video`` and ``AffectRecognizer()`` read faces with by defaul
 OpenCV and NumPy alone start in under a second, where loading TensorFlow for the ``.keras``
 file takes seconds. fp32 (the same answers as the ``.keras`` file; fp16 is no faster on a CPU and
 int8 changes answers, ``docs/results.md``). Converted from the SavedModel of the ``.keras`` file
-(``affect_tf.tflite.convert``), then checked against it through the whole local reader
+(``affect_tf.export.tflite.convert``), then checked against it through the whole local reader
 (detector, NumPy alignment, model): FER+ Test read end to end by both (when FER+ is here),
 SynthAffect renders and the astronaut. The card gains a ``tflite`` entry (file, SHA-256, size,
 the agreement measured).
@@ -30,8 +30,8 @@ COLUMNS_VA = ("valence", "arousal")
 def _images(root: Path, limit: int | None) -> tuple[list, list, str]:
     """FER+ Test images and their majority labels, or SynthAffect renders (no labels)."""
     if (root / "FER2013Test" / "label.csv").is_file():
+        from affect_tf.core.labels import EXPRESSIONS
         from affect_tf.data import read_corpus
-        from affect_tf.labels import EXPRESSIONS
 
         samples = list(read_corpus("ferplus", root, "test"))[:limit]
         labels = [EXPRESSIONS[s.expression] if s.expression is not None else None for s in samples]
@@ -44,8 +44,8 @@ def _images(root: Path, limit: int | None) -> tuple[list, list, str]:
 
 def compare(keras_path: Path, tflite_path: Path, images: list, detector: str) -> dict:
     """Both models through ``AffectRecognizer.predict_images`` on the same images."""
+    from affect_tf.core.labels import AUS, EXPRESSIONS
     from affect_tf.inference import AffectRecognizer
-    from affect_tf.labels import AUS, EXPRESSIONS
 
     tables = {}
     for name, path in (("keras", keras_path), ("tflite", tflite_path)):
@@ -77,10 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from skimage import data as skdata
 
-    from affect_tf.export import default_serving_base
-    from affect_tf.layout import latest_version
+    from affect_tf.core.layout import latest_version
+    from affect_tf.export.saved_model import default_serving_base
+    from affect_tf.export.tflite import convert
     from affect_tf.model import default as shipped
-    from affect_tf.tflite import convert
 
     work = Path(args.work or tempfile.mkdtemp(prefix="affect-shipped-tflite-"))
     keras_path = shipped.default_model_path()

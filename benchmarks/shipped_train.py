@@ -3,7 +3,7 @@
 Why this exists beside ``affect-tf train``: the shipped model was trained on a GPU machine whose
 image has JAX but no TensorFlow (and no network), from the arrays ``benchmarks.shipped_data``
 packs. What is shared with the product is what decides the model: ``AffectModel`` built by
-``fitting.model_from_priors`` from a preset (the backbone, the heads, the in-model augmentation,
+``training.fit.model_from_priors`` from a preset (the backbone, the heads, the in-model augmentation,
 the masked multi-task loss, soft labels) and the inputs made by the product's own alignment.
 What differs is the feed: in-memory arrays mixed by weight, as ``--data X:W`` mixes corpora,
 instead of tf.data; a per-epoch cosine learning rate whose length fits a time budget.
@@ -134,7 +134,7 @@ def fer_targets(expression: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def priors_of(targets: dict[str, np.ndarray]):
-    """``LabelPriors`` from packed targets (what ``fitting.model_from_priors`` reads)."""
+    """``LabelPriors`` from packed targets (what ``training.fit.model_from_priors`` reads)."""
     from affect_tf.data import examples as ex
     from affect_tf.data.dataset import LabelPriors
 
@@ -188,8 +188,8 @@ def train_one(arm: str, seed: int, args: argparse.Namespace) -> dict:
     _without_tensorflow()
     import keras
 
-    from affect_tf.fitting import model_from_priors
     from affect_tf.model.config import get_preset
+    from affect_tf.training.fit import model_from_priors
 
     start = time.time()
     overrides, synth_weight = ARMS[arm]

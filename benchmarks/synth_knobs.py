@@ -34,8 +34,8 @@ import numpy as np
 
 from affect_tf.data.synth import SynthConfig
 from affect_tf.model import get_preset
-from affect_tf.pretrain import WEIGHTS_FILE, pretrain
-from affect_tf.pretrain_budget import get_budget
+from affect_tf.training.pretrain import WEIGHTS_FILE, pretrain
+from affect_tf.training.pretrain_budget import get_budget
 from benchmarks.common import write_section
 from benchmarks.pretrained import render_speed, run, subset
 from benchmarks.real_corpora import cell, corpus, mean_std

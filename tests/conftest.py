@@ -159,8 +159,8 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def exported(tiny_model, tmp_path_factory):
     """``tiny_model`` exported as TF Serving version 1 (SavedModel + .keras) and TFLite fp32."""
-    from affect_tf import tflite
-    from affect_tf.export import export_saved_model
+    from affect_tf.export import tflite
+    from affect_tf.export.saved_model import export_saved_model
 
     base = tmp_path_factory.mktemp("serving") / "affect"
     version = export_saved_model(tiny_model, export_dir=base / "1")

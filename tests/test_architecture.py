@@ -5,57 +5,33 @@ in a cycle, and ``pipelines/`` only wires the graph (imports ``affect_tf.pipelin
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Bottom to top. A unit is a package (``affect_tf.data``) or a top-level module.
-LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "base",
-        (
-            "affect_tf._env",
-            "affect_tf.errors",
-            "affect_tf.files",
-            "affect_tf.labels",
-            "affect_tf.layout",
-            "affect_tf.outputs",
-            "affect_tf.presets",
-            "affect_tf.face",
-        ),
-    ),
-    ("data", ("affect_tf.data",)),
-    (
-        "model",
-        (
-            "affect_tf.losses",
-            "affect_tf.metrics",
-            "affect_tf.report",
-            "affect_tf.smoothing",
-            "affect_tf.callbacks",
-            "affect_tf.model",
-        ),
-    ),
-    (
-        "training",
-        (
-            "affect_tf.distribute",
-            "affect_tf.fitting",
-            "affect_tf.training",
-            "affect_tf.pretrain",
-            "affect_tf.pretrain_budget",
-            "affect_tf.gan",
-            "affect_tf.ablation",
-            "affect_tf.ablation_report",
-        ),
-    ),
-    ("export", ("affect_tf.export", "affect_tf.tflite", "affect_tf.explain")),
-    ("inference and serving", ("affect_tf.inference", "affect_tf.serving", "affect_tf.visualize")),
-    ("pipeline", ("affect_tf.pipeline",)),
-    ("top", ("affect_tf.cli", "affect_tf")),
-)
+
+
+def read_layers(doc: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The folder -> layer table of ``docs/architecture.md`` (its ``| # | layer | folders |``
+    rows, bottom to top): the doc is the one place the layers are written. ``affect_tf``
+    stands for the package's own ``__init__`` (the folder ``""``)."""
+    layers = []
+    for line in doc.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].isdigit():
+            assert int(cells[0]) == len(layers), f"Expected layer {len(layers)}. Received: {line}"
+            folders = re.findall(r"`([\w.]+)`", cells[2].split("(")[0])
+            layers.append((cells[1], tuple("" if f == "affect_tf" else f for f in folders)))
+    return tuple(layers)
+
+
+# Bottom to top: the layer of a module is its folder (``affect_tf/<folder>/``); nothing but
+# ``__init__`` and ``__main__`` lives at ``affect_tf/``'s root.
+LAYERS = read_layers(ROOT / "docs" / "architecture.md")
+ROOT_FILES = {"__init__.py", "__main__.py"}
 
 
 def _modules() -> dict[str, Path]:
@@ -74,12 +50,32 @@ def unit_of(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
+def folder_of(module: str) -> str:
+    """``affect_tf.data.synth.face`` -> ``data``; ``affect_tf`` -> ``""`` (the package root)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
 def layer_of(module: str) -> int:
-    unit = unit_of(module)
-    for index, (_, units) in enumerate(LAYERS):
-        if unit in units:
+    folder = folder_of(module)
+    for index, (_, folders) in enumerate(LAYERS):
+        if folder in folders:
             return index
-    raise AssertionError(f"Expected every unit in a layer of LAYERS. Received: {unit}")
+    raise AssertionError(f"Expected every folder in a layer of LAYERS. Received: {folder!r}")
+
+
+def test_only_the_package_files_sit_at_the_root():
+    """Every module lives in its layer's folder: the root holds ``__init__`` / ``__main__``."""
+    loose = sorted(p.name for p in (ROOT / "affect_tf").glob("*.py") if p.name not in ROOT_FILES)
+    assert not loose, f"Expected modules inside a layer folder. Received: {loose}"
+
+
+def test_every_folder_says_what_it_holds():
+    """Each layer folder's ``__init__`` opens with a one-line docstring (its role)."""
+    for folder in sorted({f for _, fs in LAYERS for f in fs if f}):
+        init = ROOT / "affect_tf" / folder / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text())) if init.is_file() else None
+        assert doc and doc.splitlines()[0].endswith("."), f"{init}: no one-line docstring"
 
 
 def imports(path: Path, module: str) -> set[str]:
@@ -104,6 +100,15 @@ def imports(path: Path, module: str) -> set[str]:
 
 
 EDGES = {m: imports(p, m) for m, p in MODULES.items()}
+
+
+def test_the_layer_table_is_read():
+    """The doc's table is parsed as written: bottom ``core``, top ``cli`` and the package."""
+    assert LAYERS[0] == ("core", ("core",))
+    assert LAYERS[-1] == ("top", ("cli", ""))
+    assert ("training", ("training", "gan")) in LAYERS
+    folders = {p.name for p in (ROOT / "affect_tf").iterdir() if (p / "__init__.py").is_file()}
+    assert folders == {f for _, fs in LAYERS for f in fs if f}
 
 
 def test_every_unit_has_a_layer():

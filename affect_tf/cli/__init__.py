@@ -1,4 +1,4 @@
-"""The ``affect-tf`` command line: synth, convert, pretrain, train, evaluate, predict, serve, ...
+"""The ``affect-tf`` command line: synth, convert, pretrain, train, evaluate, predict, serve.
 
 One module per command group (``data``, ``pretrain``, ``train``, ``ablate``, ``infer``, ``gan``,
 ``demo``),
@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from affect_tf import _env  # noqa: F401  (quiet TensorFlow logs before TF is imported)
 from affect_tf.cli import ablate, data, demo, gan, infer, pretrain, train
 from affect_tf.cli.errors import USER_ERRORS, UsageError, report
 from affect_tf.cli.output import show_library_logs
+from affect_tf.core import _env  # noqa: F401  (quiet TensorFlow logs before TF is imported)
 
 __all__ = ["UsageError", "build_parser", "main"]
 

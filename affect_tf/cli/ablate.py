@@ -10,8 +10,8 @@ from affect_tf.cli.train import training_corpora, training_files
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    from affect_tf.ablation import BUDGETS, TrainingData, run_studies, study_names
     from affect_tf.model import get_preset
+    from affect_tf.training.ablation import BUDGETS, TrainingData, run_studies, study_names
 
     studies = study_names(args.study)
     if args.budget not in BUDGETS:  # argparse's choices say so first; kept for library callers
@@ -39,8 +39,8 @@ def _ablate(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Adds ``ablate``."""
-    from affect_tf.ablation import BUDGETS, STUDIES
     from affect_tf.model.config import PRESETS
+    from affect_tf.training.ablation import BUDGETS, STUDIES
 
     p = sub.add_parser(
         "ablate",

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from affect_tf.cli.errors import UsageError
-from affect_tf.files import replaced_atomically
+from affect_tf.core.files import replaced_atomically
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -19,7 +19,7 @@ def _demo(args: argparse.Namespace) -> int:
     from affect_tf.data.convert import convert_corpus
     from affect_tf.data.synth import SynthConfig, write_corpus, write_expression_grid
     from affect_tf.model import get_preset
-    from affect_tf.training import evaluate, train
+    from affect_tf.training.tfrecords import evaluate, train
 
     out = Path(args.out)
     timings: dict[str, float] = {}
@@ -77,7 +77,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _write_summary(out: Path, results: dict, metrics: dict, smoothed: dict, timings: dict, grid):
     """Prints the demo's summary and artifacts; writes ``OUT/summary.json``."""
-    from affect_tf.report import format_report
+    from affect_tf.evaluation.report import format_report
 
     stats = results["train"].stats.to_dict()
     print("summary")

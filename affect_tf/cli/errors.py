@@ -6,7 +6,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-from affect_tf.errors import UserError
+from affect_tf.core.errors import UserError
 
 
 class UsageError(Exception):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from affect_tf.cli.errors import UsageError
 from affect_tf.cli.train import training_files
-from affect_tf.labels import EXPRESSIONS
+from affect_tf.core.labels import EXPRESSIONS
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -101,8 +101,8 @@ def _sample(args: argparse.Namespace) -> int:
         f"{out}; grid: {grid}"
     )
     if len(expressions) == 1:
+        from affect_tf.core.labels import AUS
         from affect_tf.gan.conditions import AU_SLICE, VA_SLICE
-        from affect_tf.labels import AUS
 
         active = [f"{a}={v:.2f}" for a, v in zip(AUS, first[AU_SLICE], strict=True) if v >= 0.05]
         va = first[VA_SLICE]

@@ -10,7 +10,7 @@ from pathlib import Path
 from affect_tf.cli.errors import UsageError
 from affect_tf.cli.flags import add_detector_flag, detector_of
 from affect_tf.cli.output import print_table
-from affect_tf.files import replaced_atomically
+from affect_tf.core.files import replaced_atomically
 
 
 def default_model() -> str:
@@ -69,7 +69,7 @@ def _predict(args: argparse.Namespace) -> int:
             partial.write_text(json.dumps(body, indent=1))
     if args.overlay:
         _write_overlays(table, target, Path(args.overlay), args.au_threshold)
-    from affect_tf import outputs as tg
+    from affect_tf.core import outputs as tg
 
     # The AUs at or above --au-threshold, as a person reads them (the CSV/JSON keep each one).
     shown = table.assign(
@@ -94,7 +94,7 @@ def _write_overlays(table, target: Path, out_dir: Path, au_threshold: float) -> 
     ``clip1/00000.jpg`` and ``clip2/00000.jpg`` must not overwrite each other), its extension
     kept (``same.jpg`` and ``same.png`` neither)."""
     from affect_tf.inference import read_image
-    from affect_tf.visualize import overlay_image, overlay_paths, write_jpeg
+    from affect_tf.inference.visualize import overlay_image, overlay_paths, write_jpeg
 
     groups = dict(list(table.groupby("source", sort=False)))
     paths = overlay_paths(list(groups), target if target.is_dir() else None, out_dir)
@@ -112,8 +112,8 @@ def _live_window(au_threshold: float):
 
     import cv2
 
-    from affect_tf import outputs as tg
-    from affect_tf.visualize import draw_face
+    from affect_tf.core import outputs as tg
+    from affect_tf.inference.visualize import draw_face
 
     # OpenCV's build information has a "GUI: <backend>" line; the headless wheel says NONE.
     backends = [
@@ -175,11 +175,11 @@ def _video(args: argparse.Namespace) -> int:
         f"smoothing {a['smooth'] or 'off'} -> {out}"
     )
     if args.plot:
-        from affect_tf.visualize import plot_va
+        from affect_tf.inference.visualize import plot_va
 
         print(f"VA plot -> {plot_va(table, args.plot)}")
     if args.overlay:
-        from affect_tf.visualize import write_overlay_video
+        from affect_tf.inference.visualize import write_overlay_video
 
         written = write_overlay_video(args.input, table, args.overlay, args.au_threshold)
         print(f"overlay video -> {written}")
@@ -196,9 +196,9 @@ def _video(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     import affect_tf
-    from affect_tf.explain import explain, plot_explanation
+    from affect_tf.core.layout import KERAS_FILE
     from affect_tf.inference import AffectRecognizer, InferenceError, read_image, resolve_model
-    from affect_tf.layout import KERAS_FILE
+    from affect_tf.inference.explain import explain, plot_explanation
 
     try:
         kind, path = resolve_model(args.model or default_model())
@@ -235,7 +235,7 @@ def _serve(args: argparse.Namespace) -> int:
     from affect_tf.cli.serve import options_from_args, run_server
 
     if not args.model_base_path and not args.model_config_file:
-        from affect_tf.export import default_serving_base
+        from affect_tf.export.saved_model import default_serving_base
 
         print("serving the shipped model (exported once as a SavedModel; --model_base_path "
               "serves another)", flush=True)  # fmt: skip

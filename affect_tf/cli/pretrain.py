@@ -10,7 +10,7 @@ from affect_tf.cli.flags import add_synth_nuisance_flags, synth_nuisances
 
 
 def _budget(args: argparse.Namespace):
-    from affect_tf.pretrain_budget import get_budget
+    from affect_tf.training.pretrain_budget import get_budget
 
     overrides = synth_nuisances(args)
     for name in ("epochs", "steps_per_epoch", "frames_per_video", "test_n", "val_n"):
@@ -25,7 +25,7 @@ def _budget(args: argparse.Namespace):
 def _pretrain(args: argparse.Namespace) -> int:
     from affect_tf.model import get_preset
     from affect_tf.model.shipped import card_path
-    from affect_tf.pretrain import WEIGHTS_FILE, pretrain
+    from affect_tf.training.pretrain import WEIGHTS_FILE, pretrain
 
     budget = _budget(args)
     try:
@@ -66,7 +66,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Adds ``pretrain``."""
-    from affect_tf.pretrain_budget import BUDGETS
+    from affect_tf.training.pretrain_budget import BUDGETS
 
     p = sub.add_parser(
         "pretrain", help="pretrain a preset's backbone on SynthAffect rendered on the fly"

@@ -12,7 +12,7 @@ from pathlib import Path
 import affect_tf
 from affect_tf.cli.errors import UsageError, as_usage_error
 from affect_tf.cli.workers import DIGEST_ENV
-from affect_tf.files import replaced_atomically
+from affect_tf.core.files import replaced_atomically
 
 
 def training_files(data: str, out: Path) -> list[str]:
@@ -46,7 +46,7 @@ def training_corpora(data: list[str], out: Path) -> tuple[list[list[str]], list[
 def _cluster(args: argparse.Namespace):
     """The multi-worker strategy when ``TF_CONFIG`` names a cluster (built first: collective
     ops must be configured before any other TensorFlow op of the process), else None."""
-    from affect_tf import distribute
+    from affect_tf.training import distribute
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(
@@ -71,11 +71,11 @@ def _cluster(args: argparse.Namespace):
 
 def _train(args: argparse.Namespace) -> int:
     strategy = _cluster(args)
-    from affect_tf import distribute
+    from affect_tf.evaluation.report import format_report
     from affect_tf.model import get_preset
     from affect_tf.model.shipped import SYNTHAFFECT, find_shipped
-    from affect_tf.report import format_report
-    from affect_tf.training import train
+    from affect_tf.training import distribute
+    from affect_tf.training.tfrecords import train
 
     overrides = {}
     if args.heads:
@@ -165,7 +165,7 @@ def _peer_lost(error: Exception, strategy, out: Path) -> bool:
     import tensorflow as tf
 
     from affect_tf.cli.workers import resume_hint
-    from affect_tf.distribute import cluster_of
+    from affect_tf.training.distribute import cluster_of
 
     if not isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError)):
         return False
@@ -182,9 +182,9 @@ def _peer_lost(error: Exception, strategy, out: Path) -> bool:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from affect_tf.report import format_report, gate
-    from affect_tf.smoothing import parse_smooth
-    from affect_tf.training import evaluate, load_au_thresholds
+    from affect_tf.evaluation.report import format_report, gate
+    from affect_tf.evaluation.smoothing import parse_smooth
+    from affect_tf.training.tfrecords import evaluate, load_au_thresholds
 
     from_model = args.au_thresholds == "model"
     try:
@@ -215,8 +215,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict_examples(args: argparse.Namespace) -> int:
-    from affect_tf.smoothing import parse_smooth
-    from affect_tf.training import predict_table
+    from affect_tf.evaluation.smoothing import parse_smooth
+    from affect_tf.training.tfrecords import predict_table
 
     try:
         parse_smooth(args.smooth)
@@ -234,8 +234,8 @@ def _predict_examples(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from affect_tf.export import export_saved_model
-    from affect_tf.layout import SIGNATURES, next_version
+    from affect_tf.core.layout import SIGNATURES, next_version
+    from affect_tf.export.saved_model import export_saved_model
 
     model = affect_tf.load_model(args.model)  # a .keras file or a training folder
     out = Path(args.out)

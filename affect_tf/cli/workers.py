@@ -63,7 +63,7 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def resume_hint(out: Path) -> str:
     """Where a stopped run can resume from (the chief's ``state.json``, ``ResumeState``'s)."""
-    from affect_tf.callbacks import STATE_FILE
+    from affect_tf.training.callbacks import STATE_FILE
 
     state = out / STATE_FILE
     try:
@@ -110,7 +110,7 @@ def launch(n: int, argv: list[str], out: Path) -> int:
         argv: The ``affect-tf train`` arguments (``--workers`` is removed).
         out: The run's folder (for the resume hint).
     """
-    from affect_tf.distribute import local_tf_configs
+    from affect_tf.training.distribute import local_tf_configs
 
     ports = free_ports(n)
     logs = Path(tempfile.mkdtemp(prefix="affect-workers-"))

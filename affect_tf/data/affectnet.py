@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affect_tf.core.labels import AFFECTNET_DROPPED, AFFECTNET_TO_ABAW, AFFECTNET_VA_NOT_ANNOTATED
 from affect_tf.data.corpus import (
     CorpusError,
     Sample,
@@ -24,7 +25,6 @@ from affect_tf.data.corpus import (
     require_dir,
     va_in_range,
 )
-from affect_tf.labels import AFFECTNET_DROPPED, AFFECTNET_TO_ABAW, AFFECTNET_VA_NOT_ANNOTATED
 
 SPLIT_FILES = {"train": "training.csv", "validation": "validation.csv"}
 IMAGE_DIRS = ("Manually_Annotated_Images", "Automatically_Annotated_Images", "")

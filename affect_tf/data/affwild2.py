@@ -21,8 +21,7 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-from affect_tf.data.corpus import CorpusError, Sample, SkipReport, require_dir, va_in_range
-from affect_tf.labels import (
+from affect_tf.core.labels import (
     AFFWILD2_AU_INVALID,
     AFFWILD2_EXPR_INVALID,
     AFFWILD2_VA_INVALID,
@@ -31,6 +30,7 @@ from affect_tf.labels import (
     NUM_AUS,
     NUM_EXPRESSIONS,
 )
+from affect_tf.data.corpus import CorpusError, Sample, SkipReport, require_dir, va_in_range
 
 TASK_DIRS = {
     "va": "VA_Estimation_Challenge",

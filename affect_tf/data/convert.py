@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from affect_tf.core.files import replaced_atomically
 from affect_tf.data.corpus import Sample, SkipReport
 from affect_tf.data.coverage import ConvertResult, LabelStats
 from affect_tf.data.examples import FaceRecord, LabelError, serialize_example
 from affect_tf.data.images import ImageDecodeError, decode_rgb
 from affect_tf.face.registry import DEFAULT_DETECTOR, check_detector
-from affect_tf.files import replaced_atomically
 
 # Encodings TensorFlow's decode_image reads into a single (H, W, C) uint8 frame; anything
 # else (WebP, TIFF, GIF, 16-bit or CMYK) is re-encoded as PNG so the Transform graph can read it.

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_tf.errors import UserError
-from affect_tf.labels import VA_RANGE, FaceLabels
+from affect_tf.core.errors import UserError
+from affect_tf.core.labels import VA_RANGE, FaceLabels
 
 
 class CorpusError(UserError):

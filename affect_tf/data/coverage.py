@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from affect_tf.core.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
 from affect_tf.data.corpus import SkipReport
 from affect_tf.data.examples import FaceRecord
-from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS
 
 
 @dataclasses.dataclass

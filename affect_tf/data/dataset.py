@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from affect_tf.core.files import is_input_file
+from affect_tf.core.labels import NUM_AUS, NUM_EXPRESSIONS
 from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
 from affect_tf.data.label_graph import (
@@ -26,8 +28,6 @@ from affect_tf.data.label_graph import (
     pair_stats,
 )
 from affect_tf.data.preprocess import preprocess_face
-from affect_tf.files import is_input_file
-from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Label-only parsing: no image bytes, so a statistics pass over a corpus is fast.

@@ -17,8 +17,8 @@ from typing import Final
 import numpy as np
 import tensorflow as tf
 
-from affect_tf.errors import UserError
-from affect_tf.labels import (
+from affect_tf.core.errors import UserError
+from affect_tf.core.labels import (
     MAX_FRAME,
     NUM_AUS,
     NUM_EXPRESSIONS,

@@ -19,8 +19,8 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
+from affect_tf.core.labels import FERPLUS_TO_ABAW, FERPLUS_VOTES, unique_top
 from affect_tf.data.corpus import CorpusError, Sample, SkipReport, require_dir
-from affect_tf.labels import FERPLUS_TO_ABAW, FERPLUS_VOTES, unique_top
 
 SPLIT_DIRS = {"train": "FER2013Train", "validation": "FER2013Valid", "test": "FER2013Test"}
 LABEL_FILE = "label.csv"

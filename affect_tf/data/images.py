@@ -14,7 +14,7 @@ import io
 
 import numpy as np
 
-from affect_tf.errors import UserError
+from affect_tf.core.errors import UserError
 
 # Pillow refuses images over ~179 MP itself (DecompressionBombError); ours is lower and checked
 # before decoding: 100 MP is a 10000 x 10000 photo (300 MB of RGB).

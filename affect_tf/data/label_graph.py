@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from affect_tf.labels import AUS, EXPRESSIONS, NUM_EXPRESSIONS
+from affect_tf.core.labels import AUS, EXPRESSIONS, NUM_EXPRESSIONS
 
 LABEL_NODES: tuple[str, ...] = (*EXPRESSIONS, "valence", "arousal", *AUS)
 NUM_NODES = len(LABEL_NODES)

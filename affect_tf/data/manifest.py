@@ -29,6 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from affect_tf.core.labels import (
+    AUS,
+    MAX_FRAME,
+    au_index,
+    check_expression_dist,
+    expression_index,
+    unique_top,
+)
 from affect_tf.data.corpus import (
     CorpusError,
     Sample,
@@ -37,14 +45,6 @@ from affect_tf.data.corpus import (
     parse_va,
     require_dir,
     va_in_range,
-)
-from affect_tf.labels import (
-    AUS,
-    MAX_FRAME,
-    au_index,
-    check_expression_dist,
-    expression_index,
-    unique_top,
 )
 
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")

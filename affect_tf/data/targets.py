@@ -15,12 +15,11 @@ from typing import Final
 
 from keras import ops
 
-from affect_tf.data import examples as ex
-from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
+from affect_tf.core.labels import NUM_AUS, NUM_EXPRESSIONS
 
-# The serving outputs live below ``data`` (``affect_tf.outputs``) so the TensorFlow-free
+# The serving outputs live below ``data`` (``affect_tf.core.outputs``) so the TensorFlow-free
 # inference path reads them without importing Keras; re-exported here for the training code.
-from affect_tf.outputs import (  # noqa: F401
+from affect_tf.core.outputs import (  # noqa: F401
     AROUSAL,
     AU_PROBS,
     EXPRESSION_PROBS,
@@ -31,6 +30,7 @@ from affect_tf.outputs import (  # noqa: F401
     empty_serving_outputs,
     outputs_frame,
 )
+from affect_tf.data import examples as ex
 
 # Model output names (the one source of truth; serving signatures reuse them).
 VA: Final[str] = "va"

@@ -1,10 +1,11 @@
-"""Faces: detection (BlazeFace + face mesh, MTCNN; ``make_detector``) and pure-TF landmark
-alignment.
+"""Faces: detection (BlazeFace + face mesh, MTCNN) and landmark alignment.
 
-The names load lazily: the CLI builds its ``--detector`` flag from the registry without
-loading TensorFlow, which ``align`` needs. (``affect_tf.presets.lazy_attributes`` does this for
-the packages above; ``face`` sits below ``presets`` and imports only ``labels`` and ``_env``, so
-it has its own three-line hook.)
+Modules: ``detect`` (``Detection``, the detector interface), ``registry`` (detectors by name),
+``blazeface`` and ``ssd`` (BlazeFace + face mesh through LiteRT), ``mtcnn``, ``whole`` (the
+whole image as the face), ``align`` (similarity alignment in TensorFlow ops) and ``warp`` (the
+same steps in NumPy/OpenCV). The names load lazily: the CLI builds its ``--detector`` flag
+from the registry without loading TensorFlow, which ``align`` needs. It imports nothing else of
+the package (not even ``core.presets.lazy_attributes``), so it has its own three-line hook.
 """
 
 import importlib

@@ -7,7 +7,7 @@ checkpoints it; ``load_gan`` and ``generate`` sample faces for expression / AU /
 
 from __future__ import annotations
 
-from affect_tf.presets import lazy_attributes
+from affect_tf.core.presets import lazy_attributes
 
 _LAZY = {
     "GANConfig": "affect_tf.gan.config",

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS, VA_RANGE
+from affect_tf.core.labels import AUS, EXPRESSIONS, NUM_AUS, NUM_EXPRESSIONS, VA_RANGE
 
 CONDITION_DIM = NUM_EXPRESSIONS + NUM_AUS + 2
 EXPR_SLICE = slice(0, NUM_EXPRESSIONS)

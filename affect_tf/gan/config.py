@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from affect_tf.core.presets import FrozenConfig, get_from
 from affect_tf.model.config import PRESETS as AFFECT_PRESETS
 from affect_tf.model.config import AffectConfig
-from affect_tf.presets import FrozenConfig, get_from
 
 
 @dataclasses.dataclass(frozen=True)

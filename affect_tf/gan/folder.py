@@ -21,8 +21,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from affect_tf.errors import UserError
-from affect_tf.files import replaced_atomically
+from affect_tf.core.errors import UserError
+from affect_tf.core.files import replaced_atomically
 from affect_tf.gan.conditions import ConditionPriors
 from affect_tf.gan.config import GANConfig
 from affect_tf.gan.model import AffectGAN

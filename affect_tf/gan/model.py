@@ -4,9 +4,9 @@ One step (Kollias et al.'s set-up, hinge loss + lazy R1 for stability at CPU-siz
 
 - **Discriminator**: hinge adversarial loss on a batch of real faces and as many generated
   ones (one forward pass over both, so batch normalisation sees one mixed batch), plus the
-  composite affect loss (CCC + CE + BCE, ``affect_tf.losses.affect_loss``) of the *labelled* real
-  faces — unlabelled real faces carry all-zero masks and so only enter the adversarial term
-  (semi-supervised) — plus the R1 penalty every ``r1_every`` steps.
+  composite affect loss (CCC + CE + BCE, ``affect_tf.model.losses.affect_loss``) of the
+  *labelled* real faces — unlabelled real faces carry all-zero masks and so only enter the
+  adversarial term (semi-supervised) — plus the R1 penalty every ``r1_every`` steps.
 - **Generator**: the non-saturating hinge term ``-D(G(z, c))`` plus the affect loss of what the
   discriminator reads on ``G(z, c)`` against the condition ``c``: the generator must draw faces
   the recognizer sees as the asked-for expression, AUs and VA.
@@ -25,7 +25,7 @@ from affect_tf.data import targets as tg
 from affect_tf.gan.conditions import CONDITION_DIM, EXPR_SLICE, condition_targets
 from affect_tf.gan.config import GANConfig
 from affect_tf.gan.networks import CONDITION, NOISE, AffectDiscriminator, real_fake_logits
-from affect_tf.losses import affect_loss
+from affect_tf.model.losses import affect_loss
 
 LOSS_NAMES = (
     "d_loss",

@@ -9,11 +9,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from affect_tf.core.labels import EXPRESSIONS
 from affect_tf.gan.conditions import CONDITION_DIM, ConditionPriors
 from affect_tf.gan.folder import load_gan
 from affect_tf.gan.model import check_condition_width
 from affect_tf.gan.networks import CONDITION, NOISE
-from affect_tf.labels import EXPRESSIONS
 
 
 def generate(

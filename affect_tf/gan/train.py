@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from affect_tf.core.labels import AUS
 from affect_tf.data import targets as tg
 from affect_tf.data.dataset import LabelPriors, label_batches, make_dataset
 from affect_tf.gan.conditions import ConditionPriors
@@ -35,7 +36,6 @@ from affect_tf.gan.folder import (
 from affect_tf.gan.model import LOSS_NAMES, AffectGAN
 from affect_tf.gan.networks import AffectDiscriminator, build_generator
 from affect_tf.gan.sampling import expression_grid, write_png
-from affect_tf.labels import AUS
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +310,6 @@ def _finish(
     write_png(expression_grid(gan.generator, priors, seed=0), out / "samples.png")
     (out / "history.json").write_text(json.dumps(history, indent=2))
     if history:
-        from affect_tf.callbacks import plot_history
+        from affect_tf.training.callbacks import plot_history
 
         plot_history(history, out / "training_curves.png")

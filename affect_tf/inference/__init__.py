@@ -8,7 +8,8 @@ newest version), a ``.keras`` file or a TFLite file.
 >>> video = rec.predict_video("clip.mp4", smooth="mean:15")  # one row per frame
 
 Modules: ``backends`` (the three model kinds), ``images`` (image inputs), ``recognizer``,
-``video`` (main-face tracking and smoothing), ``abaw`` (ABAW output files), ``errors``, ``clock``.
+``video`` (main-face tracking and smoothing), ``abaw`` (ABAW output files), ``errors``, ``clock``;
+``explain`` (saliency / Grad-CAM++ maps) and ``visualize`` (overlays, VA plots), imported on use.
 """
 
 from affect_tf.inference.abaw import fill_frames, write_abaw

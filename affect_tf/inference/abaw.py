@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affect_tf import outputs as tg
-from affect_tf.labels import AUS, EXPRESSIONS
+from affect_tf.core import outputs as tg
+from affect_tf.core.labels import AUS, EXPRESSIONS
 
 
 def fill_frames(table: pd.DataFrame, columns: Sequence[str], frames: int) -> np.ndarray:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from affect_tf.core.layout import KERAS_FILE, SERVING_ALIGNED, latest_version
 from affect_tf.inference.errors import InferenceError
-from affect_tf.layout import KERAS_FILE, SERVING_ALIGNED, latest_version
 from affect_tf.model.config import AffectConfig
 
 # AffectConfig's default margin (every preset's); used when a TFLite file is all there is.
@@ -58,7 +58,7 @@ class _KerasBackend:
         self.margin = float(model.affect_config.margin)
 
     def __call__(self, faces: np.ndarray) -> dict[str, np.ndarray]:
-        from affect_tf.export import serving_outputs
+        from affect_tf.export.saved_model import serving_outputs
 
         out = serving_outputs(self.model.predict_on_batch(faces))
         return {k: np.asarray(v) for k, v in out.items()}
@@ -92,7 +92,7 @@ class _SavedModelBackend:
 
 class _TFLiteBackend:
     def __init__(self, path: Path, margin: float) -> None:
-        from affect_tf.tflite import Runner
+        from affect_tf.export.tflite import Runner
 
         self._runner = Runner(path)
         self.image_size = self._runner.image_size

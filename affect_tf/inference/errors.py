@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from affect_tf.errors import UserError
+from affect_tf.core.errors import UserError
 
 
 class InferenceError(UserError):

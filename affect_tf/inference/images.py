@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from affect_tf.core.files import is_input_file
 from affect_tf.data.images import MAX_IMAGE_PIXELS, ImageDecodeError, decode_rgb
-from affect_tf.files import is_input_file
 from affect_tf.inference.errors import InferenceError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")

@@ -3,7 +3,7 @@
 Faces are found with the face detector and aligned as in training (``affect_tf.face.warp``,
 the NumPy copy of the Transform graph's alignment), batched, and read by the model backend
 (``affect_tf.inference.backends``); results come back as a pandas DataFrame whose columns are
-named by ``affect_tf.labels``.
+named by ``affect_tf.core.labels``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affect_tf import outputs as tg
+from affect_tf.core import outputs as tg
 from affect_tf.face.detect import no_face_reason, too_thin
 from affect_tf.face.warp import align_face
 from affect_tf.inference.backends import _KerasBackend, load_backend

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affect_tf import outputs as tg
+from affect_tf.core import outputs as tg
 from affect_tf.data.images import MAX_IMAGE_PIXELS
+from affect_tf.evaluation.smoothing import parse_smooth, smooth_by_video
 from affect_tf.face.detect import Detection, box_iou
 from affect_tf.inference.clock import StageClock
 from affect_tf.inference.errors import InferenceError
-from affect_tf.smoothing import parse_smooth, smooth_by_video
 
 log = logging.getLogger(__name__)
 BOX_COLUMNS = ("x", "y", "w", "h")
@@ -228,8 +228,8 @@ def predict_video(
             stops the reading (the frames read so far make the table, as after Ctrl-C).
 
     Frames go through the model in chunks, then ``smooth`` (``"mean:15"``, ``"median:9"`` or
-    None) filters the sequence (``affect_tf.smoothing``; frames without a face are interpolated
-    over).
+    None) filters the sequence (``affect_tf.evaluation.smoothing``; frames without a face are
+    interpolated over).
 
     Returns:
         Columns ``frame``, ``time_s``, ``face_found``, ``x, y, w, h``, ``score``, then

@@ -6,7 +6,7 @@ registered), and ``model.predict(faces)`` returns ``{"expression": logits (N, 8)
 (N, 12), "va": (N, 2) in [-1, 1]}``. Input: aligned face crops ``(N, S, S, 3)``, RGB, float or
 uint8 in [0, 255] (``affect_tf.data.preprocess`` makes them from images and landmarks).
 
-Training uses the composite masked loss of ``affect_tf.losses.affect_loss`` (compile without a
+Training uses the composite masked loss of ``affect_tf.model.losses.affect_loss`` (compile without a
 ``loss``); per-task losses are logged as ``va_loss``, ``expression_loss``, ``au_loss``.
 """
 
@@ -20,13 +20,13 @@ from keras import layers, ops
 from keras.src.losses.loss import scale_loss_for_distribution
 
 from affect_tf.data import targets as tg
-from affect_tf.losses import affect_loss
-from affect_tf.metrics import training_metrics
+from affect_tf.evaluation.metrics import training_metrics
 from affect_tf.model.augment import build_augmenter
 from affect_tf.model.backbones import build_backbone
 from affect_tf.model.colour import Grayscale
 from affect_tf.model.config import PRESETS, AffectConfig
 from affect_tf.model.heads import GCNHeads, mlp_heads
+from affect_tf.model.losses import affect_loss
 from affect_tf.model.optim import BackboneScaledAdamW
 
 TASK_ORDER = (tg.VA, tg.EXPRESSION, tg.AU)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from affect_tf.presets import FrozenConfig, get_from
+from affect_tf.core.presets import FrozenConfig, get_from
 
 # The backbone names (``affect_tf.model.backbones.BACKBONES`` maps each to its builder). Kept
 # here, free of Keras, so that configuration and the CLI's argument parsing stay import-light.
@@ -17,7 +17,7 @@ BACKBONE_NAMES: tuple[str, ...] = (
 )
 # Backbones Keras Applications has ImageNet weights for (``weights="imagenet"``).
 IMAGENET_BACKBONES: tuple[str, ...] = ("efficientnet_b0", "mobilenet_v3_small")
-# How a pretrained backbone is trained (``affect_tf.fitting``).
+# How a pretrained backbone is trained (``affect_tf.training.fit``).
 SCHEDULES: tuple[str, ...] = ("scratch", "frozen", "finetune")
 # How the expression loss copes with class imbalance (``AffectModel.compute_loss``,
 # ``affect_tf.data.dataset.balance_expressions``).

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from affect_tf.errors import UserError
+from affect_tf.core.errors import UserError
 from affect_tf.model.shipped import file_sha256
 from affect_tf.model.shipped import read_card as _read_card
 

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from affect_tf.core.labels import NUM_AUS, NUM_EXPRESSIONS
 from affect_tf.data.label_graph import (
     AU_NODES,
     LABEL_NODES,
@@ -30,7 +31,6 @@ from affect_tf.data.label_graph import (
     VA_NODES,
     identity_adjacency,
 )
-from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS
 from affect_tf.model.config import HEAD_FEATURES
 
 

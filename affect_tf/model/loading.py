@@ -12,9 +12,9 @@ from pathlib import Path
 import keras
 
 import affect_tf.model.affect_model  # noqa: F401  (registers AffectModel, heads, metrics)
-from affect_tf.errors import UserError
+from affect_tf.core.errors import UserError
 
-# What a training run writes (``affect_tf.fitting``) and a folder argument resolves to.
+# What a training run writes (``affect_tf.training.fit``) and a folder argument resolves to.
 MODEL_FILE = "model.keras"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import keras
 
-from affect_tf.errors import UserError
+from affect_tf.core.errors import UserError
 from affect_tf.model.backbones import build_backbone
 from affect_tf.model.config import IMAGENET_BACKBONES
 from affect_tf.model.shipped import SYNTHAFFECT, check_card, find_shipped

@@ -16,7 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from affect_tf.errors import UserError
+from affect_tf.core.errors import UserError
 
 SYNTHAFFECT = "synthaffect"
 WEIGHTS_DIR = Path(__file__).parent / "weights"

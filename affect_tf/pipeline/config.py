@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from affect_tf.data import SPLITS
+from affect_tf.evaluation.report import DEFAULT_MIN_GAIN, THRESHOLD_TASK
+from affect_tf.export.tflite import VARIANTS as TFLITE_VARIANTS
 from affect_tf.face.registry import DEFAULT_DETECTOR, DETECTORS
 from affect_tf.model.config import PRESETS
 from affect_tf.model.shipped import SYNTHAFFECT, WeightsCardError, find_shipped, shipped
 from affect_tf.pipeline.settings import CONFIG_ENV, ConfigError, coerce, read_yaml
-from affect_tf.report import DEFAULT_MIN_GAIN, THRESHOLD_TASK
-from affect_tf.tflite import VARIANTS as TFLITE_VARIANTS
 
 ENV_PREFIX = "AFFECT_"
 CORPUS_FORMATS = ("synth", "manifest", "affectnet", "affwild2", "ferplus")

@@ -2,13 +2,13 @@
 
 A task the eval split does not label is *not measured*: its keys are absent from TFMA's output
 (the summary shows ``n/a``), ``p_mtl`` sums the measured tasks, and the blessing rule
-(``affect_tf.metrics.gate``: every measured task above its trivial baseline, plus any value
-thresholds the user set on measured tasks) is one metric, ``gate_failures``, that must be 0.
+(``affect_tf.evaluation.report.gate``: every measured task above its trivial baseline, plus any
+value thresholds the user set on measured tasks) is one metric, ``gate_failures``, that must be 0.
 
 
 ``AffectMetrics`` is a ``tfma.metrics.Metric`` whose Beam combiner accumulates the same
-sufficient statistics as ``affect-tf evaluate`` (``affect_tf.metrics.AffectEvaluator``: CCC
-moments, the expression confusion matrix, AU tp/fp/fn), merges them by addition across
+sufficient statistics as ``affect-tf evaluate`` (``affect_tf.evaluation.report.AffectEvaluator``:
+CCC moments, the expression confusion matrix, AU tp/fp/fn), merges them by addition across
 workers, and reports every key of the evaluation report: ``ccc_valence``, ``ccc_arousal``,
 ``va``, ``expr_f1``, ``expr_acc``, ``au_f1``, ``p_mtl``, ``n`` and per class / per AU F1
 (``expr_f1/<Name>``, ``au_f1/<AU>``). Labels and masks are read from the raw features of the
@@ -29,11 +29,11 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.proto import config_pb2
 
+from affect_tf.core.labels import AUS, EXPRESSIONS, NUM_AUS
+from affect_tf.core.layout import SERVING_EXAMPLES
 from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
-from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
-from affect_tf.layout import SERVING_EXAMPLES
-from affect_tf.report import (
+from affect_tf.evaluation.report import (
     DEFAULT_MIN_GAIN,
     REPORT_KEYS,
     TASK_SCORE,

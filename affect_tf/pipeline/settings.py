@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from affect_tf.errors import UserError
+from affect_tf.core.errors import UserError
 
 CONFIG_ENV = "AFFECT_CONFIG"
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from affect_tf.layout import KERAS_FILE
+from affect_tf.core.layout import KERAS_FILE
+from affect_tf.evaluation.report import format_report
+from affect_tf.export.tflite import VARIANTS
 from affect_tf.pipeline.config import PipelineConfig
-from affect_tf.report import format_report
-from affect_tf.tflite import VARIANTS
 
 _STATES = {
     0: "UNKNOWN",
@@ -123,12 +123,12 @@ def _metrics(evaluation_uri: str) -> tuple[dict, dict, dict]:
 
 
 def _reasons(evaluation_uri: str, config: PipelineConfig, by_slice: dict) -> list[str]:
-    """The failed checks as lines: the gate's own reasons (``affect_tf.metrics.gate`` on the
-    slice's report) and the change threshold against the latest blessed model."""
+    """The failed checks as lines: the gate's own reasons (``affect_tf.evaluation.report.gate`` on
+    the slice's report) and the change threshold against the latest blessed model."""
     import tensorflow_model_analysis as tfma
 
+    from affect_tf.evaluation.report import gate
     from affect_tf.pipeline.evaluation import GATE_FAILURES
-    from affect_tf.report import gate
 
     result = tfma.load_validation_result(evaluation_uri)
     reasons = []
@@ -161,7 +161,7 @@ def _reasons(evaluation_uri: str, config: PipelineConfig, by_slice: dict) -> lis
 
 def _evaluation(out: dict, evaluator: dict, config: PipelineConfig):
     """Fills the blessing, metrics, baseline and gate of ``out``; the ModelEvaluation or None."""
-    from affect_tf.report import gate
+    from affect_tf.evaluation.report import gate
 
     blessing, evaluation = evaluator.get("ModelBlessing"), evaluator.get("ModelEvaluation")
     if blessing is not None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from affect_tf.data import examples as ex
 from affect_tf.data.dataset import resolve_files, serialized_examples
-from affect_tf.tflite import export_variants
+from affect_tf.export.tflite import export_variants
 
 # The output artifact's MLMD type (Kubeflow v2 wants "<namespace>.<Name>").
 TFLITE_ARTIFACT_TYPE = "affect_tf.TFLiteModel"

@@ -11,7 +11,7 @@ TF Serving, TFMA and TFLite.
   for ``MultiWorkerMirroredStrategy`` with ``TF_CONFIG`` set by the cluster: the Vertex AI
   Trainer's worker pools, ``pipelines/affect.py``); only the chief writes the Model and the
   ModelRun.
-- Training is ``affect_tf.fitting.fit``, the same function as ``affect-tf train``: augmentation
+- Training is ``affect_tf.training.fit.fit``, the same function as ``affect-tf train``: augmentation
   inside the model, pretrained weights and schedules, class imbalance, early stopping on the
   measured tasks, seed, AU thresholds tuned on the hold-out, warm start from the latest Model
   (TFX ``base_model``, when ``warm_start`` is set).
@@ -28,7 +28,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from affect_tf import distribute
 from affect_tf.data import examples as ex
 from affect_tf.data.dataset import (
     LabelPriors,
@@ -40,10 +39,11 @@ from affect_tf.data.dataset import (
     transformed_stream,
 )
 from affect_tf.data.mixing import mix_streams, mixture_priors
-from affect_tf.export import export_saved_model
-from affect_tf.fitting import FitData, fit
+from affect_tf.export.saved_model import export_saved_model
 from affect_tf.model.config import AffectConfig, get_preset
 from affect_tf.pipeline.config import STRATEGIES
+from affect_tf.training import distribute
+from affect_tf.training.fit import FitData, fit
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _warm_start_file(base_model: str | None) -> str | None:
     """The ``.keras`` file inside TFX's ``base_model`` (the latest trained Model), if any."""
     if not base_model:
         return None
-    from affect_tf.layout import KERAS_FILE
+    from affect_tf.core.layout import KERAS_FILE
 
     for candidate in (
         Path(base_model) / KERAS_FILE,
@@ -176,7 +176,7 @@ def _datasets(config: AffectConfig, fn_args, custom: dict, tft_layer, raw_spec, 
 
 
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point (``fn_args``: ``tfx.components.FnArgs``): ``fitting.fit`` on the
+    """TFX Trainer entry point (``fn_args``: ``tfx.components.FnArgs``): ``training.fit.fit`` on the
     Transform graph's output, then the SavedModel for TF Serving, TFMA and TFLite."""
     import tensorflow_transform as tft
 

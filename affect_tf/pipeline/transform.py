@@ -16,11 +16,11 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from affect_tf.core.labels import NUM_AUS, NUM_EXPRESSIONS, VA_RANGE
 from affect_tf.data import examples as ex
 from affect_tf.data.dataset import LabelPriors
 from affect_tf.data.label_graph import label_vectors, pair_stats
 from affect_tf.data.preprocess import FaceAligner
-from affect_tf.labels import NUM_AUS, NUM_EXPRESSIONS, VA_RANGE
 
 PASSTHROUGH = (*ex.LABEL_KEYS, ex.VIDEO_ID, ex.FRAME, ex.SOURCE)
 

@@ -116,7 +116,7 @@ class AffectClient:
             landmarks: Optional 5-point landmarks per image in pixels; then the server aligns
                 (``serving_landmarks``), else each image is taken as the face crop.
         """
-        from affect_tf.outputs import outputs_frame
+        from affect_tf.core.outputs import outputs_frame
 
         if isinstance(images, (str, Path, bytes)):
             images = [images]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grpc
 
-from affect_tf.layout import numeric_versions
+from affect_tf.core.layout import numeric_versions
 from affect_tf.serving.batching import BatchingParameters
 from affect_tf.serving.errors import ServingError, invalid
 from affect_tf.serving.model_config import wanted_versions

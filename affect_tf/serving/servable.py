@@ -8,8 +8,8 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from affect_tf.core.layout import WARMUP_FILE
 from affect_tf.data.images import decode_pixels
-from affect_tf.layout import WARMUP_FILE
 from affect_tf.serving.batching import Batcher, BatchingParameters
 from affect_tf.serving.errors import CODE_NAMES, ServingError, clean_tf_message, invalid
 from affect_tf.serving.options import RequestLimits

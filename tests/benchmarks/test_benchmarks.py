@@ -39,7 +39,7 @@ def test_time_calls_counts_and_rates():
 
 def test_tflite_batch_equals_the_face_by_face_runner(exported):
     """The benchmark's resized interpreter computes what the shipped Runner computes."""
-    from affect_tf.tflite import Runner
+    from affect_tf.export.tflite import Runner
 
     runner = Runner(exported["tflite"])
     size = runner.image_size

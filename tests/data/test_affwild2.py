@@ -1,8 +1,8 @@
 import pytest
 
+from affect_tf.core.labels import AUS, EXPRESSIONS
 from affect_tf.data.affwild2 import read_affwild2
 from affect_tf.data.corpus import CorpusError, SkipReport
-from affect_tf.labels import AUS, EXPRESSIONS
 from tests.conftest import write_image
 
 VA_HEADER = "valence,arousal"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from affect_tf.core.labels import EXPRESSIONS
 from affect_tf.data import CorpusError, SkipReport, read_corpus
 from affect_tf.data.ferplus import majority_label, parse_votes
-from affect_tf.labels import EXPRESSIONS
 from tests.conftest import FERPLUS_ROWS as ROWS
 from tests.conftest import write_ferplus
 

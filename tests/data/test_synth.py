@@ -4,10 +4,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from affect_tf.core.labels import AUS, EXPRESSIONS
 from affect_tf.data import synth
 from affect_tf.data.synth import SynthConfig, render_video
 from affect_tf.data.synth.corpus import label_masks
-from affect_tf.labels import AUS, EXPRESSIONS
 
 
 def test_deterministic_by_seed():

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from affect_tf.core.labels import AUS, EXPRESSIONS
 from affect_tf.data import examples as ex
 from affect_tf.gan.conditions import (
     AU_SLICE,
@@ -15,7 +16,6 @@ from affect_tf.gan.conditions import (
     expression_index,
     parse_au_assignments,
 )
-from affect_tf.labels import AUS, EXPRESSIONS
 
 
 def test_layout_is_the_label_space():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from affect_tf.cli import main
+from affect_tf.core.labels import EXPRESSIONS
 from affect_tf.data.convert import convert_corpus
 from affect_tf.data.dataset import make_dataset, measure_priors
 from affect_tf.data.examples import read_tfrecord
@@ -17,7 +18,6 @@ from affect_tf.gan.config import get_gan_preset
 from affect_tf.gan.folder import GAN_FILE, NotAGANError, load_gan, read_meta
 from affect_tf.gan.sampling import generate, write_generated_examples
 from affect_tf.gan.train import train_gan
-from affect_tf.labels import EXPRESSIONS
 
 STEPS = 60
 

@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
+from affect_tf.core.labels import NUM_AUS
 from affect_tf.data import label_graph as H
-from affect_tf.labels import NUM_AUS
 from affect_tf.model import AffectModel, GCNHeads, build_backbone, get_preset
 from affect_tf.model.config import AffectConfig
 
@@ -99,7 +99,7 @@ def test_mse_and_focal_losses_train_and_survive_save(tmp_path):
     """The loss pairs of Kollias et al. are config choices: the logged task losses are the
     chosen ones (the VA loss equals ``masked_mse`` of the model's own outputs) and the choice
     round-trips through a saved model."""
-    from affect_tf import losses as L
+    from affect_tf.model import losses as L
 
     config = get_preset("tiny", va_loss="mse", focal_gamma=2.0, augment=False)
     model = AffectModel(config)
@@ -241,7 +241,7 @@ def test_an_augmenting_model_exports_and_serves_its_own_function(tmp_path):
 
     import tensorflow as tf
 
-    from affect_tf.export import export_saved_model
+    from affect_tf.export.saved_model import export_saved_model
     from affect_tf.model.config import PRESETS
 
     model = AffectModel(

@@ -120,9 +120,9 @@ def test_cli_reports_a_damaged_shipped_model_without_a_traceback(tmp_path, monke
 
 @pytest.mark.slow
 def test_serving_export_of_the_shipped_model_matches_it(tmp_path, astronaut):
-    from affect_tf.export import default_serving_base
+    from affect_tf.core.layout import latest_version
+    from affect_tf.export.saved_model import default_serving_base
     from affect_tf.inference import AffectRecognizer
-    from affect_tf.layout import latest_version
 
     base = default_serving_base(tmp_path)
     version = latest_version(base)

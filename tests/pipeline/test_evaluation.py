@@ -9,11 +9,11 @@ import pytest
 from sklearn.metrics import f1_score
 from tensorflow_model_analysis.metrics import metric_types
 
+from affect_tf.core.labels import NUM_AUS
 from affect_tf.data import examples as ex
 from affect_tf.data import targets as tg
-from affect_tf.labels import NUM_AUS
+from affect_tf.evaluation.report import AffectEvaluator, gate
 from affect_tf.pipeline import evaluation as ev
-from affect_tf.report import AffectEvaluator, gate
 
 
 def _batch(n: int, seed: int):

@@ -18,12 +18,12 @@ def test_pipeline_end_to_end(tmp_path):
     from tfx import v1 as tfx
 
     import affect_tf
+    from affect_tf.core.layout import KERAS_FILE
     from affect_tf.data.dataset import resolve_files
-    from affect_tf.layout import KERAS_FILE
     from affect_tf.pipeline.config import PipelineConfig
     from affect_tf.pipeline.inputs import prepare_inputs
     from affect_tf.pipeline.summary import summarize
-    from affect_tf.training import evaluate
+    from affect_tf.training.tfrecords import evaluate
     from pipelines.affect import create_pipeline
 
     config = PipelineConfig.load(
@@ -105,8 +105,8 @@ def _partial_manifest(root: Path, tasks: tuple[str, ...]) -> Path:
     columns of the other tasks are absent (as in FER-style or AffectNet-style corpora)."""
     import pandas as pd
 
+    from affect_tf.core.labels import AUS
     from affect_tf.data.synth import SynthConfig, write_corpus
-    from affect_tf.labels import AUS
 
     rates = {f"{t}_rate": 1.0 if t in tasks else 0.0 for t in ("va", "expr", "au")}
     write_corpus(
@@ -178,8 +178,8 @@ def _ferplus_from_synth(root: Path, sizes: dict[str, int]) -> Path:
 
     from PIL import Image
 
+    from affect_tf.core.labels import EXPRESSIONS, FERPLUS_TO_ABAW
     from affect_tf.data.synth import SynthConfig, write_corpus
-    from affect_tf.labels import EXPRESSIONS, FERPLUS_TO_ABAW
 
     synth = root / "synth"
     n = 2 * sum(sizes.values())  # some renders label other tasks only

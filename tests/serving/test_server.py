@@ -202,9 +202,9 @@ def test_concurrent_clients_are_batched_and_a_bad_one_fails_alone(server, record
 
 def test_parity_across_keras_savedmodel_rest_grpc_and_tflite(server, records, tiny_model, exported):
     """The same faces through every path give the same outputs (|diff| <= 1e-4)."""
-    from affect_tf import tflite
     from affect_tf.data.preprocess import preprocess_face
-    from affect_tf.export import serving_outputs
+    from affect_tf.export import tflite
+    from affect_tf.export.saved_model import serving_outputs
 
     size = tiny_model.affect_config.image_size
     images = [r.image for r in records]

@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from affect_tf.core.labels import AUS, EXPRESSIONS, NUM_AUS
 from affect_tf.data.synth.labels import SOURCE, Frame, SynthConfig
 from affect_tf.data.synth.renderer import render_video
-from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
 
 
 def label_masks(

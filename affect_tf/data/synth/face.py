@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
+from affect_tf.core.labels import AUS
 from affect_tf.data.synth.canvas import Canvas, ellipse
 from affect_tf.data.synth.labels import Identity
-from affect_tf.labels import AUS
 
 # Vertical position of the eyes' centres in face units (the face spans about [-1.3, 1.3]).
 EYE_Y = -0.12

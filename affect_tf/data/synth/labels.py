@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from affect_tf.labels import AUS, EXPRESSIONS, NUM_AUS
+from affect_tf.core.labels import AUS, EXPRESSIONS, NUM_AUS
 
 SOURCE = "synthaffect"
 AU_THRESHOLD = 0.5  # an AU "occurs" (label 1) when its activation reaches this
@@ -195,7 +195,7 @@ class SynthConfig:
 
 # Generator settings added after the first pretraining cards were written. Their defaults render
 # exactly what the generator rendered before them, so a card or settings file that lacks one
-# means its default (``affect_tf.pretrain.setting_differences``).
+# means its default (``affect_tf.training.pretrain.setting_differences``).
 _LATER = (
     "accessory_rate",
     "pitch_range",

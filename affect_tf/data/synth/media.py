@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from affect_tf.core.labels import EXPRESSIONS
 from affect_tf.data.synth.labels import SynthConfig
 from affect_tf.data.synth.renderer import render_video
-from affect_tf.labels import EXPRESSIONS
 
 
 def write_expression_grid(

@@ -14,6 +14,7 @@ import math
 import cv2
 import numpy as np
 
+from affect_tf.core.labels import NUM_AUS
 from affect_tf.data.synth.canvas import Canvas, draw_background, draw_photo_background, ellipse
 from affect_tf.data.synth.face import draw_face, draw_occluder
 from affect_tf.data.synth.labels import (
@@ -26,7 +27,6 @@ from affect_tf.data.synth.labels import (
     random_identity,
     sample_keyframe,
 )
-from affect_tf.labels import NUM_AUS
 
 
 def render_frame(
