@@ -15,10 +15,11 @@ _LAZY = {
     **dict.fromkeys(("AUS", "EXPRESSIONS", "NUM_AUS", "NUM_EXPRESSIONS"), "affect_tf.core.labels"),
     "UserError": "affect_tf.core.errors",
     "replaced_atomically": "affect_tf.core.files",
-    **dict.fromkeys(("FrozenConfig", "lazy_attributes"), "affect_tf.core.presets"),
+    "FrozenConfig": "affect_tf.core.presets",
     **dict.fromkeys(("latest_version", "numeric_versions"), "affect_tf.core.layout"),
     "outputs_frame": "affect_tf.core.outputs",
 }
-__all__ = sorted(_LAZY)
+# ``lazy_attributes`` is imported above (this package's own hook uses it).
+__all__ = sorted([*_LAZY, "lazy_attributes"])
 
 __getattr__ = lazy_attributes("affect_tf.core", _LAZY)

@@ -213,7 +213,7 @@ def test_mixed_arm_trains_on_both_corpora(corpus, tmp_path, monkeypatch):
     """``run_arm`` hands the mix to ``tfrecords.train`` as corpora and weights; the first corpus
     alone as plain files."""
     from affect_tf.model import get_preset
-    from affect_tf.training import tfrecords as training
+    from affect_tf.training import tfrecords
 
     _, train, val, second = corpus
     seen = []
@@ -222,7 +222,7 @@ def test_mixed_arm_trains_on_both_corpora(corpus, tmp_path, monkeypatch):
         seen.append((list(files), kwargs["corpora"], kwargs["weights"]))
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(tfrecords, "train", fake_train)
     data = ablation.TrainingData((tuple(train), tuple(second)), (0.7, 0.3))
     for arm_data in (data, data.for_arm({"corpora": "first"})):
         with pytest.raises(RuntimeError, match="stop here"):
@@ -237,7 +237,7 @@ def test_an_arm_seed_another_study_trained_is_reused(corpus, tmp_path, monkeypat
     """Same config, data, validation, budget and seed: the earlier result, not a new training;
     another seed or config trains."""
     from affect_tf.model import get_preset
-    from affect_tf.training import tfrecords as training
+    from affect_tf.training import tfrecords
 
     _, train, val, _ = corpus
     config = get_preset("tiny")
@@ -253,7 +253,7 @@ def test_an_arm_seed_another_study_trained_is_reused(corpus, tmp_path, monkeypat
     def no_training(*args, **kwargs):
         raise AssertionError("trained")
 
-    monkeypatch.setattr(training, "train", no_training)
+    monkeypatch.setattr(tfrecords, "train", no_training)
     here = tmp_path / "set" / "weights" / "ref" / "seed0"
     result = ablation.run_arm(config, data, val, here, TINY, 0, tmp_path / "set")
     assert result["p_mtl"] == 1.25 and result["model"] == "m" and result["reused"] == str(earlier)

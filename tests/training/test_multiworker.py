@@ -207,13 +207,13 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 import keras
-from affect_tf.training import fit as fitting  # the module (its _finish is wrapped)
+from affect_tf.training import fit  # the module: its _finish is wrapped
 from affect_tf.data.sources import training_files
 from affect_tf.model import get_preset
 from affect_tf.training.tfrecords import train
 trained = []  # the model as fit leaves it (fit returns the best model reloaded)
-finish = fitting._finish
-fitting._finish = lambda model, *args: trained.append(model) or finish(model, *args)
+finish = fit._finish
+fit._finish = lambda model, *args: trained.append(model) or finish(model, *args)
 out = sys.argv[2]
 files = training_files(sys.argv[1], out)
 train(get_preset("tiny"), files, out, epochs=1, steps_per_epoch=3, strategy=strategy)
